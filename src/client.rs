@@ -1,0 +1,508 @@
+//! The upstream client: GET-only access to Bitbucket's `/rest/zdu/cluster` and
+//! `/rest/zdu/state`, with a per-request timeout, a cap on the body, no credential-carrying
+//! redirects to another host, and every failure mapped to one fixed [`Reason`].
+//!
+//! The client has no method that sends anything but GET: the exporter cannot start, cancel or
+//! approve an upgrade, by construction.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::config::{AuthConfig, TargetConfig};
+use crate::model::{Cluster, ErrorBody, StateResponse};
+
+/// Largest body the exporter reads from Bitbucket.
+pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// The fixed set of failure reasons, used as the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    Timeout,
+    Connect,
+    Tls,
+    Unauthorized,
+    Forbidden,
+    NotClustered,
+    NotFound,
+    ServerError,
+    UnexpectedStatus,
+    NotJson,
+    Decode,
+    BodyTooLarge,
+}
+
+impl Reason {
+    /// Every reason, in a fixed order (all are pre-declared in `/metrics`).
+    pub const ALL: [Reason; 12] = [
+        Reason::Timeout,
+        Reason::Connect,
+        Reason::Tls,
+        Reason::Unauthorized,
+        Reason::Forbidden,
+        Reason::NotClustered,
+        Reason::NotFound,
+        Reason::ServerError,
+        Reason::UnexpectedStatus,
+        Reason::NotJson,
+        Reason::Decode,
+        Reason::BodyTooLarge,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Connect => "connect",
+            Reason::Tls => "tls",
+            Reason::Unauthorized => "unauthorized",
+            Reason::Forbidden => "forbidden",
+            Reason::NotClustered => "not_clustered",
+            Reason::NotFound => "not_found",
+            Reason::ServerError => "server_error",
+            Reason::UnexpectedStatus => "unexpected_status",
+            Reason::NotJson => "not_json",
+            Reason::Decode => "decode",
+            Reason::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed request. Messages carry URLs without credentials and Bitbucket's own error text,
+/// never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    #[error("401 Unauthorized: the credentials were refused{}", fmt_msg(.0))]
+    Unauthorized(Option<String>),
+    #[error("403 Forbidden: the user lacks SYS_ADMIN permission{}", fmt_msg(.0))]
+    Forbidden(Option<String>),
+    #[error("HTTP {status}: the instance is not clustered{}", fmt_msg(.message))]
+    NotClustered {
+        status: u16,
+        message: Option<String>,
+    },
+    #[error("404 Not Found: no ZDU API at this URL (check the context path)")]
+    NotFound,
+    #[error("HTTP {0}: Bitbucket server error")]
+    ServerError(u16),
+    #[error("unexpected HTTP status {status}{}", fmt_msg(.detail))]
+    UnexpectedStatus { status: u16, detail: Option<String> },
+    #[error("response is not JSON (content type {0:?}); an SSO login page?")]
+    NotJson(String),
+    #[error("cannot decode the response: {0}")]
+    Decode(String),
+    #[error("response body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+}
+
+fn fmt_msg(m: &Option<String>) -> String {
+    m.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+}
+
+impl FetchError {
+    /// The fixed reason label of this failure.
+    pub fn reason(&self) -> Reason {
+        match self {
+            FetchError::Timeout(_) => Reason::Timeout,
+            FetchError::Connect(_) => Reason::Connect,
+            FetchError::Tls(_) => Reason::Tls,
+            FetchError::Unauthorized(_) => Reason::Unauthorized,
+            FetchError::Forbidden(_) => Reason::Forbidden,
+            FetchError::NotClustered { .. } => Reason::NotClustered,
+            FetchError::NotFound => Reason::NotFound,
+            FetchError::ServerError(_) => Reason::ServerError,
+            FetchError::UnexpectedStatus { .. } => Reason::UnexpectedStatus,
+            FetchError::NotJson(_) => Reason::NotJson,
+            FetchError::Decode(_) => Reason::Decode,
+            FetchError::BodyTooLarge(_) => Reason::BodyTooLarge,
+        }
+    }
+}
+
+/// Building the client failed (bad CA file, TLS set-up).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client for target {target}: {message}")]
+pub struct ClientBuildError {
+    target: String,
+    message: String,
+}
+
+/// Installs the one crypto provider (ring) used across the dependency graph.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A GET-only client for one target.
+#[derive(Debug, Clone)]
+pub struct ZduClient {
+    http: reqwest::Client,
+    target: TargetConfig,
+    body_limit: usize,
+}
+
+impl ZduClient {
+    /// Builds the client for a validated target.
+    pub fn new(target: TargetConfig) -> Result<Self, ClientBuildError> {
+        install_crypto_provider();
+        let err = |message: String| ClientBuildError {
+            target: target.name.clone(),
+            message,
+        };
+        let origin = target.base_url.clone();
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            let same_origin = attempt.url().scheme() == origin.scheme()
+                && attempt.url().host_str() == origin.host_str()
+                && attempt.url().port_or_known_default() == origin.port_or_known_default();
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if same_origin {
+                attempt.follow()
+            } else {
+                // Stop: the 3xx is returned and reported; credentials never leave the origin.
+                attempt.stop()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .timeout(target.timeout)
+            .connect_timeout(target.timeout)
+            .redirect(redirect)
+            .no_proxy()
+            .pool_max_idle_per_host(2)
+            .tcp_nodelay(true);
+        if let Some(ca) = &target.tls.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            builder = builder.tls_certs_only(certs);
+        }
+        if target.tls.insecure_skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| err(error_chain(&e)))?;
+        Ok(ZduClient {
+            http,
+            target,
+            body_limit: DEFAULT_BODY_LIMIT,
+        })
+    }
+
+    /// Overrides the body cap (tests).
+    pub fn with_body_limit(mut self, limit: usize) -> Self {
+        self.body_limit = limit;
+        self
+    }
+
+    /// The target this client polls.
+    pub fn target(&self) -> &TargetConfig {
+        &self.target
+    }
+
+    /// `GET /rest/zdu/cluster`.
+    pub async fn cluster(&self) -> Result<Cluster, FetchError> {
+        self.get_json("cluster").await
+    }
+
+    /// `GET /rest/zdu/state`.
+    pub async fn state(&self) -> Result<StateResponse, FetchError> {
+        self.get_json("state").await
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, FetchError> {
+        let url = self.target.endpoint(path);
+        let mut req = self
+            .http
+            .get(url)
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .header(
+                USER_AGENT,
+                HeaderValue::from_static(crate::build::USER_AGENT),
+            );
+        match &self.target.auth {
+            AuthConfig::None => {}
+            AuthConfig::Basic { username, password } => {
+                // Unreadable only if the file was never readable; config checks that at start.
+                let pw = password
+                    .get()
+                    .map_err(|e| FetchError::Connect(format!("credentials unavailable: {e}")))?;
+                req = req.basic_auth(username, Some(pw.expose()));
+            }
+            AuthConfig::Bearer { token } => {
+                let t = token
+                    .get()
+                    .map_err(|e| FetchError::Connect(format!("credentials unavailable: {e}")))?;
+                req = req.bearer_auth(t.expose());
+            }
+        }
+        let timeout = self.target.timeout;
+        let resp = req.send().await.map_err(|e| classify(&e, timeout))?;
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_capped(resp, self.body_limit, timeout).await?;
+        if status.is_success() {
+            return decode_success(&body, &content_type);
+        }
+        Err(status_error(status, &body, location))
+    }
+}
+
+async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
+    if let Some(len) = resp.content_length() {
+        if len > limit as u64 {
+            return Err(FetchError::BodyTooLarge(limit));
+        }
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(FetchError::BodyTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(classify(&e, timeout)),
+        }
+    }
+}
+
+fn decode_success<T: DeserializeOwned>(body: &[u8], content_type: &str) -> Result<T, FetchError> {
+    let ct = content_type.to_ascii_lowercase();
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let looks_html = first == Some(b'<');
+    let declared_other = !ct.is_empty() && !ct.contains("json");
+    if looks_html || (declared_other && first != Some(b'{')) {
+        return Err(FetchError::NotJson(if ct.is_empty() {
+            "none".into()
+        } else {
+            content_type.to_string()
+        }));
+    }
+    serde_json::from_slice(body).map_err(|e| FetchError::Decode(e.to_string()))
+}
+
+fn status_error(status: StatusCode, body: &[u8], location: Option<String>) -> FetchError {
+    let message = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.messages())
+        .map(|m| truncate(&m, 300));
+    let not_clustered = message
+        .as_deref()
+        .map(|m| m.to_ascii_lowercase().contains("clustered installation"))
+        .unwrap_or(false);
+    match status.as_u16() {
+        401 | 403 if not_clustered => FetchError::NotClustered {
+            status: status.as_u16(),
+            message,
+        },
+        401 => FetchError::Unauthorized(message),
+        403 => FetchError::Forbidden(message),
+        404 => FetchError::NotFound,
+        s if status.is_server_error() => FetchError::ServerError(s),
+        s if status.is_redirection() => FetchError::UnexpectedStatus {
+            status: s,
+            detail: Some(format!(
+                "redirect to {} not followed: only same-origin redirects are",
+                location
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or_else(|| "nowhere".into())
+            )),
+        },
+        s => FetchError::UnexpectedStatus {
+            status: s,
+            detail: message,
+        },
+    }
+}
+
+/// Removes userinfo and query from a URL for logging.
+pub fn redact_url(raw: &str) -> String {
+    match reqwest::Url::parse(raw) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Flattens an error and its sources into one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        src = s.source();
+    }
+    out
+}
+
+fn classify(e: &reqwest::Error, timeout: Duration) -> FetchError {
+    // reqwest puts the URL into its Display; ours never has credentials in it, but strip it
+    // anyway so messages stay short.
+    let e_no_url = e_without_url(e);
+    let chain = error_chain(&e_no_url);
+    if e.is_timeout() || chain.contains("timed out") {
+        return FetchError::Timeout(timeout);
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return FetchError::Tls(chain);
+        }
+        src = s.source();
+    }
+    let lower = chain.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        return FetchError::Tls(chain);
+    }
+    if e.is_connect() {
+        return FetchError::Connect(chain);
+    }
+    if e.is_body() || e.is_decode() {
+        return FetchError::Connect(format!("connection broke while reading the body: {chain}"));
+    }
+    FetchError::Connect(chain)
+}
+
+fn e_without_url(e: &reqwest::Error) -> ErrNoUrl<'_> {
+    ErrNoUrl(e)
+}
+
+struct ErrNoUrl<'a>(&'a reqwest::Error);
+
+impl std::fmt::Debug for ErrNoUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for ErrNoUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.0.is_timeout() {
+            "request timed out"
+        } else if self.0.is_connect() {
+            "connection failed"
+        } else if self.0.is_body() {
+            "body error"
+        } else if self.0.is_request() {
+            "request failed"
+        } else {
+            "HTTP error"
+        };
+        f.write_str(kind)
+    }
+}
+
+impl std::error::Error for ErrNoUrl<'_> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_errors_map_to_reasons() {
+        let nc = br#"{"errors":[{"context":null,"message":"Rolling upgrades feature requires a clustered installation.","exceptionName":null}]}"#;
+        assert_eq!(
+            status_error(StatusCode::UNAUTHORIZED, nc, None).reason(),
+            Reason::NotClustered
+        );
+        assert_eq!(
+            status_error(StatusCode::FORBIDDEN, nc, None).reason(),
+            Reason::NotClustered
+        );
+        assert_eq!(
+            status_error(StatusCode::UNAUTHORIZED, b"", None).reason(),
+            Reason::Unauthorized
+        );
+        assert_eq!(
+            status_error(StatusCode::FORBIDDEN, b"{}", None).reason(),
+            Reason::Forbidden
+        );
+        assert_eq!(
+            status_error(StatusCode::NOT_FOUND, b"", None).reason(),
+            Reason::NotFound
+        );
+        assert_eq!(
+            status_error(StatusCode::BAD_GATEWAY, b"", None).reason(),
+            Reason::ServerError
+        );
+        assert_eq!(
+            status_error(StatusCode::CONFLICT, b"", None).reason(),
+            Reason::UnexpectedStatus
+        );
+        let e = status_error(
+            StatusCode::FOUND,
+            b"",
+            Some("https://u:p@sso.example.com/login?x=1".into()),
+        );
+        assert_eq!(e.reason(), Reason::UnexpectedStatus);
+        assert!(!e.to_string().contains("u:p"), "{e}");
+    }
+
+    #[test]
+    fn html_and_garbage_bodies() {
+        let e = decode_success::<Cluster>(b"<html>login</html>", "text/html").unwrap_err();
+        assert_eq!(e.reason(), Reason::NotJson);
+        let e = decode_success::<Cluster>(b"  <!DOCTYPE html>", "application/json").unwrap_err();
+        assert_eq!(e.reason(), Reason::NotJson);
+        let e = decode_success::<Cluster>(b"{\"nodes\": [", "application/json").unwrap_err();
+        assert_eq!(e.reason(), Reason::Decode);
+        let e = decode_success::<Cluster>(b"", "application/json").unwrap_err();
+        assert_eq!(e.reason(), Reason::Decode);
+    }
+}

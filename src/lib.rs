@@ -1,0 +1,47 @@
+//! bitbucket-zdu-exporter: a Prometheus exporter and alerting sidecar for Bitbucket Data
+//! Center rolling upgrades (ZDU).
+//!
+//! Flow: [`config`] validates flags and files into a [`config::Config`]; [`app::Runtime`]
+//! starts one [`poller::Poller`] per target, which reads the API through [`client`] into
+//! [`model`] types and publishes immutable snapshots; [`server`] renders them with
+//! [`metrics`] on every scrape. [`simulator`] is a fake ZDU API for demos and tests.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod build;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod duration;
+pub mod logging;
+pub mod metrics;
+pub mod model;
+pub mod poller;
+pub mod process;
+pub mod secret;
+pub mod server;
+pub mod simulator;
+pub mod tracker;
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,371 @@
+//! The poller: one task per target reads `/cluster` and `/state` every interval (with jitter,
+//! the timeout, and capped backoff after failures) and publishes an immutable
+//! [`TargetSnapshot`]. Scrapes only ever read the latest snapshot: they never wait for
+//! Bitbucket and never cause a request to it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use rand::Rng;
+
+use crate::client::{FetchError, Reason, ZduClient};
+use crate::config::TargetConfig;
+use crate::model::{Cluster, ClusterFigures, StateResponse};
+use crate::tracker::{StateStore, Tracked};
+
+/// The two endpoints polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Cluster = 0,
+    State = 1,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 2] = [Endpoint::Cluster, Endpoint::State];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Cluster => "cluster",
+            Endpoint::State => "state",
+        }
+    }
+}
+
+/// Counters and last-poll figures of one endpoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointStats {
+    pub polls_total: u64,
+    /// Indexed like [`Reason::ALL`].
+    pub errors_total: [u64; 12],
+    pub last_duration_seconds: Option<f64>,
+    pub last_success_timestamp: Option<f64>,
+    /// The last error, if the last poll failed.
+    pub last_error: Option<FetchError>,
+}
+
+/// A successful `/cluster` poll with its derived figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterView {
+    pub cluster: Cluster,
+    pub figures: ClusterFigures,
+    pub cluster_since: Option<f64>,
+    pub node_since: Vec<f64>,
+}
+
+/// Everything `/metrics` needs about one target, immutable once published.
+#[derive(Debug, Clone)]
+pub struct TargetSnapshot {
+    pub target: String,
+    /// The last `/cluster` poll's data, when that poll succeeded.
+    pub cluster: Option<Arc<ClusterView>>,
+    /// When that successful poll finished.
+    pub cluster_at: Option<Instant>,
+    /// The last `/state` poll's data, when that poll succeeded.
+    pub responder: Option<Arc<StateResponse>>,
+    pub responder_at: Option<Instant>,
+    pub endpoints: [EndpointStats; 2],
+    pub transitions: BTreeMap<(String, String), u64>,
+    /// `field` → count of unknown enum values seen.
+    pub unknown_values: BTreeMap<&'static str, u64>,
+    /// True once the first poll (success or failure) has finished.
+    pub first_poll_done: bool,
+    /// Freshness limit.
+    pub max_age: Duration,
+    pub consecutive_failures: u32,
+}
+
+impl TargetSnapshot {
+    /// The snapshot before any poll.
+    pub fn empty(target: &TargetConfig, tracked: &Tracked) -> Self {
+        TargetSnapshot {
+            target: target.name.clone(),
+            cluster: None,
+            cluster_at: None,
+            responder: None,
+            responder_at: None,
+            endpoints: Default::default(),
+            transitions: tracked.transitions.clone(),
+            unknown_values: BTreeMap::new(),
+            first_poll_done: false,
+            max_age: target.max_age,
+            consecutive_failures: 0,
+        }
+    }
+
+    /// The cluster data if the last `/cluster` poll succeeded and is no older than max age.
+    pub fn fresh_cluster(&self, now: Instant) -> Option<&ClusterView> {
+        match (&self.cluster, self.cluster_at) {
+            (Some(c), Some(at)) if now.saturating_duration_since(at) <= self.max_age => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The responder if the last `/state` poll succeeded and is fresh.
+    pub fn fresh_responder(&self, now: Instant) -> Option<&StateResponse> {
+        match (&self.responder, self.responder_at) {
+            (Some(r), Some(at)) if now.saturating_duration_since(at) <= self.max_age => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Why the target is down right now, or None when up.
+    pub fn down_reason(&self, now: Instant) -> Option<&'static str> {
+        if self.fresh_cluster(now).is_some() {
+            return None;
+        }
+        if let Some(e) = &self.endpoints[Endpoint::Cluster as usize].last_error {
+            return Some(e.reason().as_str());
+        }
+        if self.cluster.is_some() {
+            return Some("stale");
+        }
+        Some(if self.first_poll_done {
+            "stale"
+        } else {
+            "no_data"
+        })
+    }
+}
+
+/// Shared handle of one target: the config and the latest snapshot.
+#[derive(Debug)]
+pub struct TargetShared {
+    pub config: ArcSwap<TargetConfig>,
+    pub snapshot: ArcSwap<TargetSnapshot>,
+}
+
+impl TargetShared {
+    /// A handle with an empty snapshot.
+    pub fn new(config: TargetConfig, tracked: &Tracked) -> Arc<Self> {
+        let snap = TargetSnapshot::empty(&config, tracked);
+        Arc::new(TargetShared {
+            config: ArcSwap::from_pointee(config),
+            snapshot: ArcSwap::from_pointee(snap),
+        })
+    }
+
+    /// Target name.
+    pub fn name(&self) -> String {
+        self.config.load().name.clone()
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The delay before the next poll: the interval ±10 % jitter, or capped exponential backoff
+/// after consecutive failures (interval × 2^(n-1), at most 8 × interval and 5 min, never less
+/// than the interval).
+pub fn next_delay(interval: Duration, consecutive_failures: u32, jitter: f64) -> Duration {
+    let base = if consecutive_failures == 0 {
+        interval
+    } else {
+        let factor = 1u32 << (consecutive_failures - 1).min(3);
+        let cap = (interval * 8).min(Duration::from_secs(300)).max(interval);
+        (interval * factor).min(cap)
+    };
+    base.mul_f64((1.0 + jitter.clamp(-0.1, 0.1)).max(0.0))
+}
+
+/// One target's poll loop state.
+pub struct Poller {
+    client: ZduClient,
+    shared: Arc<TargetShared>,
+    store: Arc<StateStore>,
+    tracked: Tracked,
+    last_logged_reason: [Option<Reason>; 2],
+}
+
+impl Poller {
+    /// Prepares a poller; counters continue from the handle's current snapshot.
+    pub fn new(client: ZduClient, shared: Arc<TargetShared>, store: Arc<StateStore>) -> Self {
+        let tracked = store.get(&client.target().name);
+        Poller {
+            client,
+            shared,
+            store,
+            tracked,
+            last_logged_reason: [None, None],
+        }
+    }
+
+    /// Polls forever (until the task is aborted).
+    pub async fn run(mut self) {
+        loop {
+            self.poll_once().await;
+            let failures = self.shared.snapshot.load().consecutive_failures;
+            let jitter = rand::rng().random_range(-0.1..=0.1);
+            let delay = next_delay(self.client.target().poll_interval, failures, jitter);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Polls both endpoints once and publishes the new snapshot.
+    pub async fn poll_once(&mut self) {
+        let started = Instant::now();
+        let (cluster, state) =
+            tokio::join!(timed(self.client.cluster()), timed(self.client.state()));
+        let target = self.client.target().clone();
+        let prev = self.shared.snapshot.load_full();
+        let mut next = TargetSnapshot::clone(&prev);
+        next.max_age = target.max_age;
+        next.first_poll_done = true;
+
+        self.record(
+            &mut next,
+            Endpoint::Cluster,
+            cluster.0,
+            cluster.1.as_ref().err(),
+        );
+        self.record(&mut next, Endpoint::State, state.0, state.1.as_ref().err());
+
+        match cluster.1 {
+            Ok(c) => {
+                let now = unix_now();
+                count_unknown(&mut next, &c);
+                let figures = c.figures();
+                let (observed, changed) = self.tracked.observe(&c, now);
+                if changed {
+                    self.persist();
+                }
+                next.transitions = self.tracked.transitions.clone();
+                next.cluster = Some(Arc::new(ClusterView {
+                    cluster: c,
+                    figures,
+                    cluster_since: observed.cluster_since,
+                    node_since: observed.node_since,
+                }));
+                next.cluster_at = Some(Instant::now());
+                next.consecutive_failures = 0;
+            }
+            Err(_) => {
+                next.cluster = None;
+                next.cluster_at = None;
+                next.consecutive_failures = next.consecutive_failures.saturating_add(1);
+            }
+        }
+        match state.1 {
+            Ok(s) => {
+                if s.build_info
+                    .as_ref()
+                    .and_then(|b| b.state.as_ref())
+                    .is_some_and(|st| st.is_unknown())
+                {
+                    *next.unknown_values.entry("responder_state").or_insert(0) += 1;
+                }
+                next.responder = Some(Arc::new(s));
+                next.responder_at = Some(Instant::now());
+            }
+            Err(_) => {
+                next.responder = None;
+                next.responder_at = None;
+            }
+        }
+        tracing::debug!(target_name = %target.name, elapsed_ms = started.elapsed().as_millis() as u64, "poll done");
+        self.shared.snapshot.store(Arc::new(next));
+    }
+
+    fn record(
+        &mut self,
+        snap: &mut TargetSnapshot,
+        ep: Endpoint,
+        elapsed: Duration,
+        err: Option<&FetchError>,
+    ) {
+        let stats = &mut snap.endpoints[ep as usize];
+        stats.polls_total += 1;
+        stats.last_duration_seconds = Some(elapsed.as_secs_f64());
+        let target = &self.client.target().name;
+        match err {
+            None => {
+                stats.last_success_timestamp = Some(unix_now());
+                stats.last_error = None;
+                if self.last_logged_reason[ep as usize].take().is_some() {
+                    tracing::info!(target_name = %target, endpoint = ep.as_str(), "poll recovered");
+                }
+            }
+            Some(e) => {
+                let reason = e.reason();
+                let idx = Reason::ALL
+                    .iter()
+                    .position(|r| *r == reason)
+                    .expect("listed");
+                stats.errors_total[idx] += 1;
+                stats.last_error = Some(e.clone());
+                if self.last_logged_reason[ep as usize] != Some(reason) {
+                    self.last_logged_reason[ep as usize] = Some(reason);
+                    tracing::warn!(
+                        target_name = %target,
+                        endpoint = ep.as_str(),
+                        url = %self.client.target().endpoint(ep.as_str()),
+                        reason = reason.as_str(),
+                        error = %e,
+                        "poll failed"
+                    );
+                } else {
+                    tracing::debug!(target_name = %target, endpoint = ep.as_str(), reason = reason.as_str(), "poll failed again");
+                }
+            }
+        }
+    }
+
+    fn persist(&self) {
+        if let Err(e) = self
+            .store
+            .put(&self.client.target().name, self.tracked.clone())
+        {
+            tracing::warn!(error = %crate::client::error_chain(&e), "state not persisted");
+        }
+    }
+}
+
+fn count_unknown(snap: &mut TargetSnapshot, c: &Cluster) {
+    if c.state.as_ref().is_some_and(|s| s.is_unknown()) {
+        *snap.unknown_values.entry("cluster_state").or_insert(0) += 1;
+    }
+    let unknown_nodes = c
+        .nodes
+        .iter()
+        .filter(|n| n.state.as_ref().is_some_and(|s| s.is_unknown()))
+        .count() as u64;
+    if unknown_nodes > 0 {
+        *snap.unknown_values.entry("node_state").or_insert(0) += unknown_nodes;
+    }
+}
+
+async fn timed<T>(fut: impl std::future::Future<Output = T>) -> (Duration, T) {
+    let start = Instant::now();
+    let out = fut.await;
+    (start.elapsed(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_resets() {
+        let i = Duration::from_secs(30);
+        assert_eq!(next_delay(i, 0, 0.0), i);
+        assert_eq!(next_delay(i, 1, 0.0), i);
+        assert_eq!(next_delay(i, 2, 0.0), i * 2);
+        assert_eq!(next_delay(i, 3, 0.0), i * 4);
+        assert_eq!(next_delay(i, 4, 0.0), i * 8);
+        assert_eq!(next_delay(i, 40, 0.0), i * 8);
+        assert_eq!(
+            next_delay(Duration::from_secs(60), 9, 0.0),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            next_delay(Duration::from_secs(600), 9, 0.0),
+            Duration::from_secs(600)
+        );
+        assert_eq!(next_delay(i, 0, 0.1), Duration::from_secs(33));
+        assert_eq!(next_delay(i, 0, 5.0), Duration::from_secs(33));
+    }
+}

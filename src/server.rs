@@ -1,0 +1,444 @@
+//! The exporter's HTTP side: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/-/reload` and
+//! the landing page. [`app`] builds the router (tested with `oneshot`), [`serve`] runs it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tower_http::compression::CompressionLayer;
+
+use crate::app::Runtime;
+use crate::metrics::{ExporterCollector, TargetCollector};
+
+/// OpenMetrics content type.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Classic text format content type.
+pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Shared state of the handlers.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    pub telemetry_path: String,
+    limiter: Arc<Semaphore>,
+}
+
+/// Builds the router.
+pub fn app(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Router {
+    let state = AppState {
+        runtime,
+        telemetry_path: telemetry_path.to_string(),
+        limiter: Arc::new(Semaphore::new(max_requests.max(1))),
+    };
+    Router::new()
+        .route("/", get(landing))
+        .route(telemetry_path, get(metrics))
+        .route("/probe", get(probe))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload).put(reload))
+        .fallback(not_found)
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .no_br()
+                .no_deflate()
+                .no_zstd(),
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), limit))
+        .with_state(state)
+}
+
+async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match state.limiter.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "too many concurrent requests\n",
+        )
+            .into_response(),
+    }
+}
+
+/// Which exposition format the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    Text004,
+}
+
+/// Picks the format from `Accept`: OpenMetrics 1.0.0 when preferred (by q-value) over the
+/// classic text format, else text 0.0.4.
+pub fn negotiate(headers: &HeaderMap) -> Format {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Format::Text004;
+    };
+    let mut best_om: f32 = -1.0;
+    let mut best_text: f32 = -1.0;
+    for part in accept.split(',') {
+        let mut params = part.split(';').map(str::trim);
+        let media = params.next().unwrap_or("").to_ascii_lowercase();
+        let mut q = 1.0f32;
+        let mut version_ok = true;
+        for p in params {
+            if let Some(v) = p.strip_prefix("q=") {
+                q = v.parse().unwrap_or(0.0);
+            } else if let Some(v) = p.strip_prefix("version=") {
+                if media == "application/openmetrics-text" {
+                    version_ok = v == "1.0.0" || v == "0.0.1";
+                }
+            }
+        }
+        if media == "application/openmetrics-text" && version_ok && q > 0.0 {
+            best_om = best_om.max(q);
+        } else if (media == "text/plain" || media == "*/*" || media == "text/*") && q > 0.0 {
+            best_text = best_text.max(q);
+        }
+    }
+    if best_om > 0.0 && best_om >= best_text {
+        Format::OpenMetrics
+    } else {
+        Format::Text004
+    }
+}
+
+/// Encodes a registry in the chosen format.
+pub fn render(registry: &Registry, format: Format) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let res = match format {
+        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry),
+        Format::Text004 => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
+    };
+    if res.is_err() {
+        tracing::error!("encoding metrics failed");
+    }
+    out
+}
+
+fn exposition(registry: Registry, headers: &HeaderMap) -> Response {
+    let format = negotiate(headers);
+    let body = render(&registry, format);
+    let ct = match format {
+        Format::OpenMetrics => OPENMETRICS,
+        Format::Text004 => TEXT_004,
+    };
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(ct))], body).into_response()
+}
+
+/// The registry `/metrics` serves: the exporter's own metrics, plus the target's when there
+/// is exactly one.
+pub fn metrics_registry(runtime: &Runtime) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(ExporterCollector {
+        status: runtime.reload_status.clone(),
+        targets: runtime.targets.clone(),
+    }));
+    let targets = runtime.targets.load();
+    if targets.len() == 1 {
+        r.register_collector(Box::new(TargetCollector::new(targets[0].clone())));
+    }
+    r
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    exposition(metrics_registry(&state.runtime), &headers)
+}
+
+#[derive(Debug, Deserialize)]
+struct ProbeParams {
+    target: Option<String>,
+}
+
+async fn probe(
+    State(state): State<AppState>,
+    Query(params): Query<ProbeParams>,
+    headers: HeaderMap,
+) -> Response {
+    let names = || {
+        state
+            .runtime
+            .targets
+            .load()
+            .iter()
+            .map(|t| t.config.load().name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(name) = params.target.filter(|t| !t.is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "'target' parameter is missing; configured targets: {}\n",
+                names()
+            ),
+        )
+            .into_response();
+    };
+    let Some(shared) = state.runtime.target(&name) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown target {:?}; configured targets: {} (targets are names from --config.file, not URLs: credentials stay in the exporter)\n",
+                truncate_for_message(&name),
+                names()
+            ),
+        )
+            .into_response();
+    };
+    let mut r = Registry::default();
+    r.register_collector(Box::new(TargetCollector::new(shared)));
+    exposition(r, &headers)
+}
+
+fn truncate_for_message(s: &str) -> String {
+    s.chars().take(100).collect()
+}
+
+async fn healthy() -> &'static str {
+    "Healthy.\n"
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.runtime.ready() {
+        (StatusCode::OK, "Ready.\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the first poll of every target has not finished yet.\n",
+        )
+            .into_response()
+    }
+}
+
+async fn reload(State(state): State<AppState>) -> Response {
+    match state.runtime.reload().await {
+        Ok(()) => (StatusCode::OK, "Configuration reloaded.\n").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "Not found. See / for the endpoints.\n",
+    )
+        .into_response()
+}
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn fmt_ts(ts: Option<f64>) -> String {
+    match ts {
+        Some(t) if t > 0.0 => humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t),
+        )
+        .to_string(),
+        _ => "never".into(),
+    }
+}
+
+async fn landing(State(state): State<AppState>) -> Html<String> {
+    let now = Instant::now();
+    let targets = state.runtime.targets.load();
+    let mut rows = String::new();
+    for t in targets.iter() {
+        let cfg = t.config.load();
+        let snap = t.snapshot.load();
+        let cluster_ep = &snap.endpoints[0];
+        let (status, detail) = match (snap.fresh_cluster(now), snap.first_poll_done) {
+            (_, false) => ("pending".to_string(), "first poll not finished".to_string()),
+            (Some(view), _) => (
+                "up".to_string(),
+                format!(
+                    "cluster {} · {} node entries · upgrade mode {}",
+                    view.cluster
+                        .state
+                        .as_ref()
+                        .map(|s| s.as_str())
+                        .unwrap_or("(none)"),
+                    view.cluster.nodes.len(),
+                    match view.cluster.upgrade_mode_enabled {
+                        Some(true) => "on",
+                        Some(false) => "off",
+                        None => "unknown",
+                    }
+                ),
+            ),
+            (None, true) => (
+                format!("down ({})", snap.down_reason(now).unwrap_or("unknown")),
+                cluster_ep
+                    .last_error
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "data older than the max age".into()),
+            ),
+        };
+        rows.push_str(&format!(
+            "<tr><td><a href=\"/probe?target={n}\">{n}</a></td><td>{url}</td><td>{auth}</td><td class=\"{cls}\">{status}</td><td>{detail}</td><td>{last}</td></tr>\n",
+            n = esc(&cfg.name),
+            url = esc(&cfg.display_url()),
+            auth = esc(&cfg.auth.describe()),
+            cls = if status == "up" { "up" } else { "down" },
+            status = esc(&status),
+            detail = esc(&detail),
+            last = esc(&fmt_ts(cluster_ep.last_success_timestamp)),
+        ));
+    }
+    let reload_err = state
+        .runtime
+        .reload_status
+        .last_error()
+        .map(|e| format!("<p class=\"down\">Last reload failed: {}</p>", esc(&e)))
+        .unwrap_or_default();
+    Html(format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Bitbucket ZDU Exporter</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}.up{{color:#1a7f37}}.down{{color:#cf222e}}</style>
+</head><body>
+<h1>Bitbucket ZDU Exporter</h1>
+<p>Prometheus exporter for Bitbucket Data Center rolling upgrades. Version {version} (revision {rev}, rustc {rustc}).</p>
+<ul>
+<li><a href="{path}">{path}</a>: metrics (with one target, that target's too)</li>
+<li><a href="/probe?target={first}">/probe?target=NAME</a>: one target's metrics</li>
+<li><a href="/-/healthy">/-/healthy</a>, <a href="/-/ready">/-/ready</a>; POST /-/reload re-reads the configuration</li>
+</ul>
+{reload_err}
+<h2>Targets</h2>
+<table><tr><th>name</th><th>Bitbucket URL</th><th>auth</th><th>status</th><th>detail</th><th>last successful poll</th></tr>
+{rows}</table>
+</body></html>
+"#,
+        version = crate::build::VERSION,
+        rev = crate::build::REVISION,
+        rustc = crate::build::RUSTC,
+        path = esc(&state.telemetry_path),
+        first = targets
+            .first()
+            .map(|t| esc(&t.config.load().name))
+            .unwrap_or_default(),
+    ))
+}
+
+/// Binds every listen address, failing with the address named when one cannot be bound.
+pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<tokio::net::TcpListener>> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let l = tokio::net::TcpListener::bind(a)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Serves `router` on every listener until `shutdown` resolves, then drains for at most
+/// `grace`.
+pub async fn serve(
+    listeners: Vec<tokio::net::TcpListener>,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+) -> std::io::Result<()> {
+    let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let mut rx = tx.subscribe();
+        let r = router.clone();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(l, r)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.recv().await;
+                })
+                .await
+        }));
+    }
+    shutdown.await;
+    let _ = tx.send(());
+    let drain = futures_util::future::join_all(tasks);
+    match tokio::time::timeout(grace, drain).await {
+        Ok(results) => {
+            for r in results {
+                if let Ok(Err(e)) = r {
+                    return Err(e);
+                }
+            }
+        }
+        Err(_) => {
+            tracing::warn!("connections still open after the shutdown grace period; exiting anyway")
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(accept: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+        m
+    }
+
+    #[test]
+    fn negotiation_follows_q_values() {
+        assert_eq!(negotiate(&HeaderMap::new()), Format::Text004);
+        assert_eq!(
+            negotiate(&h("application/openmetrics-text")),
+            Format::OpenMetrics
+        );
+        // What Prometheus 2.x sends.
+        assert_eq!(
+            negotiate(&h("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            negotiate(&h(
+                "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5"
+            )),
+            Format::Text004
+        );
+        assert_eq!(
+            negotiate(&h("application/openmetrics-text;version=2.0.0")),
+            Format::Text004
+        );
+        assert_eq!(negotiate(&h("*/*")), Format::Text004);
+        assert_eq!(negotiate(&h("garbage;;;q=x")), Format::Text004);
+    }
+
+    #[test]
+    fn html_escaping() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! Remembers when the cluster and each node entered their current state, and counts cluster
+//! state transitions. With `--state.file` this survives an exporter restart, so a sidecar
+//! restarted in the middle of a stuck upgrade still says "MIXED since 03:12", not "since now".
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Cluster;
+
+/// What is tracked for one target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tracked {
+    /// The cluster state last seen and when it was entered (unix seconds).
+    #[serde(default)]
+    pub cluster: Option<Entered>,
+    /// Per node key: state last seen and when it was entered.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, Entered>,
+    /// `(from, to)` → count.
+    #[serde(default, with = "transitions_as_list")]
+    pub transitions: BTreeMap<(String, String), u64>,
+}
+
+/// A state and when it was entered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entered {
+    pub state: String,
+    pub since: f64,
+}
+
+mod transitions_as_list {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Row {
+        from: String,
+        to: String,
+        count: u64,
+    }
+
+    pub fn serialize<S: serde::Serializer>(
+        m: &BTreeMap<(String, String), u64>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let rows: Vec<Row> = m
+            .iter()
+            .map(|((from, to), count)| Row {
+                from: from.clone(),
+                to: to.clone(),
+                count: *count,
+            })
+            .collect();
+        rows.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<(String, String), u64>, D::Error> {
+        let rows = Vec::<Row>::deserialize(d)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ((r.from, r.to), r.count))
+            .collect())
+    }
+}
+
+/// Entered-times computed for one `/cluster` answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// When the cluster entered its state (None when Bitbucket reported no state).
+    pub cluster_since: Option<f64>,
+    /// Per node, in the answer's order.
+    pub node_since: Vec<f64>,
+}
+
+impl Tracked {
+    /// Folds one successful `/cluster` answer in at time `now`. Returns the entered times and
+    /// whether anything changed that is worth persisting.
+    pub fn observe(&mut self, cluster: &Cluster, now: f64) -> (Observed, bool) {
+        let mut changed = false;
+        let cluster_since = cluster.state.as_ref().map(|state| {
+            let state = state.as_str();
+            match &self.cluster {
+                Some(e) if e.state == state => e.since,
+                prev => {
+                    if let Some(prev) = prev {
+                        *self
+                            .transitions
+                            .entry((prev.state.clone(), state.to_string()))
+                            .or_insert(0) += 1;
+                    }
+                    self.cluster = Some(Entered {
+                        state: state.to_string(),
+                        since: now,
+                    });
+                    changed = true;
+                    now
+                }
+            }
+        });
+        let mut nodes = BTreeMap::new();
+        let mut node_since = Vec::with_capacity(cluster.nodes.len());
+        for n in &cluster.nodes {
+            let key = n.key();
+            let state = n
+                .state
+                .as_ref()
+                .map(|s| s.as_str())
+                .unwrap_or("")
+                .to_string();
+            let entered = match self.nodes.get(&key) {
+                Some(e) if e.state == state => e.clone(),
+                _ => {
+                    changed = true;
+                    Entered { state, since: now }
+                }
+            };
+            node_since.push(entered.since);
+            nodes.insert(key, entered);
+        }
+        if nodes.len() != self.nodes.len() {
+            changed = true;
+        }
+        self.nodes = nodes;
+        (
+            Observed {
+                cluster_since,
+                node_since,
+            },
+            changed,
+        )
+    }
+}
+
+/// Errors of the state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("cannot read state file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path} is corrupt ({message}); starting afresh")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct FileFormat {
+    version: u32,
+    targets: BTreeMap<String, Tracked>,
+}
+
+/// The persisted state of all targets, written atomically (temp file, fsync, rename).
+#[derive(Debug)]
+pub struct StateStore {
+    path: Option<PathBuf>,
+    targets: Mutex<BTreeMap<String, Tracked>>,
+}
+
+impl StateStore {
+    /// A store that keeps nothing across restarts.
+    pub fn in_memory() -> Self {
+        StateStore {
+            path: None,
+            targets: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Opens (or starts) a state file. A corrupt file is reported and replaced, never fatal:
+    /// losing entered-times is better than not exporting at all.
+    pub fn open(path: &Path) -> (Self, Option<StateFileError>) {
+        let (targets, err) = match std::fs::read(path) {
+            Ok(bytes) => match serde_json::from_slice::<FileFormat>(&bytes) {
+                Ok(f) => (f.targets, None),
+                Err(e) => (
+                    BTreeMap::new(),
+                    Some(StateFileError::Corrupt {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }),
+                ),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), None),
+            Err(source) => (
+                BTreeMap::new(),
+                Some(StateFileError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            ),
+        };
+        (
+            StateStore {
+                path: Some(path.to_path_buf()),
+                targets: Mutex::new(targets),
+            },
+            err,
+        )
+    }
+
+    /// The tracked state of one target (empty if unknown).
+    pub fn get(&self, target: &str) -> Tracked {
+        self.lock().get(target).cloned().unwrap_or_default()
+    }
+
+    /// Replaces one target's state and, with a file, writes it out.
+    pub fn put(&self, target: &str, tracked: Tracked) -> Result<(), StateFileError> {
+        let snapshot = {
+            let mut map = self.lock();
+            map.insert(target.to_string(), tracked);
+            map.clone()
+        };
+        match &self.path {
+            Some(path) => write_atomic(path, &snapshot),
+            None => Ok(()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Tracked>> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracked>) -> Result<(), StateFileError> {
+    use std::io::Write;
+    let werr = |source| StateFileError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let body = serde_json::to_vec_pretty(&FileFormat {
+        version: 1,
+        targets: targets.clone(),
+    })
+    .expect("serializable");
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut f = std::fs::File::create(&tmp).map_err(werr)?;
+    f.write_all(&body).map_err(werr)?;
+    f.sync_all().map_err(werr)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(werr)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ClusterState, Node, NodeState};
+
+    fn cluster(state: ClusterState, node_state: NodeState) -> Cluster {
+        Cluster {
+            upgrade_mode_enabled: Some(true),
+            state: Some(state),
+            original_version: Some("1".into()),
+            nodes: vec![Node {
+                id: Some("n1".into()),
+                state: Some(node_state),
+                ..Node::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn entered_times_hold_until_the_state_changes() {
+        let mut t = Tracked::default();
+        let (o, changed) = t.observe(&cluster(ClusterState::Stable, NodeState::Active), 100.0);
+        assert!(changed);
+        assert_eq!(o.cluster_since, Some(100.0));
+        let (o, changed) = t.observe(&cluster(ClusterState::Stable, NodeState::Active), 130.0);
+        assert!(!changed);
+        assert_eq!(o.cluster_since, Some(100.0));
+        assert_eq!(o.node_since, vec![100.0]);
+        let (o, _) = t.observe(&cluster(ClusterState::Mixed, NodeState::Draining), 160.0);
+        assert_eq!(o.cluster_since, Some(160.0));
+        assert_eq!(o.node_since, vec![160.0]);
+        assert_eq!(t.transitions[&("STABLE".into(), "MIXED".into())], 1);
+    }
+
+    #[test]
+    fn state_file_survives_a_restart_and_corruption_is_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let (store, err) = StateStore::open(&path);
+        assert!(err.is_none());
+        let mut t = Tracked::default();
+        t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 42.0);
+        store.put("prod", t.clone()).unwrap();
+        let (again, err) = StateStore::open(&path);
+        assert!(err.is_none());
+        assert_eq!(again.get("prod"), t);
+        std::fs::write(&path, "{garbage").unwrap();
+        let (fresh, err) = StateStore::open(&path);
+        assert!(matches!(err, Some(StateFileError::Corrupt { .. })));
+        assert_eq!(fresh.get("prod"), Tracked::default());
+    }
+}
