@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's second command and CI (.ci/run) run it.
+# Installs what it needs (Debian's prometheus for promtool, alertmanager, jsonnet) when missing.
+# Usage: scripts/test.sh            everything
+#        SKIP_E2E=1 scripts/test.sh without the real-Prometheus end-to-end run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_apt=()
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ] || need_apt+=(prometheus-alertmanager)
+command -v jsonnet >/dev/null 2>&1 || need_apt+=(jsonnet)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "installing Debian packages: ${need_apt[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The Debian packages start their services; the tests start their own on other ports.
+  for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+    $SUDO systemctl stop "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "cargo test (unit, integration, golden files, router, faults, web config)"
+cargo test --all-targets --quiet
+
+step "alert rules, rule unit tests, dashboard lint"
+bash alerts/test.sh
+
+for extra in tests/e2e/run.sh; do
+  if [ -f "$extra" ] && [ -z "${SKIP_E2E:-}" ]; then
+    step "end to end: $extra"
+    bash "$extra"
+  fi
+done
+
+step "all tests passed"
