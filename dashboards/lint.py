@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""Lint Grafana dashboards the way grafana/dashboard-linter would, plus project rules.
+
+usage: lint.py [--metrics FILE]... [--rules RULES.json] DASHBOARD.json...
+
+Rules (each violation is printed as "<file>: [<rule>] <where>: <message>"):
+  uid             dashboard uid set, <= 40 safe characters, equal to the file name (stable);
+                  top-level id null; panel ids unique
+  title           dashboard and every panel (rows too) have a title
+  description     dashboard and every non-row panel have a description
+  datasource      a `datasource` template variable of type datasource (prometheus) exists;
+                  every panel, every target, every query variable and every annotation query
+                  uses it (${datasource}), never a fixed uid
+  selector-vars   template variables `job` and `instance` exist and every metric selector in
+                  every panel/annotation query filters on both of them
+  rate-interval   rate(), irate() and increase() use [$__rate_interval]
+  metrics         every metric a query names (panels, annotations, variables, and the alert
+                  rules given with --rules) is one the exporter emits: with --metrics FILE
+                  (real /metrics exposition text; repeat for a union) the name must appear there
+                  (X_bucket/X_sum/X_count accepted only when X is a histogram/summary there);
+                  without --metrics, only bitbucket_zdu_* and process_* names are accepted.
+                  Recording rules from --rules and Prometheus's own series (up, ALERTS,
+                  ALERTS_FOR_STATE, scrape_*) are always known.
+
+Exit status 1 if any violation was found. Python 3 stdlib only.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+
+REQUIRED_SELECTOR_VARS = ("job", "instance")
+PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds",
+                       "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
+                       "scrape_series_added"}
+STATIC_PREFIXES = ("bitbucket_zdu_", "process_")
+KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
+            "group_right", "bool", "offset", "atan2", "inf", "nan", "Inf", "NaN"}
+LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+RATE_FUNCS = {"rate", "irate", "increase"}
+DS_VALUES = {"${datasource}", "$datasource", "[[datasource]]"}
+UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+# ----------------------------------------------------------------------------- PromQL scan
+def tokenize(expr):
+    """Yield (kind, text) tokens: str, ident, num, brace (whole {...}), range (whole [...]), op."""
+    i, n = 0, len(expr)
+    while i < n:
+        ch = expr[i]
+        if ch.isspace():
+            i += 1
+        elif ch == "#":  # comment to end of line
+            while i < n and expr[i] != "\n":
+                i += 1
+        elif ch in "\"'`":
+            j = i + 1
+            while j < n and expr[j] != ch:
+                j += 2 if expr[j] == "\\" else 1
+            yield "str", expr[i:j + 1]
+            i = j + 1
+        elif ch == "{" or ch == "[":
+            close = "}" if ch == "{" else "]"
+            j, quote = i + 1, None
+            while j < n:
+                c = expr[j]
+                if quote:
+                    if c == "\\":
+                        j += 1
+                    elif c == quote:
+                        quote = None
+                elif c in "\"'`":
+                    quote = c
+                elif c == close:
+                    break
+                j += 1
+            yield ("brace" if ch == "{" else "range"), expr[i:j + 1]
+            i = j + 1
+        elif ch.isalpha() or ch in "_:":
+            j = i
+            while j < n and (expr[j].isalnum() or expr[j] in "_:"):
+                j += 1
+            yield "ident", expr[i:j]
+            i = j
+        elif ch.isdigit() or ch == ".":
+            j = i
+            while j < n and (expr[j].isalnum() or expr[j] in "._"):
+                j += 1
+            yield "num", expr[i:j]
+            i = j
+        else:
+            yield "op", ch
+            i += 1
+
+
+MATCHER_RE = re.compile(r"""\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)\s*,?""")
+
+
+def parse_matchers(brace):
+    body = brace[1:-1]
+    return [(m.group(1), m.group(2), m.group(3)[1:-1]) for m in MATCHER_RE.finditer(body)]
+
+
+def selectors(expr):
+    """Return a list of (metric_name or None, matchers) for every vector selector."""
+    toks = list(tokenize(expr))
+    out = []
+    skip_labels = False
+    depth_skip = 0
+    k = 0
+    while k < len(toks):
+        kind, text = toks[k]
+        nxt = toks[k + 1] if k + 1 < len(toks) else (None, None)
+        if depth_skip:
+            if kind == "op" and text == "(":
+                depth_skip += 1
+            elif kind == "op" and text == ")":
+                depth_skip -= 1
+            k += 1
+            continue
+        if kind == "ident" and text in LABEL_LIST_KEYWORDS:
+            skip_labels = True
+        elif kind == "op" and text == "(" and skip_labels:
+            depth_skip, skip_labels = 1, False
+        elif kind == "ident" and text not in KEYWORDS:
+            skip_labels = False
+            if nxt == ("op", "(") or (nxt[0] == "ident" and nxt[1] in ("by", "without")):
+                pass  # function call, or aggregation written as `sum by (...) (...)`
+            else:
+                if nxt[0] == "brace":
+                    out.append((text, parse_matchers(nxt[1])))
+                    k += 1
+                else:
+                    out.append((text, []))
+        elif kind == "brace":
+            out.append((None, parse_matchers(text)))
+        else:
+            skip_labels = skip_labels and kind == "ident"
+        k += 1
+    return out
+
+
+def rate_ranges(expr):
+    """Yield (function, range_text) for every rate/irate/increase call."""
+    toks = list(tokenize(expr))
+    for k, (kind, text) in enumerate(toks):
+        if kind == "ident" and text in RATE_FUNCS and k + 1 < len(toks) and toks[k + 1] == ("op", "("):
+            depth, j, rng = 0, k + 1, None
+            while j < len(toks):
+                kk, tt = toks[j]
+                if kk == "op" and tt == "(":
+                    depth += 1
+                elif kk == "op" and tt == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                elif kk == "range" and depth == 1:
+                    rng = tt
+                j += 1
+            yield text, rng
+
+
+def variable_query_expr(q):
+    """The PromQL part of a Grafana Prometheus variable query."""
+    if isinstance(q, dict):
+        q = q.get("query", "")
+    q = q.strip()
+    m = re.match(r"^label_values\((.*)\)$", q, re.S)
+    if m:
+        inner = m.group(1)
+        parts = inner.rsplit(",", 1)
+        return parts[0] if len(parts) == 2 else ""   # label_values(label) has no metric
+    m = re.match(r"^(?:query_result|metrics)\((.*)\)$", q, re.S)
+    if m:
+        return m.group(1)
+    if q.startswith("label_names("):
+        return q[len("label_names("):-1]
+    return q
+
+
+# ----------------------------------------------------------------------------- metrics
+def load_metrics(paths):
+    known = set()
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                if line.startswith("#"):
+                    parts = line.split()
+                    if len(parts) >= 4 and parts[1] == "TYPE":
+                        name, typ = parts[2], parts[3]
+                        if typ in ("histogram", "gaugehistogram"):
+                            known.update({name + "_bucket", name + "_sum", name + "_count"})
+                        elif typ == "summary":
+                            known.update({name, name + "_sum", name + "_count"})
+                        elif typ == "counter":
+                            known.update({name, name + "_total"} if not name.endswith("_total") else {name})
+                        else:
+                            known.add(name)
+                    continue
+                m = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*)", line)
+                if m:
+                    known.add(m.group(1))
+    return known
+
+
+def load_rules(path):
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    records, exprs = set(), []
+    for g in doc.get("groups", []):
+        for r in g.get("rules", []):
+            if "record" in r:
+                records.add(r["record"])
+            exprs.append((r.get("alert") or r.get("record"), r["expr"]))
+    return records, exprs
+
+
+# ----------------------------------------------------------------------------- lint
+class Linter:
+    def __init__(self, known_metrics, records):
+        self.known = known_metrics      # None = static mode
+        self.records = records
+        self.violations = []
+
+    def v(self, fname, rule, where, msg):
+        self.violations.append("%s: [%s] %s: %s" % (fname, rule, where, msg))
+
+    def metric_ok(self, name):
+        if name in PROMETHEUS_BUILTINS or name in self.records:
+            return True
+        if self.known is None:
+            return name.startswith(STATIC_PREFIXES)
+        return name in self.known
+
+    def check_metrics(self, fname, where, expr):
+        for name, _ in selectors(expr):
+            if name and not self.metric_ok(name):
+                src = "the --metrics file(s)" if self.known is not None else "the static allow-list (bitbucket_zdu_*, process_*)"
+                self.v(fname, "metrics", where, "metric %r is not in %s" % (name, src))
+
+    def check_query(self, fname, where, expr, var_names):
+        self.check_metrics(fname, where, expr)
+        for name, matchers in selectors(expr):
+            for var in REQUIRED_SELECTOR_VARS:
+                if var not in var_names:
+                    continue
+                ok = any(lbl == var and ("$" + var in val or "${" + var in val) for lbl, _, val in matchers)
+                if not ok:
+                    self.v(fname, "selector-vars", where,
+                           "selector %s%s does not filter on %s=~\"$%s\"" % (name or "", "{...}", var, var))
+        for func, rng in rate_ranges(expr):
+            if rng is None or rng.strip("[]").strip() != "$__rate_interval":
+                self.v(fname, "rate-interval", where, "%s() must use [$__rate_interval], not %s" % (func, rng))
+
+    def ds_ok(self, ds):
+        if isinstance(ds, dict):
+            return ds.get("uid") in DS_VALUES
+        return ds in DS_VALUES
+
+    def lint(self, path):
+        fname = os.path.basename(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                d = json.load(f)
+        except (OSError, ValueError) as e:
+            self.v(fname, "json", "file", str(e))
+            return
+        stem = os.path.splitext(fname)[0]
+        uid = d.get("uid")
+        if not uid:
+            self.v(fname, "uid", "dashboard", "uid is not set (Grafana would generate a random one)")
+        elif not UID_RE.match(uid):
+            self.v(fname, "uid", "dashboard", "uid %r must be 1-40 characters of [A-Za-z0-9_-]" % uid)
+        elif uid != stem:
+            self.v(fname, "uid", "dashboard", "uid %r must equal the file name %r so it stays stable" % (uid, stem))
+        if d.get("id") is not None:
+            self.v(fname, "uid", "dashboard", "top-level id must be null for provisioning, got %r" % d.get("id"))
+        if not (d.get("title") or "").strip():
+            self.v(fname, "title", "dashboard", "dashboard has no title")
+        if not (d.get("description") or "").strip():
+            self.v(fname, "description", "dashboard", "dashboard has no description")
+
+        variables = d.get("templating", {}).get("list", [])
+        var_names = {x.get("name") for x in variables}
+        dsvar = [x for x in variables if x.get("name") == "datasource"]
+        if not dsvar or dsvar[0].get("type") != "datasource" or dsvar[0].get("query") != "prometheus":
+            self.v(fname, "datasource", "templating", "no `datasource` variable of type datasource with query prometheus")
+        for var in REQUIRED_SELECTOR_VARS:
+            if var not in var_names:
+                self.v(fname, "selector-vars", "templating", "no `%s` template variable" % var)
+        for x in variables:
+            if x.get("type") == "query":
+                where = "variable $%s" % x.get("name")
+                if not self.ds_ok(x.get("datasource")):
+                    self.v(fname, "datasource", where, "must use the ${datasource} variable, got %r" % (x.get("datasource"),))
+                self.check_metrics(fname, where, variable_query_expr(x.get("query", "")))
+
+        for a in d.get("annotations", {}).get("list", []):
+            if a.get("builtIn"):
+                continue
+            where = "annotation %r" % a.get("name")
+            if not self.ds_ok(a.get("datasource")):
+                self.v(fname, "datasource", where, "must use the ${datasource} variable, got %r" % (a.get("datasource"),))
+            expr = a.get("expr") or (a.get("target") or {}).get("expr", "")
+            if expr:
+                self.check_query(fname, where, expr, var_names)
+
+        ids = set()
+        for p in self.all_panels(d.get("panels", [])):
+            where = "panel %r (id %s)" % (p.get("title"), p.get("id"))
+            pid = p.get("id")
+            if pid is None or pid in ids:
+                self.v(fname, "uid", where, "panel id missing or duplicated")
+            ids.add(pid)
+            if not (p.get("title") or "").strip():
+                self.v(fname, "title", where, "panel has no title")
+            if p.get("type") == "row":
+                continue
+            if not (p.get("description") or "").strip():
+                self.v(fname, "description", where, "panel has no description")
+            if not self.ds_ok(p.get("datasource")):
+                self.v(fname, "datasource", where, "panel must use the ${datasource} variable, got %r" % (p.get("datasource"),))
+            for t in p.get("targets", []):
+                tw = "%s target %s" % (where, t.get("refId"))
+                if not self.ds_ok(t.get("datasource")):
+                    self.v(fname, "datasource", tw, "target must use the ${datasource} variable, got %r" % (t.get("datasource"),))
+                if t.get("expr") is not None:
+                    self.check_query(fname, tw, t["expr"], var_names)
+
+    def all_panels(self, panels):
+        for p in panels:
+            yield p
+            for sub in p.get("panels", []) or []:
+                yield sub
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--metrics", action="append", default=[], metavar="FILE",
+                    help="exporter /metrics output; repeat to take the union")
+    ap.add_argument("--rules", metavar="RULES.json",
+                    help="rendered rules as JSON (alerts/render.sh --json): recording rules count as "
+                         "known metrics and the alert expressions are checked against --metrics too")
+    ap.add_argument("dashboards", nargs="+")
+    args = ap.parse_args(argv)
+
+    known = load_metrics(args.metrics) if args.metrics else None
+    records, rule_exprs = load_rules(args.rules) if args.rules else (set(), [])
+    linter = Linter(known, records)
+    for path in args.dashboards:
+        linter.lint(path)
+    for name, expr in rule_exprs:
+        linter.check_metrics(os.path.basename(args.rules), "rule %s" % name, expr)
+    for line in linter.violations:
+        print(line)
+    mode = "against %d metrics file(s)" % len(args.metrics) if args.metrics else "static"
+    print("lint.py (%s): %d dashboard(s), %d violation(s)" % (mode, len(args.dashboards), len(linter.violations)))
+    return 1 if linter.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

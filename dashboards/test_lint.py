@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Self-test of dashboards/lint.py: the real dashboards pass, and every lint rule can fail.
+
+Two kinds of proof:
+  * testdata/broken-dashboard.json violates every rule at once; each rule must be reported;
+  * single mutations of the real dashboard (one defect each) must be caught by exactly the
+    rule that targets that defect.
+Python 3 stdlib only; prints "N passed, M failed".
+"""
+import copy
+import glob
+import io
+import json
+import os
+import sys
+import tempfile
+from contextlib import redirect_stdout
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import lint  # noqa: E402
+
+REAL = sorted(glob.glob(os.path.join(HERE, "*.json")))
+TD = os.path.join(HERE, "testdata")
+results = []
+
+
+def run(args):
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        rc = lint.main(args)
+    return rc, buf.getvalue()
+
+
+def check(name, cond, detail=""):
+    results.append((name, cond))
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else "\n" + detail))
+
+
+def rules_in(out):
+    return {line.split("[", 1)[1].split("]", 1)[0] for line in out.splitlines() if ": [" in line}
+
+
+# 1. the real dashboards pass (static)
+rc, out = run(REAL)
+check("real dashboards pass the static lint", rc == 0, out)
+
+# 2. the broken fixture trips every rule
+rc, out = run([os.path.join(TD, "broken-dashboard.json")])
+want = {"uid", "title", "description", "datasource", "selector-vars", "rate-interval", "metrics"}
+check("broken fixture fails", rc == 1, out)
+check("broken fixture reports every rule %s" % sorted(want), want <= rules_in(out),
+      "missing: %s\n%s" % (sorted(want - rules_in(out)), out))
+for needle in ["must equal the file name", "top-level id must be null", "panel id missing or duplicated",
+               "no `instance` template variable", "rate() must use [$__rate_interval], not [5m]",
+               "increase() must use [$__rate_interval], not [1h]", "metric 'node_load1'",
+               "metric 'node_uname_info'", "panel must use the ${datasource} variable",
+               "target must use the ${datasource} variable", "dashboard has no description"]:
+    check("broken fixture: %s" % needle, needle in out, out)
+
+# 3. metrics mode: names must come from the exposition files (union), histogram suffixes
+broken_metrics = {
+    "uid": "m", "id": None, "title": "t", "description": "d",
+    "templating": {"list": [{"type": "datasource", "name": "datasource", "query": "prometheus"},
+                            {"type": "query", "name": "job", "datasource": {"uid": "${datasource}"},
+                             "query": "label_values(bitbucket_zdu_up, job)"},
+                            {"type": "query", "name": "instance", "datasource": {"uid": "${datasource}"},
+                             "query": "label_values(bitbucket_zdu_up{job=~\"$job\"}, instance)"}]},
+    "panels": [{"type": "timeseries", "id": 1, "title": "p", "description": "d",
+                "datasource": {"uid": "${datasource}"},
+                "targets": [{"refId": "A", "datasource": {"uid": "${datasource}"}, "expr":
+                             'histogram_quantile(0.9, sum by (le) (rate(bitbucket_zdu_poll_latency_seconds_bucket{job=~"$job", instance=~"$instance"}[$__rate_interval])))'
+                             ' + bitbucket_zdu_poll_latency_seconds{job=~"$job", instance=~"$instance"}'
+                             ' + bitbucket_zdu_last_error_info{job=~"$job", instance=~"$instance"}'
+                             ' + bitbucket_zdu_upgrade_mode_enabled{job=~"$job", instance=~"$instance"}'}]}],
+}
+with tempfile.TemporaryDirectory() as tmp:
+    p = os.path.join(tmp, "m.json")
+    with open(p, "w") as f:
+        json.dump(broken_metrics, f)
+    m1, m2 = os.path.join(TD, "metrics-cluster.txt"), os.path.join(TD, "metrics-down.txt")
+    rc, out = run(["--metrics", m1, p])
+    check("metrics: name missing from the only file is reported", "bitbucket_zdu_last_error_info" in out, out)
+    check("metrics: histogram _bucket accepted, bare histogram name rejected",
+          "'bitbucket_zdu_poll_latency_seconds_bucket'" not in out and "'bitbucket_zdu_poll_latency_seconds'" in out, out)
+    rc, out = run(["--metrics", m1, "--metrics", m2, p])
+    check("metrics: several --metrics files are a union",
+          "bitbucket_zdu_last_error_info" not in out and "'bitbucket_zdu_poll_latency_seconds'" in out and rc == 1, out)
+
+    # 4. one defect at a time in the real dashboard
+    base = json.load(open(REAL[0]))
+    stem = os.path.splitext(os.path.basename(REAL[0]))[0]
+
+    def first_target(d):
+        return next(pp for pp in d["panels"] if pp.get("targets"))
+
+    def mut_uid(d): d["uid"] = "a1B2c3D4"
+    def mut_uid_missing(d): d.pop("uid")
+    def mut_title(d): first_target(d)["title"] = ""
+    def mut_desc(d): first_target(d)["description"] = " "
+    def mut_ds_panel(d): first_target(d)["datasource"] = {"type": "prometheus", "uid": "prom-prod"}
+    def mut_ds_target(d): first_target(d)["targets"][0]["datasource"] = "Prometheus"
+    def mut_ds_var(d): d["templating"]["list"] = [v for v in d["templating"]["list"] if v["name"] != "datasource"]
+    def mut_sel(d): first_target(d)["targets"][0]["expr"] = "max(bitbucket_zdu_upgrade_mode_enabled)"
+    def mut_sel_instance(d): first_target(d)["targets"][0]["expr"] = 'max(bitbucket_zdu_upgrade_mode_enabled{job=~"$job"})'
+    def mut_rate(d):
+        for pp in d["panels"]:
+            for t in pp.get("targets", []):
+                t["expr"] = t["expr"].replace("$__rate_interval", "5m")
+    def mut_metric(d): first_target(d)["targets"][0]["expr"] = 'bitbucket_zdu_clusterstate{job=~"$job", instance=~"$instance"}'
+
+    cases = [("uid", mut_uid, "uid"), ("uid", mut_uid_missing, "uid"), ("title", mut_title, "title"),
+             ("description", mut_desc, "description"), ("datasource", mut_ds_panel, "datasource"),
+             ("datasource", mut_ds_target, "datasource"), ("datasource", mut_ds_var, "datasource"),
+             ("selector-vars", mut_sel, "selector-vars"), ("selector-vars", mut_sel_instance, "selector-vars"),
+             ("rate-interval", mut_rate, "rate-interval")]
+    for rule, fn, expect_rule in cases:
+        d = copy.deepcopy(base)
+        fn(d)
+        p = os.path.join(tmp, stem + ".json")
+        with open(p, "w") as f:
+            json.dump(d, f)
+        rc, out = run([p])
+        check("mutation %s caught by [%s] only" % (fn.__name__, expect_rule),
+              rc == 1 and rules_in(out) == {expect_rule}, out)
+    d = copy.deepcopy(base)
+    mut_metric(d)
+    p = os.path.join(tmp, stem + ".json")
+    with open(p, "w") as f:
+        json.dump(d, f)
+    rc, out = run(["--metrics", m1, "--metrics", m2, p])
+    check("mutation mut_metric caught by [metrics] against real-style exposition files",
+          "'bitbucket_zdu_clusterstate'" in out, out)
+
+passed = sum(1 for _, ok in results if ok)
+failed = len(results) - passed
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
