@@ -61,6 +61,7 @@ step "promtool check rules" promtool check rules alerts/bitbucket-zdu-alerts.yam
 step "promtool test rules ($(ls alerts/tests/*.test.yaml | wc -l) files)" test_rules
 step "rendering with threshold overrides (alerts/examples/fast-thresholds.json) passes promtool check" \
   bash -c 'alerts/render.sh --config alerts/examples/fast-thresholds.json > "$0/fast.yaml" && promtool check rules "$0/fast.yaml"' "$tmp"
+step "every alert has severity, for:, annotations, a runbook section and a docs row" python3 alerts/tools/check_docs.py
 step "dashboard lint (static rules)" lint_dashboards
 step "dashboard lint self-test (every rule can fail)" python3 dashboards/test_lint.py
 

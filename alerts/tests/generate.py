@@ -383,7 +383,7 @@ def healthy_k8s_upgrade():
 
     sc = Scenario("healthy rolling upgrade, 4 Kubernetes pods with sidecars, ghosts, restarts",
                   end // 60, K8S, c, scs, ev, status)
-    times = list(range(0, end + 1, m(2)))
+    times = list(range(0, end + 1, m(1)))
     return sc.to_test(silent(ALL, times),
                       "No alert may fire at any time of a healthy (slow) rolling upgrade.")
 
