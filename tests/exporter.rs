@@ -1,0 +1,491 @@
+//! End-to-end behaviour of poll → snapshot → metrics against a real HTTP upstream on
+//! loopback: the built-in simulator for cluster and node states, a recording mock for the
+//! odd payloads and for proving that only GETs are sent.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use bitbucket_zdu_exporter::model::{ClusterState, NodeState};
+use bitbucket_zdu_exporter::server::Format;
+use bitbucket_zdu_exporter::simulator::{next_version, SimCluster};
+use bitbucket_zdu_exporter::tracker::StateStore;
+use common::*;
+
+async fn poll_and_render(sim: &Sim) -> String {
+    let (shared, mut p) = poller(target("t", &sim.url()));
+    p.poll_once().await;
+    render_target(&shared, Format::Text004)
+}
+
+fn upgrade(c: &mut SimCluster, i: usize) {
+    let v = next_version(c.original_version.as_deref().unwrap());
+    c.nodes[i].version = Some(v);
+}
+
+#[tokio::test]
+async fn every_cluster_state_shows_exactly_once() {
+    let sim = Sim::stable(3).await;
+    type Step = fn(&mut SimCluster);
+    let walk: Vec<(ClusterState, Step)> = vec![
+        (ClusterState::Stable, |_| {}),
+        (ClusterState::ReadyToUpgrade, |c| c.start().unwrap()),
+        (ClusterState::Mixed, |c| upgrade(c, 0)),
+        (ClusterState::ReadyToRunUpgradeTasks, |c| {
+            upgrade(c, 1);
+            upgrade(c, 2)
+        }),
+        (ClusterState::RunningUpgradeTasks, |c| c.approve().unwrap()),
+        (ClusterState::UpgradeTasksFailed, |c| {
+            c.finish_finalization(false)
+        }),
+    ];
+    let (shared, mut p) = poller(target("t", &sim.url()));
+    for (want, step) in walk {
+        sim.sim.with_cluster(step);
+        p.poll_once().await;
+        let text = render_target(&shared, Format::Text004);
+        assert_eq!(value(&text, "bitbucket_zdu_up", &[]), Some(1.0), "{want}");
+        for s in ClusterState::KNOWN {
+            let v = value(
+                &text,
+                "bitbucket_zdu_cluster_state",
+                &[("state", s.as_str())],
+            );
+            assert_eq!(v, Some(if *s == want { 1.0 } else { 0.0 }), "{want}: {s}");
+        }
+    }
+    let text = render_target(&shared, Format::Text004);
+    // STABLE→RTU→MIXED→RTRUT→RUNNING→FAILED: five transitions, one each.
+    assert_eq!(
+        count(&text, "bitbucket_zdu_cluster_state_transitions_total"),
+        5
+    );
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_cluster_state_transitions_total",
+            &[("from", "MIXED"), ("to", "READY_TO_RUN_UPGRADE_TASKS")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn every_node_state_shows_and_counts() {
+    let sim = Sim::stable(6).await;
+    sim.sim.with_cluster(|c| {
+        for (n, s) in c.nodes.iter_mut().zip(NodeState::KNOWN) {
+            n.state = s.clone();
+        }
+    });
+    let text = poll_and_render(&sim).await;
+    for s in NodeState::KNOWN {
+        assert_eq!(
+            value(&text, "bitbucket_zdu_nodes", &[("state", s.as_str())]),
+            Some(1.0),
+            "{s}"
+        );
+    }
+    for (i, s) in NodeState::KNOWN.iter().enumerate() {
+        let name = format!("bitbucket-{i}");
+        for other in NodeState::KNOWN {
+            let v = value(
+                &text,
+                "bitbucket_zdu_node_state",
+                &[("node_name", &name), ("state", other.as_str())],
+            );
+            assert_eq!(
+                v,
+                Some(if other == s { 1.0 } else { 0.0 }),
+                "{name} {other}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_leaves_loses_its_series_on_the_next_poll() {
+    let sim = Sim::stable(3).await;
+    let (shared, mut p) = poller(target("t", &sim.url()));
+    p.poll_once().await;
+    let before = render_target(&shared, Format::Text004);
+    assert!(before.contains("node_name=\"bitbucket-2\""));
+    sim.sim.with_cluster(|c| {
+        c.nodes.pop();
+    });
+    p.poll_once().await;
+    let after = render_target(&shared, Format::Text004);
+    assert!(!after.contains("bitbucket-2"), "{after}");
+    assert_eq!(count(&after, "bitbucket_zdu_node_info"), 2);
+}
+
+#[tokio::test]
+async fn ghosts_versions_and_null_counts() {
+    let sim = Sim::stable(3).await;
+    sim.sim.with_cluster(|c| {
+        c.start().unwrap();
+        // bitbucket-0 came back with a new IP: live entry on the new version plus a ghost.
+        let mut live = c.nodes[0].clone();
+        live.ip = "10.0.1.50".into();
+        live.id = "new-id".into();
+        live.version = Some("8.19.1".into());
+        let ghost = &mut c.nodes[0];
+        ghost.state = NodeState::Offline;
+        ghost.version = None;
+        ghost.users = None;
+        ghost.tasks = None;
+        c.nodes.push(live);
+    });
+    let text = poll_and_render(&sim).await;
+    assert_eq!(value(&text, "bitbucket_zdu_ghost_nodes", &[]), Some(1.0));
+    assert_eq!(
+        value(&text, "bitbucket_zdu_distinct_versions", &[]),
+        Some(2.0)
+    );
+    assert_eq!(value(&text, "bitbucket_zdu_nodes_upgraded", &[]), Some(1.0));
+    assert_eq!(
+        value(&text, "bitbucket_zdu_cluster_state", &[("state", "MIXED")]),
+        Some(1.0)
+    );
+    let ghost_id = sim.sim.with_cluster(|c| c.nodes[0].id.clone());
+    assert_eq!(
+        value(&text, "bitbucket_zdu_node_ghost", &[("node_id", &ghost_id)]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "bitbucket_zdu_node_ghost", &[("node_id", "new-id")]),
+        Some(0.0)
+    );
+    // Null counts are absent, never 0.
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_node_active_users",
+            &[("node_id", &ghost_id)]
+        ),
+        None
+    );
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_node_active_tasks",
+            &[("node_id", &ghost_id)]
+        ),
+        None
+    );
+    assert!(value(
+        &text,
+        "bitbucket_zdu_node_active_users",
+        &[("node_id", "new-id")]
+    )
+    .is_some());
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_original_version_info",
+            &[("version", "8.19.0")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_node_info",
+            &[("node_id", &ghost_id), ("version", "")]
+        ),
+        Some(1.0)
+    );
+}
+
+/// A mock upstream that answers fixed bodies and records every request line.
+struct Mock {
+    addr: std::net::SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn mock(cluster: &'static str, state: &'static str) -> Mock {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rec = seen.clone();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let rec = rec.clone();
+        async move {
+            rec.lock()
+                .unwrap()
+                .push(format!("{} {}", req.method(), req.uri().path()));
+            let body = if req.uri().path().ends_with("/cluster") {
+                cluster
+            } else {
+                state
+            };
+            ([("content-type", "application/json")], body).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Mock { addr, seen, server }
+}
+
+#[tokio::test]
+async fn nulls_and_unknown_enum_values_do_not_fail_a_poll() {
+    let m = mock(
+        r#"{"upgradeModeEnabled":true,"state":"PAUSED_FOR_LUNCH","originalVersion":null,
+        "nodes":[{"id":"a","name":"n-a","ipAddress":"10.1.1.1","state":"HIBERNATING","tasksTotal":null,
+        "activeUserCount":null,"buildNumber":null,"version":null,"local":null},
+        {"id":"b","name":"n-b","state":null,"version":"9.0.0"}],"brandNew":[1,2]}"#,
+        r#"{"state":"PAUSED_FOR_LUNCH","buildInfo":null}"#,
+    )
+    .await;
+    let (shared, mut p) = poller(target("t", &format!("http://{}/", m.addr)));
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    assert_eq!(value(&text, "bitbucket_zdu_up", &[]), Some(1.0), "{text}");
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_cluster_state",
+            &[("state", "PAUSED_FOR_LUNCH")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "bitbucket_zdu_cluster_state", &[("state", "MIXED")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, "bitbucket_zdu_nodes", &[("state", "HIBERNATING")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "bitbucket_zdu_nodes", &[("state", "UNKNOWN")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_node_state",
+            &[("node_id", "a"), ("state", "HIBERNATING")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_unknown_enum_values_total",
+            &[("field", "cluster_state")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_unknown_enum_values_total",
+            &[("field", "node_state")]
+        ),
+        Some(1.0),
+        "a null state is not an unknown value"
+    );
+    assert_eq!(count(&text, "bitbucket_zdu_original_version_info"), 0);
+    assert_eq!(count(&text, "bitbucket_zdu_responder_info"), 0);
+    promtool_check_metrics(&text).unwrap();
+}
+
+#[tokio::test]
+async fn only_gets_are_ever_sent() {
+    let m = mock(r#"{"state":"STABLE","nodes":[]}"#, r#"{"state":"STABLE"}"#).await;
+    let store = Arc::new(StateStore::in_memory());
+    let config = bitbucket_zdu_exporter::config::Config {
+        targets: vec![common::target("t", &format!("http://{}/ctx", m.addr))],
+        web: bitbucket_zdu_exporter::config::WebConfig {
+            listen_addresses: vec![],
+            telemetry_path: "/metrics".into(),
+            config_file: None,
+            max_requests: 4,
+        },
+        state_file: None,
+        log_level: Default::default(),
+        log_format: Default::default(),
+        config_file: None,
+    };
+    let mut cfg = config.clone();
+    cfg.targets[0].poll_interval = Duration::from_millis(100);
+    cfg.targets[0].timeout = Duration::from_millis(100);
+    let rt = bitbucket_zdu_exporter::app::Runtime::start(&cfg, store, None, None).unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    rt.shutdown();
+    let seen = m.seen.lock().unwrap().clone();
+    assert!(seen.len() >= 6, "{seen:?}");
+    for line in &seen {
+        assert!(
+            line == "GET /ctx/rest/zdu/cluster" || line == "GET /ctx/rest/zdu/state",
+            "unexpected request {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stale_data_is_never_served_as_fresh() {
+    let sim = Sim::stable(2).await;
+    let mut t = target("t", &sim.url());
+    t.poll_interval = Duration::from_millis(100);
+    t.timeout = Duration::from_millis(100);
+    t.max_age = Duration::from_millis(300);
+    let (shared, mut p) = poller(t);
+    p.poll_once().await;
+    let fresh = render_target(&shared, Format::Text004);
+    assert_eq!(value(&fresh, "bitbucket_zdu_up", &[]), Some(1.0));
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let stale = render_target(&shared, Format::Text004);
+    assert_eq!(value(&stale, "bitbucket_zdu_up", &[]), Some(0.0));
+    assert_eq!(
+        value(
+            &stale,
+            "bitbucket_zdu_last_error_info",
+            &[("reason", "stale")]
+        ),
+        Some(1.0)
+    );
+    for gone in [
+        "bitbucket_zdu_cluster_state",
+        "bitbucket_zdu_node_info",
+        "bitbucket_zdu_nodes",
+        "bitbucket_zdu_responder_info",
+    ] {
+        assert_eq!(count(&stale, gone), 0, "{gone} served stale");
+    }
+    // The counters stay: they are facts about the exporter, not about the cluster.
+    assert_eq!(
+        value(
+            &stale,
+            "bitbucket_zdu_polls_total",
+            &[("endpoint", "cluster")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_poll_drops_the_cluster_series_and_recovers() {
+    let sim = Sim::stable(2).await;
+    let (shared, mut p) = poller(target("t", &sim.url()));
+    p.poll_once().await;
+    sim.sim.with_cluster(|c| c.not_clustered = true);
+    p.poll_once().await;
+    let down = render_target(&shared, Format::Text004);
+    assert_eq!(value(&down, "bitbucket_zdu_up", &[]), Some(0.0));
+    assert_eq!(
+        value(
+            &down,
+            "bitbucket_zdu_last_error_info",
+            &[("reason", "not_clustered")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &down,
+            "bitbucket_zdu_poll_errors_total",
+            &[("endpoint", "cluster"), ("reason", "not_clustered")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(count(&down, "bitbucket_zdu_cluster_state"), 0);
+    // Every reason is present from the start, at 0.
+    assert_eq!(count(&down, "bitbucket_zdu_poll_errors_total"), 24);
+    sim.sim.with_cluster(|c| c.not_clustered = false);
+    p.poll_once().await;
+    let up = render_target(&shared, Format::Text004);
+    assert_eq!(value(&up, "bitbucket_zdu_up", &[]), Some(1.0));
+    assert_eq!(count(&up, "bitbucket_zdu_last_error_info"), 0);
+}
+
+#[tokio::test]
+async fn state_entered_times_survive_an_exporter_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let sim = Sim::stable(3).await;
+    sim.sim.with_cluster(|c| {
+        c.start().unwrap();
+        upgrade(c, 0);
+    });
+    let first = {
+        let (store, _) = StateStore::open(&path);
+        let (shared, mut p) = poller_with_store(target("t", &sim.url()), Arc::new(store));
+        p.poll_once().await;
+        let text = render_target(&shared, Format::Text004);
+        value(
+            &text,
+            "bitbucket_zdu_cluster_state_entered_timestamp_seconds",
+            &[],
+        )
+        .unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // "Restart": a new store from the same file, a new poller.
+    let (store, err) = StateStore::open(&path);
+    assert!(err.is_none());
+    let (shared, mut p) = poller_with_store(target("t", &sim.url()), Arc::new(store));
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    let second = value(
+        &text,
+        "bitbucket_zdu_cluster_state_entered_timestamp_seconds",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(first, second, "MIXED-since must not reset on restart");
+    // Without the file it would have reset.
+    let (shared, mut p) = poller(target("t", &sim.url()));
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    let fresh = value(
+        &text,
+        "bitbucket_zdu_cluster_state_entered_timestamp_seconds",
+        &[],
+    )
+    .unwrap();
+    assert!(fresh > first + 1.0);
+}
+
+#[tokio::test]
+async fn responder_is_the_node_that_answered() {
+    let sim = Sim::stable(3).await;
+    let text = poll_and_render(&sim).await;
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_responder_info",
+            &[("node_name", "bitbucket-0"), ("version", "8.19.0")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_responder_state",
+            &[("state", "ACTIVE")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_node_info",
+            &[("node_name", "bitbucket-0"), ("local", "true")]
+        ),
+        Some(1.0)
+    );
+}
