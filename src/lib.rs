@@ -22,6 +22,7 @@ pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod tracker;
+pub mod web_config;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {

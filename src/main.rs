@@ -9,7 +9,7 @@ use clap::Parser;
 
 use bitbucket_zdu_exporter::config::{Cli, Command, Config, ProcessEnv};
 use bitbucket_zdu_exporter::{
-    app, client, demo, logging, server, shutdown_signal, simulator, tracker,
+    app, client, demo, logging, server, shutdown_signal, simulator, tracker, web_config,
 };
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +55,10 @@ async fn run_exporter(args: bitbucket_zdu_exporter::config::ExporterArgs) -> any
     if args.config_check {
         return match config {
             Ok(c) => {
+                if let Some(path) = &c.web.config_file {
+                    web_config::WebConfig::load(path)
+                        .with_context(|| format!("web configuration {} invalid", path.display()))?;
+                }
                 println!("configuration OK: {} target(s)", c.targets.len());
                 Ok(())
             }
@@ -63,6 +67,13 @@ async fn run_exporter(args: bitbucket_zdu_exporter::config::ExporterArgs) -> any
     }
     logging::init(args.log_level, args.log_format);
     let config = config.context("invalid configuration")?;
+    let web_config = match &config.web.config_file {
+        Some(path) => Some(
+            web_config::WebConfigRuntime::load(path)
+                .with_context(|| format!("invalid --web.config.file {}", path.display()))?,
+        ),
+        None => None,
+    };
     let store = match &config.state_file {
         Some(path) => {
             let (store, err) = tracker::StateStore::open(path);
@@ -85,8 +96,9 @@ async fn run_exporter(args: bitbucket_zdu_exporter::config::ExporterArgs) -> any
     )
     .context("cannot start")?;
     let listeners = server::bind_all(&config.web.listen_addresses).await?;
+    let tls = web_config.as_ref().is_some_and(|w| w.tls_enabled());
     for l in &listeners {
-        tracing::info!(address = %l.local_addr()?, "listening");
+        tracing::info!(address = %l.local_addr()?, tls, "listening");
     }
     spawn_sighup_reload(runtime.clone());
     let router = server::app(
@@ -94,7 +106,18 @@ async fn run_exporter(args: bitbucket_zdu_exporter::config::ExporterArgs) -> any
         &config.web.telemetry_path,
         config.web.max_requests,
     );
-    server::serve(listeners, router, shutdown_signal(), Duration::from_secs(5)).await?;
+    let opts = server::ServeOptions {
+        web_config,
+        ..server::ServeOptions::default()
+    };
+    server::serve_with(
+        listeners,
+        router,
+        shutdown_signal(),
+        Duration::from_secs(5),
+        opts,
+    )
+    .await?;
     runtime.shutdown();
     Ok(())
 }

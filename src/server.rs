@@ -359,43 +359,175 @@ pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<tokio::net::T
     Ok(out)
 }
 
+/// Limits of the HTTP server itself (not of the handlers).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// A client must send its whole request head (and, with TLS, finish the handshake)
+    /// within this time, else the connection is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// Largest request head accepted; larger ones get 431. hyper's floor is 8 KiB.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request; more get 431.
+    pub max_headers: usize,
+    /// Open connections at most; further connections wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// `--web.config.file`: TLS, basic auth, headers, rate limit.
+    pub web_config: Option<Arc<crate::web_config::WebConfigRuntime>>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: std::time::Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_connections: 512,
+            web_config: None,
+        }
+    }
+}
+
 /// Serves `router` on every listener until `shutdown` resolves, then drains for at most
-/// `grace`.
+/// `grace`. Plain HTTP with the default [`ServeOptions`].
 pub async fn serve(
     listeners: Vec<tokio::net::TcpListener>,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: std::time::Duration,
 ) -> std::io::Result<()> {
-    let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
-    let mut tasks = Vec::new();
+    serve_with(listeners, router, shutdown, grace, ServeOptions::default()).await
+}
+
+/// [`serve`] with explicit limits and an optional web configuration (TLS, auth).
+pub async fn serve_with(
+    listeners: Vec<tokio::net::TcpListener>,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+    opts: ServeOptions,
+) -> std::io::Result<()> {
+    let router = match &opts.web_config {
+        Some(wc) => wc.layer(router),
+        None => router,
+    };
+    let max_conns = opts.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let conns = Arc::new(Semaphore::new(max_conns));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let opts = Arc::new(opts);
+    let mut accept_loops = Vec::new();
     for l in listeners {
-        let mut rx = tx.subscribe();
-        let r = router.clone();
-        tasks.push(tokio::spawn(async move {
-            axum::serve(l, r)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.recv().await;
-                })
-                .await
-        }));
+        accept_loops.push(tokio::spawn(accept_loop(
+            l,
+            router.clone(),
+            opts.clone(),
+            conns.clone(),
+            stop_rx.clone(),
+        )));
     }
     shutdown.await;
-    let _ = tx.send(());
-    let drain = futures_util::future::join_all(tasks);
-    match tokio::time::timeout(grace, drain).await {
-        Ok(results) => {
-            for r in results {
-                if let Ok(Err(e)) = r {
-                    return Err(e);
-                }
-            }
+    let _ = stop_tx.send(true);
+    let drain = async {
+        for a in accept_loops {
+            let _ = a.await;
         }
-        Err(_) => {
-            tracing::warn!("connections still open after the shutdown grace period; exiting anyway")
-        }
+        // Every open connection holds a permit: having them all means all are closed.
+        let _ = conns.acquire_many(max_conns as u32).await;
+    };
+    if tokio::time::timeout(grace, drain).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period; exiting anyway");
     }
     Ok(())
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    opts: Arc<ServeOptions>,
+    conns: Arc<Semaphore>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stopped(&mut stop) => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let opts = opts.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match opts.web_config.as_ref().filter(|w| w.tls_enabled()) {
+                Some(wc) => {
+                    let handshake = async {
+                        let start = tokio_rustls::LazyConfigAcceptor::new(
+                            rustls::server::Acceptor::default(),
+                            stream,
+                        )
+                        .await?;
+                        // Read per connection, so rotated certificates apply at once.
+                        let config = wc.server_config().map_err(|e| {
+                            tracing::error!(error = %e, "web configuration: TLS");
+                            std::io::Error::other(e.to_string())
+                        })?;
+                        start.into_stream(config).await
+                    };
+                    match tokio::time::timeout(opts.header_read_timeout, handshake).await {
+                        Ok(Ok(tls)) => serve_connection(tls, router, &opts, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                None => serve_connection(stream, router, &opts, stop).await,
+            }
+        });
+    }
+}
+
+/// Resolves once shutdown has been asked for.
+async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    router: Router,
+    opts: &ServeOptions,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(opts.header_read_timeout)
+        .max_buf_size(opts.max_header_bytes.max(8192))
+        .max_headers(opts.max_headers);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let res = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 #[cfg(test)]
