@@ -1,0 +1,488 @@
+#!/usr/bin/env python3
+"""Assertions of the end-to-end test, against the real Prometheus and the webhook log.
+
+Started by tests/e2e/run.sh once every component is up (Python 3 stdlib only). It polls
+Prometheus's HTTP API and the webhook receiver's log until every assertion is settled or the
+deadline passes, then prints a report and exits 0 (all passed) or 1.
+
+Assertions:
+  cycle      the healthy cluster goes through a whole rolling upgrade, seen through Prometheus
+             (bitbucket_zdu_cluster_state): STABLE -> READY_TO_UPGRADE -> MIXED ->
+             READY_TO_RUN_UPGRADE_TASKS -> (RUNNING_UPGRADE_TASKS) -> STABLE
+  quiet      no alert ever fires (ALERTS{alertstate="firing"}, polled) except the expected ones
+             (--expect ALERTNAME@CLUSTER); the webhook receives nothing for the healthy cluster
+  stuck      the stuck-MIXED alert reaches the webhook for the stuck cluster, firing, exactly
+             one alert (one label set) of that name per cluster although several exporters
+             (sidecars) scrape that cluster; Prometheus agrees (one ALERTS series per cluster)
+  dashboard  every query of every dashboard (panel targets, annotations, template variables),
+             with Grafana variables substituted, returns data at some point: with the healthy
+             cluster selected, except queries that only have data when something is wrong
+             (ALERTS, bitbucket_zdu_last_error_info), which must return data with all clusters
+  lint       dashboards/lint.py --metrics <exporter output captured during the run> passes
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+T0 = time.time()
+HEALTHY_CYCLE = ["STABLE", "READY_TO_UPGRADE", "MIXED", "READY_TO_RUN_UPGRADE_TASKS"]
+# Queries naming one of these can only return data when something is wrong.
+TROUBLE_ONLY = re.compile(r"\bALERTS\b|\bbitbucket_zdu_last_error_info\b")
+
+
+def log(msg):
+    print("[e2e %6.1fs] %s" % (time.time() - T0, msg), flush=True)
+
+
+def http_get(url, timeout=5, accept=None):
+    req = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read().decode("utf-8")
+
+
+class Prom:
+    def __init__(self, base):
+        self.base = base.rstrip("/")
+
+    def api(self, path, params):
+        url = "%s/api/v1/%s?%s" % (self.base, path, urllib.parse.urlencode(params, doseq=True))
+        try:
+            body = json.loads(http_get(url, timeout=10))
+        except urllib.error.HTTPError as e:
+            body = json.loads(e.read().decode("utf-8") or "{}")
+        if body.get("status") != "success":
+            raise RuntimeError("%s %s: %s %s" % (path, params, body.get("errorType"), body.get("error")))
+        return body["data"]
+
+    def query(self, expr):
+        return self.api("query", {"query": expr})["result"]
+
+
+# ----------------------------------------------------------------------------- dashboards
+VAR_RE = re.compile(r"\$\{(\w+)(?::[\w]+)?\}|\[\[(\w+)(?::[\w]+)?\]\]|\$(\w+)")
+
+
+def substitute(expr, values):
+    missing = []
+
+    def rep(m):
+        name = m.group(1) or m.group(2) or m.group(3)
+        if name in values:
+            return values[name]
+        missing.append(name)
+        return m.group(0)
+
+    out = VAR_RE.sub(rep, expr)
+    if missing:
+        raise ValueError("unknown Grafana variable(s) %s in %r" % (sorted(set(missing)), expr))
+    return out
+
+
+def walk_panels(panels):
+    for p in panels or []:
+        yield p
+        yield from walk_panels(p.get("panels"))
+
+
+def dashboard_queries(paths):
+    """[(where, kind, expr)] where kind is 'expr' or 'label_values'."""
+    out = []
+    for path in paths:
+        d = json.load(open(path, encoding="utf-8"))
+        name = os.path.basename(path)
+        for p in walk_panels(d.get("panels")):
+            for t in p.get("targets") or []:
+                if t.get("expr"):
+                    out.append(("%s panel %s %r ref %s" % (name, p.get("id"), p.get("title"), t.get("refId")),
+                                "expr", t["expr"]))
+        for a in (d.get("annotations") or {}).get("list") or []:
+            if a.get("expr"):
+                out.append(("%s annotation %r" % (name, a.get("name")), "expr", a["expr"]))
+        for v in (d.get("templating") or {}).get("list") or []:
+            if v.get("type") != "query":
+                continue
+            q = v.get("query")
+            q = q.get("query") if isinstance(q, dict) else q
+            if q:
+                out.append(("%s variable %s" % (name, v.get("name")), "variable", q))
+    return out
+
+
+def template_vars(paths):
+    names = set()
+    for path in paths:
+        d = json.load(open(path, encoding="utf-8"))
+        for v in (d.get("templating") or {}).get("list") or []:
+            names.add(v.get("name"))
+    return names
+
+
+LABEL_VALUES_RE = re.compile(r"^\s*label_values\((.*),\s*(\w+)\)\s*$", re.S)
+
+
+def run_query(prom, kind, expr):
+    """Number of results (series or label values) of one dashboard query."""
+    if kind == "variable":
+        m = LABEL_VALUES_RE.match(expr)
+        if m:
+            sel, label = m.group(1), m.group(2)
+            vals = prom.api("label/%s/values" % label, {"match[]": sel})
+            return len([v for v in vals if v != ""])
+        m = re.match(r"^\s*query_result\((.*)\)\s*$", expr, re.S)
+        if m:
+            expr = m.group(1)
+        else:
+            raise ValueError("unsupported variable query %r" % expr)
+    return len(prom.query(expr))
+
+
+# ----------------------------------------------------------------------------- webhook log
+def read_webhook(path):
+    recs = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    recs.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return recs
+
+
+def webhook_alerts(recs):
+    """[(received, status, labels)] for every alert of every notification."""
+    out = []
+    for r in recs:
+        body = r.get("body") or {}
+        for a in body.get("alerts") or []:
+            out.append((r["received"], a.get("status"), a.get("labels") or {}))
+    return out
+
+
+def label_key(labels):
+    return tuple(sorted(labels.items()))
+
+
+# ----------------------------------------------------------------------------- main
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prometheus", required=True, help="http://127.0.0.1:PORT")
+    ap.add_argument("--webhook-log", required=True)
+    ap.add_argument("--healthy-metrics", required=True, help="URL of the healthy cluster's exporter /metrics")
+    ap.add_argument("--capture", action="append", default=[], metavar="NAME=URL",
+                    help="exporter output to capture at the end (repeatable)")
+    ap.add_argument("--out-dir", required=True, help="where captured exporter output goes")
+    ap.add_argument("--dashboards", nargs="+", required=True)
+    ap.add_argument("--lint", required=True, help="path of dashboards/lint.py")
+    ap.add_argument("--rules-json", required=True, help="rendered rules (JSON) loaded by Prometheus")
+    ap.add_argument("--job", required=True)
+    ap.add_argument("--healthy-cluster", default="healthy")
+    ap.add_argument("--stuck-cluster", default="stuck")
+    ap.add_argument("--stuck-sidecars", type=int, required=True, help="exporters scraped for the stuck cluster")
+    ap.add_argument("--expect", action="append", default=[], metavar="ALERTNAME@CLUSTER",
+                    help="an alert that may (and must) fire besides the stuck-MIXED one")
+    ap.add_argument("--targets", type=int, required=True, help="scrape targets expected up")
+    ap.add_argument("--scrape-interval", type=float, default=1.0)
+    ap.add_argument("--deadline", type=float, default=300, help="seconds")
+    ap.add_argument("--settle", type=float, default=10,
+                    help="seconds to keep watching after everything is settled (duplicates, late alerts)")
+    args = ap.parse_args()
+
+    prom = Prom(args.prometheus)
+    deadline = T0 + args.deadline
+    os.makedirs(args.out_dir, exist_ok=True)
+
+    # The stuck-MIXED alert: the rule of the rendered file that tests state="MIXED" for time.
+    rules = json.load(open(args.rules_json, encoding="utf-8"))
+    alert_rules = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    stuck_names = [r["alert"] for r in alert_rules
+                   if 'state="MIXED"' in r["expr"] and "entered_timestamp" in r["expr"]]
+    if len(stuck_names) != 1:
+        log("FAIL: cannot identify the stuck-MIXED rule in %s (candidates %s)" % (args.rules_json, stuck_names))
+        return 1
+    stuck_alert = stuck_names[0]
+    expected = {(stuck_alert, args.stuck_cluster)}
+    for e in args.expect:
+        name, _, cluster = e.partition("@")
+        expected.add((name, cluster))
+    known_alerts = {r["alert"] for r in alert_rules}
+    for name, _ in expected:
+        if name not in known_alerts:
+            log("FAIL: expected alert %s is not in the rendered rules" % name)
+            return 1
+    log("stuck-MIXED alert: %s; alerts allowed (and required) to fire: %s"
+        % (stuck_alert, ", ".join("%s@%s" % e for e in sorted(expected))))
+
+    # ---- wait for every target to be up and Alertmanager discovered
+    while True:
+        try:
+            up = prom.query('up{job="%s"} == 1' % args.job)
+            ams = prom.api("alertmanagers", {})["activeAlertmanagers"]
+            rule_groups = prom.api("rules", {"type": "alert"})["groups"]
+            if len(up) >= args.targets and ams and rule_groups:
+                break
+        except (OSError, RuntimeError, ValueError) as e:
+            up, ams = [], []
+            log("waiting for Prometheus: %s" % e)
+        if time.time() > deadline:
+            log("FAIL: only %d/%d targets up, %d alertmanagers after %.0fs" % (len(up), args.targets, len(ams), args.deadline))
+            return 1
+        time.sleep(1)
+    log("Prometheus scrapes %d targets, sends to %s, %d alert rules loaded"
+        % (len(up), ams[0]["url"], sum(len(g["rules"]) for g in rule_groups)))
+
+    # ---- dashboard queries, with variables substituted
+    scrape = args.scrape_interval
+    rate_interval = "%ds" % max(4 * scrape, 2 * scrape)  # Grafana: max(4 x scrape, $__interval + scrape)
+    grafana_builtins = {
+        "__rate_interval": rate_interval, "__interval": "%ds" % scrape,
+        "__interval_ms": str(int(scrape * 1000)), "__range": "5m", "__range_s": "300",
+        "__range_ms": "300000", "__from": "0", "__to": "0",
+    }
+    var_names = template_vars(args.dashboards)
+    variants = {}
+    for variant, cluster in (("healthy", args.healthy_cluster), ("all", ".*")):
+        vals = dict(grafana_builtins)
+        for n in var_names:
+            vals[n] = ".*"
+        vals.update({"datasource": "prometheus", "job": args.job, "cluster": cluster, "instance": ".*"})
+        variants[variant] = vals
+    queries = []
+    for where, kind, expr in dashboard_queries(args.dashboards):
+        q = {"where": where, "kind": kind, "raw": expr, "trouble_only": bool(TROUBLE_ONLY.search(expr)),
+             "expr": {v: substitute(expr, vals) for v, vals in variants.items()},
+             "first": {}, "errors": []}
+        queries.append(q)
+    log("%d dashboard queries (panels, annotations, variables) from %s"
+        % (len(queries), ", ".join(os.path.basename(p) for p in args.dashboards)))
+
+    def poll_dashboard():
+        for q in queries:
+            for v in ("healthy", "all"):
+                if v in q["first"]:
+                    continue
+                try:
+                    n = run_query(prom, q["kind"], q["expr"][v])
+                except (RuntimeError, ValueError, OSError) as e:
+                    if str(e) not in q["errors"]:
+                        q["errors"].append(str(e))
+                    continue
+                if n:
+                    q["first"][v] = (time.time() - T0, cur_state, n)
+
+    def dashboard_done():
+        return all("all" in q["first"] and ("healthy" in q["first"] or q["trouble_only"]) for q in queries)
+
+    # ---- main loop
+    states = []            # healthy cluster states in the order Prometheus showed them
+    state_times = []
+    cur_state = None
+    captures = []          # captured exporter outputs (files)
+    firing_seen = {}       # (alertname, cluster, key) -> first seen (s)
+    pending_healthy = {}   # alertname -> first seen, pending alerts of the healthy cluster
+    stuck_alert_at = None
+    cycle_done_at = None
+    settled_at = None
+    violations = []
+    healthy_sel = '{job="%s", cluster="%s"}' % (args.job, args.healthy_cluster)
+
+    def capture(name, url):
+        path = os.path.join(args.out_dir, "%02d-%s.txt" % (len(captures), name))
+        try:
+            text = http_get(url)
+        except (OSError, urllib.error.URLError) as e:
+            log("cannot capture %s from %s: %s" % (name, url, e))
+            return
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        captures.append(path)
+
+    while True:
+        now = time.time()
+        # healthy cluster state as Prometheus sees it
+        try:
+            res = prom.query('max by (state) (bitbucket_zdu_cluster_state%s == 1)' % healthy_sel)
+            st = sorted(r["metric"].get("state") for r in res)
+            st = st[0] if len(st) == 1 else ("|".join(st) if st else None)
+        except (RuntimeError, OSError) as e:
+            st = None
+            log("state query failed: %s" % e)
+        if st and st != cur_state:
+            cur_state = st
+            states.append(st)
+            state_times.append(now - T0)
+            log("healthy cluster: %s" % st)
+            if sum(1 for s in states if s == st) == 1 or st == "STABLE" and len(states) > 1 and states.count(st) == 2:
+                capture("healthy-metrics-%s" % st, args.healthy_metrics)
+        if cycle_done_at is None:
+            # a full cycle: STABLE ... the upgrade states in order ... STABLE again
+            seq = [s for s in states]
+            try:
+                i = seq.index("STABLE")
+                rest = seq[i + 1:]
+                pos = 0
+                for s in rest:
+                    if pos < len(HEALTHY_CYCLE) - 1 and s == HEALTHY_CYCLE[pos + 1]:
+                        pos += 1
+                    elif pos == len(HEALTHY_CYCLE) - 1 and s == "STABLE":
+                        cycle_done_at = now - T0
+                        log("healthy cluster completed a whole rolling upgrade (%s)" % " -> ".join(seq))
+                        break
+            except ValueError:
+                pass
+
+        # alerts, as Prometheus evaluates them
+        try:
+            for r in prom.query('ALERTS{alertstate=~"firing|pending"}'):
+                m = r["metric"]
+                name, cluster, state = m.get("alertname"), m.get("cluster", ""), m.get("alertstate")
+                if state == "pending":
+                    if cluster == args.healthy_cluster and name not in pending_healthy:
+                        pending_healthy[name] = now - T0
+                        log("note: %s pending for the healthy cluster" % name)
+                    continue
+                key = (name, cluster, label_key({k: v for k, v in m.items() if k != "alertstate"}))
+                if key not in firing_seen:
+                    firing_seen[key] = now - T0
+                    log("Prometheus: %s firing for cluster=%r instance=%r" % (name, cluster, m.get("instance")))
+                    if (name, cluster) not in expected:
+                        violations.append("unexpected alert firing in Prometheus: %s" % m)
+        except (RuntimeError, OSError) as e:
+            log("ALERTS query failed: %s" % e)
+
+        # the webhook
+        wh = webhook_alerts(read_webhook(args.webhook_log))
+        for rec_t, status, lab in wh:
+            name, cluster = lab.get("alertname"), lab.get("cluster", "")
+            if status == "firing" and (name, cluster) not in expected:
+                v = "unexpected alert at the webhook: %s" % lab
+                if v not in violations:
+                    violations.append(v)
+            if status == "firing" and name == stuck_alert and cluster == args.stuck_cluster and stuck_alert_at is None:
+                stuck_alert_at = rec_t - T0
+                log("webhook: %s firing for cluster %s" % (name, cluster))
+
+        poll_dashboard()
+
+        got_expected = {(lab.get("alertname"), lab.get("cluster", "")) for _, s, lab in wh if s == "firing"}
+        all_there = expected <= got_expected and cycle_done_at is not None and dashboard_done()
+        if all_there and settled_at is None:
+            settled_at = now
+            log("everything settled; watching %.0fs more for duplicates and late alerts" % args.settle)
+        if settled_at is not None and now - settled_at >= args.settle:
+            break
+        if now > deadline:
+            log("deadline of %.0fs reached" % args.deadline)
+            break
+        time.sleep(max(0.2, 1.0 - (time.time() - now)))
+
+    # ---- end captures: every exporter's output as scraped (sidecars, /probe)
+    for c in args.capture:
+        name, _, url = c.partition("=")
+        capture(name, url)
+
+    # ---- verdicts
+    failures = list(violations)
+    if cycle_done_at is None:
+        failures.append("the healthy cluster never completed STABLE -> %s -> STABLE in Prometheus (saw %s)"
+                        % (" -> ".join(HEALTHY_CYCLE[1:]), " -> ".join(states) or "nothing"))
+    if "RUNNING_UPGRADE_TASKS" not in states:
+        log("note: RUNNING_UPGRADE_TASKS is short at this speed; not seen by the 1s state poll")
+
+    wh = webhook_alerts(read_webhook(args.webhook_log))
+    per_cluster = {}
+    for _, status, lab in wh:
+        if status == "firing" and lab.get("alertname") == stuck_alert:
+            per_cluster.setdefault(lab.get("cluster", ""), set()).add(label_key(lab))
+    if args.stuck_cluster not in per_cluster:
+        failures.append("%s never reached the webhook for cluster %s" % (stuck_alert, args.stuck_cluster))
+    for cluster, keys in per_cluster.items():
+        if len(keys) != 1:
+            failures.append("%s reached the webhook as %d different alerts for cluster %s (want exactly one): %s"
+                            % (stuck_alert, len(keys), cluster, [dict(k) for k in keys]))
+    healthy_wh = [lab for _, _, lab in wh if lab.get("cluster") == args.healthy_cluster]
+    if healthy_wh:
+        failures.append("the webhook received %d alert(s) for the healthy cluster: %s" % (len(healthy_wh), healthy_wh))
+    try:
+        series = prom.query('ALERTS{alertname="%s", alertstate="firing"}' % stuck_alert)
+        n_stuck = [r for r in series if r["metric"].get("cluster") == args.stuck_cluster]
+        if len(n_stuck) != 1:
+            failures.append("Prometheus has %d firing %s series for cluster %s (want 1): %s"
+                            % (len(n_stuck), stuck_alert, args.stuck_cluster, [r["metric"] for r in n_stuck]))
+    except (RuntimeError, OSError) as e:
+        failures.append("final ALERTS query failed: %s" % e)
+    for name, cluster in sorted(expected):
+        if not any(k[0] == name and k[1] == cluster for k in firing_seen):
+            failures.append("expected alert %s never fired in Prometheus for cluster %s" % (name, cluster))
+        if not any(s == "firing" and lab.get("alertname") == name and lab.get("cluster", "") == cluster
+                   for _, s, lab in wh):
+            failures.append("expected alert %s never reached the webhook for cluster %s" % (name, cluster))
+
+    # dashboard report
+    print("\n---- dashboard queries (first time with data: seconds since start, healthy cluster state then)")
+    for q in queries:
+        h, a = q["first"].get("healthy"), q["first"].get("all")
+        fmt = lambda x: "%5.1fs %-27s %3d result(s)" % x if x else "never"
+        label = "trouble-only " if q["trouble_only"] else ""
+        print("  %s%s\n      healthy: %s\n      all:     %s" % (label, q["where"], fmt(h), fmt(a)))
+        if q["errors"]:
+            print("      errors: %s" % q["errors"][:2])
+        if a is None:
+            failures.append("dashboard query never returned data (not even with all clusters): %s: %s%s"
+                            % (q["where"], q["expr"]["all"], " errors: %s" % q["errors"][:1] if q["errors"] else ""))
+        elif h is None and not q["trouble_only"]:
+            failures.append("dashboard query never returned data for the healthy cluster: %s: %s"
+                            % (q["where"], q["expr"]["healthy"]))
+
+    # lint with the real exporter output
+    print("\n---- dashboards/lint.py with the real exporter output (%d captures)" % len(captures))
+    for c in captures:
+        print("  " + c)
+    cmd = [sys.executable, args.lint, "--rules", args.rules_json]
+    for c in captures:
+        cmd += ["--metrics", c]
+    cmd += args.dashboards
+    lint = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(lint.stdout.rstrip() or "  (no output)")
+    if lint.returncode != 0:
+        failures.append("dashboards/lint.py --metrics <real output> failed (exit %d)" % lint.returncode)
+    if not captures:
+        failures.append("no exporter output captured")
+
+    # timeline
+    print("\n---- timeline (seconds since the checks started)")
+    events = [(t, "healthy cluster %s" % s) for t, s in zip(state_times, states)]
+    events += [(t, "Prometheus: %s firing (cluster %s)" % (name, cluster or "-"))
+               for (name, cluster, _), t in firing_seen.items()]
+    events += [(t, "Prometheus: %s pending for the healthy cluster (never fired)" % name)
+               for name, t in pending_healthy.items()]
+    for r in read_webhook(args.webhook_log):
+        for a in (r.get("body") or {}).get("alerts") or []:
+            lab = a.get("labels") or {}
+            events.append((r["received"] - T0, "webhook: %s %s (cluster %s, severity %s)" % (
+                a.get("status"), lab.get("alertname"), lab.get("cluster", "-"), lab.get("severity"))))
+    for t, what in sorted(events, key=lambda e: e[0]):
+        print("  %6.1fs  %s" % (t, what))
+
+    print("\n---- result")
+    if failures:
+        for f in failures:
+            print("FAIL: " + f)
+        return 1
+    print("PASS: healthy rolling upgrade cycle seen at %.1fs with no alert; %s reached the webhook once for "
+          "cluster %s at %.1fs; %d dashboard queries returned data; lint passed on real output"
+          % (cycle_done_at, stuck_alert, args.stuck_cluster, stuck_alert_at or -1, len(queries)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# End to end with the real parts (issue 3 part 6, and the real-output half of part 5).
+#
+# Starts, all on 127.0.0.1 with free ports and everything in one temp dir:
+#   simulators   healthy (rolling-upgrade), stuck (stuck-mixed), broken (not-clustered)
+#   exporters    healthy: one, /metrics;  stuck: two "sidecars" (/metrics) plus one central
+#                multi-target exporter scraped through /probe?target=stuck, which also
+#                serves /probe?target=broken
+#   prometheus   Debian's, loading alerts/ rendered with alerts/examples/fast-thresholds.json
+#                (the documented override: alerts/render.sh --config FILE)
+#   alertmanager Debian's, routing everything to tests/e2e/webhook.py
+# then runs tests/e2e/check.py (the assertions; see its docstring) and cleans up.
+#
+# Usage: tests/e2e/run.sh              (from anywhere; docs/e2e.md explains the output)
+# Env:   E2E_SPEED=10                  simulator speed factor
+#        E2E_TIMEOUT=420               hard limit in seconds for everything after the build
+#        E2E_PROFILE=debug|release     cargo profile of the exporter build (debug: shared with cargo test)
+#        E2E_KEEP=1                    keep the temp dir (configs, logs, captures) and print its path
+#        E2E_THRESHOLDS=FILE           another alerts/render.sh --config override
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+HERE="$ROOT/tests/e2e"
+
+SPEED="${E2E_SPEED:-10}"
+HARD_TIMEOUT="${E2E_TIMEOUT:-420}"
+PROFILE="${E2E_PROFILE:-debug}"
+THRESHOLDS="${E2E_THRESHOLDS:-$ROOT/alerts/examples/fast-thresholds.json}"
+JOB="bitbucket-zdu"
+SCRAPE=1   # seconds; scrape and rule evaluation interval
+
+say() { printf '[e2e] %s\n' "$*"; }
+
+# ---- cleanup: kill every child we started (by pid), show logs on failure, remove the temp dir
+PIDS=()
+NAMES=()
+TMP=""
+WATCHDOG=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null || true
+  local i
+  for i in "${!PIDS[@]}"; do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    local alive=0
+    for i in "${!PIDS[@]}"; do kill -0 "${PIDS[$i]}" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.3
+  done
+  for i in "${!PIDS[@]}"; do kill -KILL "${PIDS[$i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$rc" -ne 0 ] && [ -n "$TMP" ] && [ -d "$TMP/logs" ]; then
+    say "FAILED (exit $rc); last lines of every component's log:"
+    local f
+    for f in "$TMP"/logs/*.log; do
+      [ -f "$f" ] || continue
+      printf '\n----- %s (last 25 lines) -----\n' "$(basename "$f")"
+      tail -n 25 "$f" || true
+    done
+    printf '\n'
+  fi
+  if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+    if [ -n "${E2E_KEEP:-}" ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'say "hard timeout of ${HARD_TIMEOUT}s reached"; exit 124' TERM
+
+# start NAME CMD...: runs CMD in the background, output to $TMP/logs/NAME.log
+start() {
+  local name="$1"; shift
+  "$@" >"$TMP/logs/$name.log" 2>&1 &
+  PIDS+=("$!")
+  NAMES+=("$name")
+}
+
+# wait_http NAME URL [SECONDS]: until URL answers 2xx, or fail (also if NAME's process died)
+wait_http() {
+  local name="$1" url="$2" limit="${3:-30}" i pid=""
+  for i in "${!NAMES[@]}"; do [ "${NAMES[$i]}" = "$name" ] && pid="${PIDS[$i]}"; done
+  for _ in $(seq 1 $((limit * 5))); do
+    if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then return 0; fi
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      say "$name exited before $url answered"; return 1
+    fi
+    sleep 0.2
+  done
+  say "$name: $url did not answer within ${limit}s"; return 1
+}
+
+# ---- tools: Debian's prometheus (promtool), prometheus-alertmanager, jsonnet, curl
+need=()
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || need+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
+command -v jsonnet >/dev/null 2>&1 || need+=(jsonnet)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Their system services may now run on 9090/9093/9100: this test never uses those ports
+  # nor their data (own ports, own --storage.* paths below), so they are left alone.
+fi
+command -v python3 >/dev/null || { say "python3 is required"; exit 2; }
+
+# ---- the exporter binary
+say "building the exporter (cargo build, profile $PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build --release --quiet --bin bitbucket-zdu-exporter
+else
+  cargo build --quiet --bin bitbucket-zdu-exporter
+fi
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/$PROFILE/bitbucket-zdu-exporter"
+[ -x "$BIN" ] || { say "no binary at $BIN"; exit 2; }
+
+# From here on everything is bounded by the hard timeout.
+( sleep "$HARD_TIMEOUT" & s=$!; trap 'kill $s 2>/dev/null; exit 0' TERM; wait $s && kill -TERM $$ 2>/dev/null ) &
+WATCHDOG=$!
+T_START=$(date +%s)
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/bbzdu-e2e.XXXXXX")"
+mkdir -p "$TMP/logs" "$TMP/prometheus-data" "$TMP/alertmanager-data" "$TMP/captures"
+
+# ---- free loopback ports
+read -r P_SIM_H P_SIM_S P_SIM_B P_EXP_H P_EXP_S1 P_EXP_S2 P_EXP_C P_PROM P_AM P_WH < <(python3 - <<'EOF'
+import socket
+socks = []
+for _ in range(10):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+)
+L=127.0.0.1
+
+# ---- alert rules through the documented override, checked by promtool
+say "rendering alert rules with $(basename "$THRESHOLDS") (alerts/render.sh --config)"
+bash "$ROOT/alerts/render.sh" --config "$THRESHOLDS" >"$TMP/rules.yaml"
+bash "$ROOT/alerts/render.sh" --config "$THRESHOLDS" --json >"$TMP/rules.json"
+promtool check rules "$TMP/rules.yaml" >"$TMP/logs/promtool.log" 2>&1 || { cat "$TMP/logs/promtool.log"; exit 1; }
+say "promtool check rules: $(grep -o 'SUCCESS.*' "$TMP/logs/promtool.log" | head -1)"
+
+# ---- configs
+cat >"$TMP/central.yml" <<EOF
+# One central exporter with several targets, scraped through /probe?target=NAME.
+targets:
+  - name: stuck
+    url: http://$L:$P_SIM_S
+  - name: broken
+    url: http://$L:$P_SIM_B
+EOF
+
+cat >"$TMP/prometheus.yml" <<EOF
+global:
+  scrape_interval: ${SCRAPE}s
+  scrape_timeout: ${SCRAPE}s
+  evaluation_interval: ${SCRAPE}s
+rule_files:
+  - $TMP/rules.yaml
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['$L:$P_AM']
+scrape_configs:
+  - job_name: $JOB
+    static_configs:
+      # the healthy cluster: one exporter
+      - targets: ['$L:$P_EXP_H']
+        labels: {cluster: healthy}
+      # the stuck cluster: two sidecars (one per Bitbucket pod; same /rest/zdu/cluster) ...
+      - targets: ['$L:$P_EXP_S1', '$L:$P_EXP_S2']
+        labels: {cluster: stuck}
+      # ... and a central multi-target exporter, through /probe
+      - targets: ['$L:$P_EXP_C']
+        labels: {cluster: stuck, instance: 'central/stuck', __metrics_path__: /probe, __param_target: stuck}
+      - targets: ['$L:$P_EXP_C']
+        labels: {cluster: broken, instance: 'central/broken', __metrics_path__: /probe, __param_target: broken}
+EOF
+promtool check config "$TMP/prometheus.yml" >>"$TMP/logs/promtool.log" 2>&1 || { cat "$TMP/logs/promtool.log"; exit 1; }
+
+cat >"$TMP/alertmanager.yml" <<EOF
+route:
+  receiver: webhook
+  group_by: ['alertname', 'cluster']
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: webhook
+    webhook_configs:
+      - url: http://$L:$P_WH/alerts
+        send_resolved: true
+EOF
+if command -v amtool >/dev/null 2>&1; then
+  amtool check-config "$TMP/alertmanager.yml" >"$TMP/logs/amtool.log" 2>&1 || { cat "$TMP/logs/amtool.log"; exit 1; }
+fi
+
+# ---- start everything
+say "starting on 127.0.0.1: simulators :$P_SIM_H (healthy) :$P_SIM_S (stuck) :$P_SIM_B (broken), exporters :$P_EXP_H :$P_EXP_S1 :$P_EXP_S2 :$P_EXP_C, prometheus :$P_PROM, alertmanager :$P_AM, webhook :$P_WH"
+start webhook python3 "$HERE/webhook.py" --listen "$L:$P_WH" --out "$TMP/webhook.jsonl"
+start sim-healthy "$BIN" simulate --listen-address "$L:$P_SIM_H" --scenario rolling-upgrade --speed "$SPEED"
+start sim-stuck "$BIN" simulate --listen-address "$L:$P_SIM_S" --scenario stuck-mixed --speed "$SPEED"
+start sim-broken "$BIN" simulate --listen-address "$L:$P_SIM_B" --scenario not-clustered --speed "$SPEED"
+EXP_FLAGS=(--poll.interval 1s --bitbucket.timeout 1s --log.level warn)
+start exporter-healthy "$BIN" --bitbucket.url "http://$L:$P_SIM_H" --web.listen-address "$L:$P_EXP_H" \
+  --state.file "$TMP/exporter-healthy.state" "${EXP_FLAGS[@]}"
+start exporter-stuck-sidecar-1 "$BIN" --bitbucket.url "http://$L:$P_SIM_S" --web.listen-address "$L:$P_EXP_S1" "${EXP_FLAGS[@]}"
+start exporter-stuck-sidecar-2 "$BIN" --bitbucket.url "http://$L:$P_SIM_S" --web.listen-address "$L:$P_EXP_S2" "${EXP_FLAGS[@]}"
+# the broken target logs a warning per poll; keep that log small
+start exporter-central "$BIN" --config.file "$TMP/central.yml" --web.listen-address "$L:$P_EXP_C" \
+  --poll.interval 1s --bitbucket.timeout 1s --log.level error
+start alertmanager /usr/bin/prometheus-alertmanager --config.file "$TMP/alertmanager.yml" \
+  --storage.path "$TMP/alertmanager-data" --web.listen-address "$L:$P_AM" \
+  --cluster.listen-address= --log.level=info
+start prometheus /usr/bin/prometheus --config.file "$TMP/prometheus.yml" \
+  --storage.tsdb.path "$TMP/prometheus-data" --web.listen-address "$L:$P_PROM" \
+  --storage.tsdb.retention.time 1h --log.level=info
+
+wait_http webhook "http://$L:$P_WH/-/healthy"
+for n in healthy stuck broken; do
+  var="P_SIM_${n:0:1}"; var="${var^^}"
+  wait_http "sim-$n" "http://$L:${!var}/"
+done
+wait_http exporter-healthy "http://$L:$P_EXP_H/-/healthy"
+wait_http exporter-stuck-sidecar-1 "http://$L:$P_EXP_S1/-/healthy"
+wait_http exporter-stuck-sidecar-2 "http://$L:$P_EXP_S2/-/healthy"
+wait_http exporter-central "http://$L:$P_EXP_C/-/healthy"
+wait_http alertmanager "http://$L:$P_AM/-/ready" 60
+wait_http prometheus "http://$L:$P_PROM/-/ready" 60
+say "all components up after $(( $(date +%s) - T_START ))s"
+
+# ---- the assertions
+remaining=$(( HARD_TIMEOUT - ($(date +%s) - T_START) - 20 ))
+python3 "$HERE/check.py" \
+  --prometheus "http://$L:$P_PROM" \
+  --webhook-log "$TMP/webhook.jsonl" \
+  --healthy-metrics "http://$L:$P_EXP_H/metrics" \
+  --capture "stuck-sidecar-1-metrics=http://$L:$P_EXP_S1/metrics" \
+  --capture "central-metrics=http://$L:$P_EXP_C/metrics" \
+  --capture "central-probe-stuck=http://$L:$P_EXP_C/probe?target=stuck" \
+  --capture "central-probe-broken=http://$L:$P_EXP_C/probe?target=broken" \
+  --out-dir "$TMP/captures" \
+  --dashboards "$ROOT"/dashboards/*.json \
+  --lint "$ROOT/dashboards/lint.py" \
+  --rules-json "$TMP/rules.json" \
+  --job "$JOB" \
+  --stuck-sidecars 3 \
+  --expect "BitbucketZduNotClustered@broken" \
+  --targets 5 \
+  --scrape-interval "$SCRAPE" \
+  --deadline "$remaining" &
+CHECK=$!
+PIDS+=("$CHECK"); NAMES+=(check)
+rc=0
+wait "$CHECK" || rc=$?
+say "checks finished in $(( $(date +%s) - T_START ))s after the build (exit $rc)"
+exit "$rc"
