@@ -395,12 +395,8 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> FetchError {
     if e.is_timeout() || chain.contains("timed out") {
         return FetchError::Timeout(timeout);
     }
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = src {
-        if s.downcast_ref::<rustls::Error>().is_some() {
-            return FetchError::Tls(chain);
-        }
-        src = s.source();
+    if has_rustls_error(e) {
+        return FetchError::Tls(chain);
     }
     let lower = chain.to_ascii_lowercase();
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
@@ -413,6 +409,31 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> FetchError {
         return FetchError::Connect(format!("connection broke while reading the body: {chain}"));
     }
     FetchError::Connect(chain)
+}
+
+/// True when a `rustls::Error` is anywhere in the chain. `io::Error::source()` skips the
+/// error an `io::Error` wraps, and a TLS failure reaches reqwest as an `io::Error` around an
+/// `io::Error` around the `rustls::Error` (e.g. plain HTTP on an https URL), so look inside.
+fn has_rustls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut depth = 0;
+    while let Some(s) = src {
+        depth += 1;
+        if depth > 32 {
+            return false;
+        }
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(inner) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            return has_rustls_error(inner);
+        }
+        src = s.source();
+    }
+    false
 }
 
 fn e_without_url(e: &reqwest::Error) -> ErrNoUrl<'_> {
@@ -492,6 +513,20 @@ mod tests {
         );
         assert_eq!(e.reason(), Reason::UnexpectedStatus);
         assert!(!e.to_string().contains("u:p"), "{e}");
+    }
+
+    #[test]
+    fn rustls_errors_nested_in_io_errors_are_tls() {
+        // What tokio-rustls and hyper-util hand reqwest for plain HTTP on an https URL.
+        let inner = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        let outer = std::io::Error::other(inner);
+        assert!(has_rustls_error(&outer));
+        assert!(!has_rustls_error(&std::io::Error::other(
+            "connection reset"
+        )));
     }
 
     #[test]

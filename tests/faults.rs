@@ -1,0 +1,980 @@
+//! The upstream fault matrix (issue 4, part 2).
+//!
+//! Each test starts a mock Bitbucket on loopback (raw TCP, so it can misbehave at the byte
+//! level; TLS cases wrap the same mock in tokio-rustls with certificates made at test time by
+//! rcgen), drives a real [`Poller`] through good poll → fault → good poll, and checks what
+//! `/metrics` says after each: the right `reason` counted, `bitbucket_zdu_up` 0 (or the data
+//! kept where the payload was still good), no panic, bounded reads, and `up` back to 1 on the
+//! next good poll. No timing is asserted tightly: the slow cases use a 2 s request timeout and
+//! only check that a poll ends at all (within a minute).
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bitbucket_zdu_exporter::client::{Reason, ZduClient};
+use bitbucket_zdu_exporter::config::{AuthConfig, TargetConfig, TlsConfig};
+use bitbucket_zdu_exporter::metrics::TargetCollector;
+use bitbucket_zdu_exporter::poller::{Poller, TargetShared};
+use bitbucket_zdu_exporter::secret::SecretSource;
+use bitbucket_zdu_exporter::server::{render, Format};
+use bitbucket_zdu_exporter::tracker::StateStore;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const USER: &str = "zdu-monitor";
+const PASSWORD: &str = "fault-matrix-S3cret-7Qx";
+/// Request timeout of the slow cases; everything else uses [`FAST_ENOUGH`].
+const SLOW_TIMEOUT: Duration = Duration::from_secs(2);
+/// Request timeout of the cases where the upstream answers at once (generous: 2 cores).
+const FAST_ENOUGH: Duration = Duration::from_secs(20);
+
+const CLUSTER_JSON: &str = r#"{"upgradeModeEnabled":false,"state":"STABLE","originalVersion":null,"nodes":[{"id":"a1","name":"bitbucket-0","ipAddress":"10.0.0.10","state":"ACTIVE","tasksTotal":3,"activeUserCount":20,"buildNumber":"8019000","version":"8.19.0","local":true,"portNumber":5701,"links":[]},{"id":"b2","name":"bitbucket-1","ipAddress":"10.0.0.11","state":"ACTIVE","tasksTotal":4,"activeUserCount":27,"buildNumber":"8019000","version":"8.19.0","local":false,"portNumber":5701,"links":[]}],"links":[]}"#;
+const STATE_JSON: &str = r#"{"state":"STABLE","buildInfo":{"id":"a1","name":"bitbucket-0","ipAddress":"10.0.0.10","state":"ACTIVE","tasksTotal":3,"activeUserCount":20,"buildNumber":"8019000","version":"8.19.0","local":true,"portNumber":5701}}"#;
+const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Log in - SSO</title></head><body><form method=\"post\" action=\"/login\"><input name=\"username\"><input type=\"password\" name=\"password\"></form></body></html>\n";
+const NOT_CLUSTERED: &str = r#"{"errors":[{"context":null,"message":"Rolling upgrades feature requires a clustered installation.","exceptionName":null}]}"#;
+const AUTH_FAILED: &str = r#"{"errors":[{"context":null,"message":"Authentication failed. Please check your credentials and try again.","exceptionName":"com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"}]}"#;
+const NO_PERMISSION: &str = r#"{"errors":[{"context":null,"message":"You are not permitted to access this resource","exceptionName":"com.atlassian.bitbucket.AuthorisationException"}]}"#;
+const HUGE: u64 = 50 * 1024 * 1024;
+
+/// What the mock upstream does with the next request.
+#[derive(Clone, Debug)]
+enum Fault {
+    /// Answers `/cluster` and `/state` correctly.
+    Good,
+    /// Reads the request and never answers (until the client gives up and closes).
+    Hang,
+    /// Answers correctly, but only after this long.
+    Slow(Duration),
+    /// Sends the headers, then the body one byte every 100 ms.
+    Trickle,
+    /// Reads the request, then resets the connection (RST).
+    Reset,
+    /// Announces a body, sends part of it and closes.
+    CutMidBody,
+    /// This status with this JSON body.
+    Status(u16, &'static str),
+    /// 200 with this content type (None: no header) and body.
+    Body(Option<&'static str>, &'static str),
+    /// 200 with 50 MB of valid-looking JSON, chunked (no length) or with Content-Length.
+    Huge { chunked: bool },
+    /// 302 to `<base>/moved<path>`; requests for `/moved...` get the good answer.
+    Redirect(String),
+    /// The inner fault on `/state` only; `/cluster` answers correctly.
+    StateOnly(Box<Fault>),
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    authorization: Option<String>,
+}
+
+#[derive(Clone)]
+struct Mock {
+    addr: SocketAddr,
+    fault: Arc<Mutex<Fault>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// Bytes of body each huge answer managed to send before the client hung up.
+    huge_sent: Arc<Mutex<Vec<u64>>>,
+    tls: Option<Arc<Mutex<Arc<rustls::ServerConfig>>>>,
+}
+
+impl Mock {
+    async fn start(ip: &str) -> std::io::Result<Mock> {
+        Self::start_inner(TcpListener::bind((ip, 0)).await?, None)
+    }
+
+    async fn start_tls(config: Arc<rustls::ServerConfig>) -> Mock {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_inner(l, Some(Arc::new(Mutex::new(config)))).unwrap()
+    }
+
+    fn start_inner(
+        listener: TcpListener,
+        tls: Option<Arc<Mutex<Arc<rustls::ServerConfig>>>>,
+    ) -> std::io::Result<Mock> {
+        let mock = Mock {
+            addr: listener.local_addr()?,
+            fault: Arc::new(Mutex::new(Fault::Good)),
+            seen: Arc::new(Mutex::new(Vec::new())),
+            huge_sent: Arc::new(Mutex::new(Vec::new())),
+            tls,
+        };
+        let m = mock.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let m = m.clone();
+                tokio::spawn(async move { m.connection(stream).await });
+            }
+        });
+        Ok(mock)
+    }
+
+    fn set(&self, f: Fault) {
+        *self.fault.lock().unwrap() = f;
+    }
+
+    fn set_tls(&self, config: Arc<rustls::ServerConfig>) {
+        *self.tls.as_ref().expect("a TLS mock").lock().unwrap() = config;
+    }
+
+    fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    async fn connection(self, mut stream: TcpStream) {
+        if let Some(tls) = &self.tls {
+            let config = tls.lock().unwrap().clone();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            // A failed handshake (the client refused the certificate) just ends here.
+            if let Ok(s) = acceptor.accept(stream).await {
+                self.serve(s).await;
+            }
+            return;
+        }
+        let Some((path, _)) = self.read_request(&mut stream).await else {
+            return;
+        };
+        if matches!(self.fault_for(&path), Fault::Reset) {
+            let _ = stream.set_zero_linger();
+            drop(stream);
+            return;
+        }
+        self.answer(stream, &path).await;
+    }
+
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, mut s: S) {
+        if let Some((path, _)) = self.read_request(&mut s).await {
+            self.answer(s, &path).await;
+        }
+    }
+
+    fn fault_for(&self, path: &str) -> Fault {
+        match self.fault.lock().unwrap().clone() {
+            Fault::StateOnly(inner) if path.ends_with("/rest/zdu/state") => *inner,
+            Fault::StateOnly(_) => Fault::Good,
+            Fault::Redirect(_) if path.starts_with("/moved") => Fault::Good,
+            f => f,
+        }
+    }
+
+    /// Reads one request head (at most 64 KiB); returns its path and Authorization header.
+    async fn read_request<S: AsyncRead + Unpin>(
+        &self,
+        s: &mut S,
+    ) -> Option<(String, Option<String>)> {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut chunk).await.ok()?;
+            if n == 0 || buf.len() > 64 * 1024 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&buf).to_string();
+        let path = head.split_whitespace().nth(1)?.to_string();
+        let authorization = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("authorization")
+                    .then(|| v.trim().to_string())
+            })
+            .filter(|v| !v.is_empty());
+        self.seen.lock().unwrap().push(Seen {
+            path: path.clone(),
+            authorization: authorization.clone(),
+        });
+        Some((path, authorization))
+    }
+
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(&self, mut s: S, path: &str) {
+        let good = |path: &str| -> (u16, &'static str) {
+            if path.ends_with("/rest/zdu/cluster") {
+                (200, CLUSTER_JSON)
+            } else if path.ends_with("/rest/zdu/state") {
+                (200, STATE_JSON)
+            } else {
+                (404, "")
+            }
+        };
+        match self.fault_for(path) {
+            Fault::Good => {
+                let (status, body) = good(path);
+                let _ = write_response(&mut s, status, Some("application/json"), body).await;
+            }
+            Fault::Hang => {
+                // Hold the connection until the client closes it.
+                let mut sink = [0u8; 1024];
+                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+            }
+            Fault::Slow(d) => {
+                tokio::time::sleep(d).await;
+                let (status, body) = good(path);
+                let _ = write_response(&mut s, status, Some("application/json"), body).await;
+            }
+            Fault::Trickle => {
+                let (_, body) = good(path);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for b in body.bytes() {
+                    if s.write_all(&[b]).await.is_err() || s.flush().await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Fault::Reset => {} // handled on the raw stream
+            Fault::CutMidBody => {
+                let (_, body) = good(path);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&body.as_bytes()[..body.len() / 2]).await;
+                let _ = s.flush().await;
+                let _ = s.shutdown().await;
+            }
+            Fault::Status(status, body) => {
+                let ct = (!body.is_empty()).then_some("application/json;charset=UTF-8");
+                let _ = write_response(&mut s, status, ct, body).await;
+            }
+            Fault::Body(ct, body) => {
+                let _ = write_response(&mut s, 200, ct, body).await;
+            }
+            Fault::Huge { chunked } => {
+                let sent = stream_huge(&mut s, chunked).await;
+                self.huge_sent.lock().unwrap().push(sent);
+            }
+            Fault::Redirect(base) => {
+                let head = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {base}/moved{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+            Fault::StateOnly(_) => unreachable!("resolved by fault_for"),
+        }
+    }
+}
+
+async fn write_response<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    status: u16,
+    content_type: Option<&str>,
+    body: &str,
+) -> std::io::Result<()> {
+    let ct = content_type
+        .map(|c| format!("Content-Type: {c}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 {status} X\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body.as_bytes()).await?;
+    s.flush().await?;
+    s.shutdown().await
+}
+
+/// Streams a 50 MB `/cluster`-shaped JSON document; returns the body bytes the client took
+/// before it hung up.
+async fn stream_huge<S: AsyncWrite + Unpin>(s: &mut S, chunked: bool) -> u64 {
+    let head = if chunked {
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_string()
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {HUGE}\r\nConnection: close\r\n\r\n")
+    };
+    if s.write_all(head.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let node = r#"{"id":"n","name":"bitbucket-0","ipAddress":"10.0.0.10","state":"ACTIVE","version":"8.19.0"},"#;
+    let mut piece = String::from(r#"{"nodes":["#);
+    while piece.len() < 64 * 1024 {
+        piece.push_str(node);
+    }
+    let mut sent = 0u64;
+    while sent < HUGE {
+        let data = piece.as_bytes();
+        let ok = if chunked {
+            let mut frame = format!("{:x}\r\n", data.len()).into_bytes();
+            frame.extend_from_slice(data);
+            frame.extend_from_slice(b"\r\n");
+            s.write_all(&frame).await
+        } else {
+            s.write_all(data).await
+        };
+        if ok.is_err() {
+            return sent;
+        }
+        sent += data.len() as u64;
+        if piece.starts_with('{') {
+            piece = piece[r#"{"nodes":["#.len()..].to_string();
+        }
+    }
+    sent
+}
+
+/// A poller against one URL, and what `/metrics` says about it.
+struct Harness {
+    shared: Arc<TargetShared>,
+    poller: Poller,
+}
+
+fn target(url: &str, timeout: Duration, ca_file: Option<PathBuf>) -> TargetConfig {
+    TargetConfig {
+        name: "bb".into(),
+        base_url: reqwest::Url::parse(url).unwrap(),
+        auth: AuthConfig::Basic {
+            username: USER.into(),
+            password: Arc::new(SecretSource::env("TEST_PASSWORD", PASSWORD.into()).unwrap()),
+        },
+        tls: TlsConfig {
+            ca_file,
+            insecure_skip_verify: false,
+        },
+        timeout,
+        poll_interval: Duration::from_secs(30),
+        max_age: Duration::from_secs(600),
+    }
+}
+
+impl Harness {
+    fn new(url: &str, timeout: Duration) -> Self {
+        Self::with_client(ZduClient::new(target(url, timeout, None)).unwrap())
+    }
+
+    fn with_client(client: ZduClient) -> Self {
+        let store = Arc::new(StateStore::in_memory());
+        let shared = TargetShared::new(client.target().clone(), &store.get("bb"));
+        let poller = Poller::new(client, shared.clone(), store);
+        Harness { shared, poller }
+    }
+
+    async fn poll(&mut self) {
+        tokio::time::timeout(Duration::from_secs(60), self.poller.poll_once())
+            .await
+            .expect("a poll must end (timeout applied to every request)");
+    }
+
+    fn metrics(&self) -> String {
+        let mut r = Registry::default();
+        r.register_collector(Box::new(TargetCollector::new(self.shared.clone())));
+        render(&r, Format::Text004)
+    }
+
+    fn sample(&self, series: &str) -> Option<f64> {
+        self.metrics().lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    }
+
+    fn up(&self) -> f64 {
+        self.sample("bitbucket_zdu_up").expect("up is always there")
+    }
+
+    fn errors(&self, endpoint: &str, reason: Reason) -> f64 {
+        self.sample(&format!(
+            "bitbucket_zdu_poll_errors_total{{endpoint=\"{endpoint}\",reason=\"{reason}\"}}"
+        ))
+        .expect("every reason is pre-declared")
+    }
+
+    fn last_error_reasons(&self) -> Vec<String> {
+        self.metrics()
+            .lines()
+            .filter_map(|l| l.strip_prefix("bitbucket_zdu_last_error_info{reason=\""))
+            .filter_map(|r| r.split('"').next().map(str::to_string))
+            .collect()
+    }
+
+    fn last_error_text(&self) -> String {
+        self.shared.snapshot.load().endpoints[0]
+            .last_error
+            .as_ref()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    fn assert_up(&self, context: &str) {
+        let m = self.metrics();
+        assert_eq!(self.up(), 1.0, "{context}: up\n{m}");
+        assert!(
+            self.last_error_reasons().is_empty(),
+            "{context}: no last_error_info when up\n{m}"
+        );
+        assert!(m.contains("bitbucket_zdu_cluster_state{state=\"STABLE\"} 1"));
+    }
+
+    fn assert_no_secret(&self) {
+        let text = format!(
+            "{}\n{}\n{:?}",
+            self.metrics(),
+            self.last_error_text(),
+            self.shared.snapshot.load()
+        );
+        assert!(!text.contains(PASSWORD), "password leaked:\n{text}");
+    }
+}
+
+/// good poll → `fault` → good poll; checks reason, up, counters and recovery.
+async fn fault_then_recover(h: &mut Harness, mock: &Mock, fault: Fault, want: Reason) {
+    let name = format!("{fault:?}");
+    mock.set(Fault::Good);
+    h.poll().await;
+    h.assert_up(&format!("{name}: before"));
+    let before = h.errors("cluster", want);
+
+    mock.set(fault);
+    h.poll().await;
+    let m = h.metrics();
+    assert_eq!(h.up(), 0.0, "{name}: up during the fault\n{m}");
+    assert_eq!(
+        h.last_error_reasons(),
+        vec![want.as_str().to_string()],
+        "{name}: last_error_info\n{m}\nerror: {}",
+        h.last_error_text()
+    );
+    assert_eq!(
+        h.errors("cluster", want),
+        before + 1.0,
+        "{name}: poll_errors_total\n{m}"
+    );
+    assert!(
+        !m.contains("bitbucket_zdu_nodes{"),
+        "{name}: no cluster data while down\n{m}"
+    );
+    h.assert_no_secret();
+    let text = h.last_error_text();
+
+    mock.set(Fault::Good);
+    h.poll().await;
+    h.assert_up(&format!("{name}: after"));
+    assert_eq!(
+        h.errors("cluster", want),
+        before + 1.0,
+        "{name}: counters are not reset by recovery"
+    );
+    assert_eq!(
+        h.sample("bitbucket_zdu_polls_total{endpoint=\"cluster\"}"),
+        Some(3.0)
+    );
+    eprintln!("matrix: {name} -> reason={want} up=0 ({text}) -> recovered up=1");
+}
+
+async fn matrix_case(fault: Fault, want: Reason, timeout: Duration) {
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let mut h = Harness::new(&mock.url(), timeout);
+    fault_then_recover(&mut h, &mock, fault, want).await;
+}
+
+// ---- timing faults -------------------------------------------------------------------
+
+#[tokio::test]
+async fn accepts_and_never_answers_is_a_timeout() {
+    matrix_case(Fault::Hang, Reason::Timeout, SLOW_TIMEOUT).await;
+}
+
+#[tokio::test]
+async fn answers_slower_than_the_timeout_is_a_timeout() {
+    matrix_case(Fault::Slow(SLOW_TIMEOUT * 3), Reason::Timeout, SLOW_TIMEOUT).await;
+}
+
+#[tokio::test]
+async fn body_trickled_byte_by_byte_is_a_timeout() {
+    // The timeout covers the whole request, body included: a trickle cannot hold a poll open.
+    matrix_case(Fault::Trickle, Reason::Timeout, SLOW_TIMEOUT).await;
+}
+
+// ---- connection faults ---------------------------------------------------------------
+
+#[tokio::test]
+async fn connection_reset_is_connect() {
+    matrix_case(Fault::Reset, Reason::Connect, FAST_ENOUGH).await;
+}
+
+#[tokio::test]
+async fn connection_cut_mid_body_is_connect() {
+    matrix_case(Fault::CutMidBody, Reason::Connect, FAST_ENOUGH).await;
+}
+
+#[tokio::test]
+async fn nothing_listening_is_connect_and_recovers_when_it_comes_back() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let mut h = Harness::new(&format!("http://{addr}"), FAST_ENOUGH);
+    h.poll().await;
+    assert_eq!(h.up(), 0.0);
+    assert_eq!(h.last_error_reasons(), vec!["connect"]);
+    assert_eq!(h.errors("cluster", Reason::Connect), 1.0);
+    assert_eq!(h.errors("state", Reason::Connect), 1.0);
+    h.assert_no_secret();
+    // Bitbucket comes back on the same port (if another test took it meanwhile, stop here).
+    let Ok(l) = TcpListener::bind(addr).await else {
+        return;
+    };
+    let mock = Mock::start_inner(l, None).unwrap();
+    mock.set(Fault::Good);
+    h.poll().await;
+    h.assert_up("after the upstream came back");
+}
+
+// ---- HTTP status faults --------------------------------------------------------------
+
+#[tokio::test]
+async fn server_errors_500_502_503() {
+    for status in [500, 502, 503] {
+        let body = if status == 500 {
+            r#"{"errors":[{"context":null,"message":"An internal error occurred","exceptionName":"java.lang.NullPointerException"}]}"#
+        } else {
+            ""
+        };
+        matrix_case(
+            Fault::Status(status, body),
+            Reason::ServerError,
+            FAST_ENOUGH,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn refused_credentials_401() {
+    matrix_case(
+        Fault::Status(401, AUTH_FAILED),
+        Reason::Unauthorized,
+        FAST_ENOUGH,
+    )
+    .await;
+    matrix_case(Fault::Status(401, ""), Reason::Unauthorized, FAST_ENOUGH).await;
+}
+
+#[tokio::test]
+async fn missing_sys_admin_403() {
+    matrix_case(
+        Fault::Status(403, NO_PERMISSION),
+        Reason::Forbidden,
+        FAST_ENOUGH,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn not_clustered_as_401_or_403() {
+    for status in [401, 403] {
+        matrix_case(
+            Fault::Status(status, NOT_CLUSTERED),
+            Reason::NotClustered,
+            FAST_ENOUGH,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn no_zdu_api_404_and_other_statuses() {
+    matrix_case(Fault::Status(404, ""), Reason::NotFound, FAST_ENOUGH).await;
+    matrix_case(
+        Fault::Status(409, ""),
+        Reason::UnexpectedStatus,
+        FAST_ENOUGH,
+    )
+    .await;
+    matrix_case(
+        Fault::Status(418, "{}"),
+        Reason::UnexpectedStatus,
+        FAST_ENOUGH,
+    )
+    .await;
+}
+
+// ---- payload faults ------------------------------------------------------------------
+
+#[tokio::test]
+async fn html_login_page_with_200_is_not_json() {
+    matrix_case(
+        Fault::Body(Some("text/html;charset=UTF-8"), LOGIN_PAGE),
+        Reason::NotJson,
+        FAST_ENOUGH,
+    )
+    .await;
+    // Even when the proxy claims JSON, or says nothing.
+    matrix_case(
+        Fault::Body(Some("application/json"), LOGIN_PAGE),
+        Reason::NotJson,
+        FAST_ENOUGH,
+    )
+    .await;
+    matrix_case(Fault::Body(None, LOGIN_PAGE), Reason::NotJson, FAST_ENOUGH).await;
+}
+
+#[tokio::test]
+async fn malformed_truncated_empty_and_wrong_shape_json_is_decode() {
+    let truncated: &'static str = &CLUSTER_JSON[..CLUSTER_JSON.len() / 2];
+    for body in [
+        r#"{"nodes": [ {"id": "a", }"#, // malformed
+        truncated,                      // truncated document, complete HTTP response
+        "",                             // empty
+        "   \n",                        // whitespace only
+        "null",
+        "[]",
+        r#"{"state":"STABLE"}"#,      // no node list
+        r#"{"nodes":{"id":"a"}}"#,    // nodes not an array
+        "{\"nodes\":[\"\u{0}\"]]",    // garbage after a valid prefix
+        r#"{"nodes":[],"nodes":[]}"#, // duplicate key
+    ] {
+        matrix_case(
+            Fault::Body(Some("application/json"), body),
+            Reason::Decode,
+            FAST_ENOUGH,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn fifty_megabytes_are_cut_at_the_body_cap() {
+    for chunked in [true, false] {
+        let mock = Mock::start("127.0.0.1").await.unwrap();
+        let mut h = Harness::new(&mock.url(), FAST_ENOUGH);
+        fault_then_recover(&mut h, &mock, Fault::Huge { chunked }, Reason::BodyTooLarge).await;
+        // Both endpoints got the huge answer; each stopped reading near the 8 MiB cap (plus
+        // what the kernel buffers on loopback), far from the 50 MB on offer.
+        let sent = wait_for(|| {
+            let v = mock.huge_sent.lock().unwrap().clone();
+            (v.len() >= 2).then_some(v)
+        })
+        .await;
+        for s in sent {
+            assert!(
+                s < 40 * 1024 * 1024,
+                "chunked={chunked}: the client read {s} bytes of a 50 MB body"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_small_cap_applies_too() {
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let client = ZduClient::new(target(&mock.url(), FAST_ENOUGH, None))
+        .unwrap()
+        .with_body_limit(CLUSTER_JSON.len() + 10);
+    let mut h = Harness::with_client(client);
+    // The good answers fit; a bigger one does not.
+    const BIG: &str = r#"{"nodes":[],"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+    fault_then_recover(
+        &mut h,
+        &mock,
+        Fault::Body(Some("application/json"), BIG),
+        Reason::BodyTooLarge,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_enums_nulls_wrong_types_and_extra_fields_keep_the_data() {
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let mut h = Harness::new(&mock.url(), FAST_ENOUGH);
+    mock.set(Fault::Body(
+        Some("application/json"),
+        r#"{"upgradeModeEnabled":"true","state":"PAUSED_FOR_LUNCH","originalVersion":8.19,
+            "hasFinalizationTasks":false,"finalization":{"lastRequested":null,"errors":[]},
+            "nodes":[
+              {"id":"a1","name":"bitbucket-0","ipAddress":"10.0.0.10","state":"HIBERNATING",
+               "tasksTotal":"3","activeUserCount":null,"buildNumber":8019000,"version":null,
+               "local":"yes","portNumber":"5701","links":null,"newField":{"deep":[1,2,3]}},
+              {"id":null,"name":"bitbucket-1","ipAddress":"10.0.0.11","state":null,
+               "tasksTotal":-1,"activeUserCount":1e3,"version":["8.19.0"]},
+              "not-a-node", 7, null,
+              {"id":"c3","name":"bitbucket-2","ipAddress":"10.0.0.12","state":"OFFLINE"}
+            ],
+            "links":"unexpected","somethingNew":{"x":1}}"#,
+    ));
+    h.poll().await;
+    let m = h.metrics();
+    assert_eq!(h.up(), 1.0, "lenient payloads keep the target up\n{m}");
+    assert!(h.last_error_reasons().is_empty(), "{m}");
+    assert!(
+        m.contains("bitbucket_zdu_cluster_state{state=\"PAUSED_FOR_LUNCH\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("bitbucket_zdu_unknown_enum_values_total{field=\"cluster_state\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("bitbucket_zdu_unknown_enum_values_total{field=\"node_state\"} 1"),
+        "{m}"
+    );
+    assert_eq!(
+        h.sample("bitbucket_zdu_upgrade_mode_enabled"),
+        Some(1.0),
+        "{m}"
+    );
+    let view = h.shared.snapshot.load().cluster.clone().expect("data kept");
+    assert_eq!(view.cluster.nodes.len(), 3, "non-object entries skipped");
+    assert_eq!(view.cluster.nodes[0].tasks_total, Some(3));
+    assert_eq!(view.cluster.nodes[0].port_number, Some(5701));
+    assert_eq!(view.cluster.nodes[1].active_user_count, Some(1000));
+    assert_eq!(view.cluster.nodes[1].version, None);
+    for l in m.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            l.is_ascii() && !l.contains('\n'),
+            "label values stay safe: {l}"
+        );
+    }
+    mock.set(Fault::Good);
+    h.poll().await;
+    h.assert_up("after the odd payload");
+}
+
+#[tokio::test]
+async fn a_failing_state_endpoint_keeps_the_cluster_data() {
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let mut h = Harness::new(&mock.url(), FAST_ENOUGH);
+    mock.set(Fault::StateOnly(Box::new(Fault::Status(500, ""))));
+    h.poll().await;
+    h.assert_up("state failing only");
+    assert_eq!(h.errors("state", Reason::ServerError), 1.0);
+    assert_eq!(h.errors("cluster", Reason::ServerError), 0.0);
+    assert!(!h.metrics().contains("bitbucket_zdu_responder_info{"));
+    mock.set(Fault::Good);
+    h.poll().await;
+    h.assert_up("state recovered");
+    assert!(h.metrics().contains("bitbucket_zdu_responder_info{"));
+}
+
+// ---- redirects -----------------------------------------------------------------------
+
+#[tokio::test]
+async fn redirect_to_another_host_is_not_followed_and_credentials_stay() {
+    // Another origin: 127.0.0.2 where the loopback range allows it, else another port.
+    let other = match Mock::start("127.0.0.2").await {
+        Ok(m) => m,
+        Err(_) => Mock::start("127.0.0.1").await.unwrap(),
+    };
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let mut h = Harness::new(&mock.url(), FAST_ENOUGH);
+    fault_then_recover(
+        &mut h,
+        &mock,
+        Fault::Redirect(other.url()),
+        Reason::UnexpectedStatus,
+    )
+    .await;
+    assert!(
+        h.last_error_text().is_empty(),
+        "recovered: no last error kept"
+    );
+    let reached = other.seen();
+    assert!(
+        reached.iter().all(|s| s.authorization.is_none()),
+        "credentials followed a redirect to another origin: {reached:?}"
+    );
+    assert!(
+        reached.is_empty(),
+        "the cross-origin redirect is not followed at all: {reached:?}"
+    );
+    // The origin itself did get credentials.
+    assert!(mock.seen().iter().all(|s| s.authorization.is_some()));
+
+    // The message names the redirect so the operator can fix the URL.
+    mock.set(Fault::Redirect(other.url()));
+    h.poll().await;
+    let text = h.last_error_text();
+    assert!(text.contains("302") && text.contains("redirect"), "{text}");
+    assert!(!text.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn same_origin_redirect_is_followed() {
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let mut h = Harness::new(&mock.url(), FAST_ENOUGH);
+    mock.set(Fault::Redirect(mock.url()));
+    h.poll().await;
+    h.assert_up("same-origin redirect");
+    let seen = mock.seen();
+    assert!(
+        seen.iter().any(|s| s.path == "/moved/rest/zdu/cluster"),
+        "{seen:?}"
+    );
+}
+
+// ---- TLS -----------------------------------------------------------------------------
+
+struct Pki {
+    ca_pem: String,
+    good: Arc<rustls::ServerConfig>,
+    unknown_ca: Arc<rustls::ServerConfig>,
+    expired: Arc<rustls::ServerConfig>,
+}
+
+fn server_config(
+    cert: rustls_pki_types::CertificateDer<'static>,
+    key: &rcgen::KeyPair,
+) -> Arc<rustls::ServerConfig> {
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let mut c = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(c)
+}
+
+fn ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, name.to_string());
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    rcgen::CertifiedIssuer::self_signed(p, rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+fn leaf(
+    issuer: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    expired: bool,
+) -> Arc<rustls::ServerConfig> {
+    let mut p =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "bitbucket.test");
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issuer: &rcgen::Issuer<'static, rcgen::KeyPair> = issuer;
+    let cert = p.signed_by(&key, issuer).unwrap();
+    server_config(cert.der().clone(), &key)
+}
+
+fn pki() -> Pki {
+    let trusted = ca("trusted test CA");
+    let unknown = ca("unknown test CA");
+    Pki {
+        ca_pem: trusted.pem(),
+        good: leaf(&trusted, false),
+        unknown_ca: leaf(&unknown, false),
+        expired: leaf(&trusted, true),
+    }
+}
+
+async fn tls_case(bad: fn(&Pki) -> Arc<rustls::ServerConfig>, label: &str) {
+    bitbucket_zdu_exporter::client::install_crypto_provider();
+    let pki = pki();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).unwrap();
+    let mock = Mock::start_tls(pki.good.clone()).await;
+    let client = ZduClient::new(target(&mock.url(), FAST_ENOUGH, Some(ca_file))).unwrap();
+    let mut h = Harness::with_client(client);
+    h.poll().await;
+    h.assert_up(&format!("{label}: trusted certificate"));
+
+    mock.set_tls(bad(&pki));
+    h.poll().await;
+    let m = h.metrics();
+    assert_eq!(h.up(), 0.0, "{label}\n{m}");
+    assert_eq!(
+        h.last_error_reasons(),
+        vec!["tls"],
+        "{label}: {}",
+        h.last_error_text()
+    );
+    assert_eq!(h.errors("cluster", Reason::Tls), 1.0);
+    h.assert_no_secret();
+    // Nothing was sent over the refused connections.
+    let requests = mock.seen().len();
+    assert_eq!(requests, 2, "only the first, good poll reached the server");
+    eprintln!(
+        "matrix: TLS {label} -> reason=tls up=0 ({}) -> recovered up=1",
+        h.last_error_text()
+    );
+
+    mock.set_tls(pki.good.clone());
+    h.poll().await;
+    h.assert_up(&format!("{label}: after the certificate was fixed"));
+}
+
+#[tokio::test]
+async fn certificate_from_an_unknown_ca_is_tls() {
+    tls_case(|p| p.unknown_ca.clone(), "unknown CA").await;
+}
+
+#[tokio::test]
+async fn expired_certificate_is_tls() {
+    tls_case(|p| p.expired.clone(), "expired certificate").await;
+}
+
+#[tokio::test]
+async fn plain_http_on_an_https_url_is_tls() {
+    bitbucket_zdu_exporter::client::install_crypto_provider();
+    // A plain-HTTP server that answers whatever arrives (here: a TLS ClientHello).
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    let mut h = Harness::new(&format!("https://{addr}"), FAST_ENOUGH);
+    h.poll().await;
+    assert_eq!(h.up(), 0.0);
+    assert_eq!(
+        h.last_error_reasons(),
+        vec!["tls"],
+        "{}",
+        h.last_error_text()
+    );
+    h.assert_no_secret();
+}
+
+async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..600 {
+        if let Some(v) = f() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("condition not met within a minute");
+}
