@@ -1,0 +1,603 @@
+//! `--web.config.file` conformance: every file in tests/testdata/web-config is accepted or
+//! refused as its name says, agrees with `promtool check web-config` (Prometheus 2.42)
+//! except where documented, and the served endpoint behaves as the exporter-toolkit's:
+//! TLS, certificate rotation without restart, mutual TLS with allowed SANs, bcrypt basic
+//! auth re-read per request, extra headers, rate limit.
+//!
+//! File name suffixes: `.good.yml` both accept; `.bad.yml` both refuse; `.refused.yml`
+//! promtool accepts, this exporter refuses (rustls cannot honour it); `.newer.yml` this
+//! exporter accepts, promtool 2.42 refuses (keys from a newer exporter-toolkit).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use bitbucket_zdu_exporter::server::{self, ServeOptions};
+use bitbucket_zdu_exporter::web_config::{
+    AuthResult, Authenticator, WebConfig, WebConfigError, WebConfigRuntime,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/web-config")
+}
+
+fn fixtures(suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(testdata())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no {suffix} fixtures");
+    v
+}
+
+fn provider() {
+    bitbucket_zdu_exporter::client::install_crypto_provider();
+}
+
+#[test]
+fn good_and_newer_files_are_accepted() {
+    provider();
+    for f in fixtures(".good.yml")
+        .into_iter()
+        .chain(fixtures(".newer.yml"))
+    {
+        if let Err(e) = WebConfig::load(&f) {
+            panic!("{} refused: {e}", f.display());
+        }
+    }
+}
+
+/// Each bad file and the meaning of the error it must give (as the toolkit's).
+const BAD: &[(&str, &str)] = &[
+    ("cert_file_absent", "failed to read cert_file"),
+    ("cert_missing", "missing one of cert or cert_file"),
+    ("cipher_unknown", "unknown cipher: TLS_INVENTED_CIPHER"),
+    (
+        "client_auth_invalid",
+        "invalid ClientAuth: RequireSomething",
+    ),
+    ("client_ca_absent", "failed to read client_ca_file"),
+    ("client_ca_without_auth", "without a Client Auth Policy"),
+    ("curve_unknown", "unknown curve: CurveP999"),
+    (
+        "header_content_type_options",
+        "invalid value for X-Content-Type-Options",
+    ),
+    ("header_frame_options", "invalid value for X-Frame-Options"),
+    ("header_not_allowed", "\"Server\" can not be configured"),
+    ("junk", ""),
+    ("key_mismatch", "does not match"),
+    ("key_missing", "missing one of key or key_file"),
+    ("tls_version_unknown", "unknown TLS version: TLS14"),
+    ("unknown_key", "cert_flie"),
+    ("unknown_top_key", "basic_auth"),
+    ("users_not_map", ""),
+    ("users_plaintext", "hashedSecret too short"),
+    ("users_short_hash", "hashedSecret too short"),
+];
+
+#[test]
+fn bad_files_are_refused_with_the_toolkits_message() {
+    provider();
+    let files = fixtures(".bad.yml");
+    assert_eq!(
+        files.len(),
+        BAD.len(),
+        "every bad fixture needs a row in BAD"
+    );
+    for (name, want) in BAD {
+        let f = testdata().join(format!("{name}.bad.yml"));
+        match WebConfig::load(&f) {
+            Ok(_) => panic!("{name} accepted"),
+            Err(WebConfigError::Unsupported(e)) => panic!("{name}: bad, not unsupported: {e}"),
+            Err(e) => assert!(
+                e.to_string().contains(want),
+                "{name}: error {e:?} lacks {want:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn values_rustls_cannot_honour_are_refused_clearly() {
+    provider();
+    let expect = [
+        ("cipher_cbc", "CBC"),
+        ("curve_p521", "P-521"),
+        ("tls10", "TLS 1.0 and 1.1"),
+        ("tls11_max", "max_version TLS11"),
+        ("verify_without_ca", "client_ca_file"),
+    ];
+    assert_eq!(fixtures(".refused.yml").len(), expect.len());
+    for (name, want) in expect {
+        let f = testdata().join(format!("{name}.refused.yml"));
+        match WebConfig::load(&f) {
+            Err(e @ WebConfigError::Unsupported(_)) => {
+                let msg = e.to_string();
+                assert!(msg.contains(want), "{name}: {msg}");
+                assert!(msg.contains("rustls"), "{name}: {msg}");
+            }
+            other => panic!("{name}: expected Unsupported, got {other:?}"),
+        }
+    }
+}
+
+fn promtool() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin/promtool");
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("promtool is missing at /usr/bin/promtool; scripts/test.sh installs Debian's prometheus package");
+    }
+    eprintln!("NOTICE: /usr/bin/promtool not found; skipping the promtool agreement test");
+    None
+}
+
+#[test]
+fn promtool_agrees_except_where_documented() {
+    let Some(promtool) = promtool() else { return };
+    let check = |f: &Path| {
+        let out = std::process::Command::new(&promtool)
+            .args(["check", "web-config"])
+            .arg(f)
+            .output()
+            .expect("run promtool");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    for f in fixtures(".good.yml") {
+        let (ok, out) = check(&f);
+        assert!(ok, "promtool refuses good {}: {out}", f.display());
+    }
+    for f in fixtures(".bad.yml") {
+        let (ok, out) = check(&f);
+        assert!(!ok, "promtool accepts bad {}: {out}", f.display());
+    }
+    // Disagreement 1: the toolkit accepts these, rustls cannot honour them.
+    for f in fixtures(".refused.yml") {
+        let (ok, out) = check(&f);
+        assert!(ok, "promtool refuses {}: {out}", f.display());
+    }
+    // Disagreement 2: promtool 2.42 bundles exporter-toolkit v0.8.x, which predates
+    // rate_limit, client_allowed_sans and inline cert/key; newer toolkits accept them.
+    for f in fixtures(".newer.yml") {
+        let (ok, out) = check(&f);
+        assert!(
+            !ok,
+            "promtool now accepts {}: move it to .good",
+            f.display()
+        );
+        assert!(out.contains("not found in type"), "{}: {out}", f.display());
+    }
+}
+
+#[test]
+fn the_binary_refuses_bad_files_at_start() {
+    for (file, want) in [
+        ("tls10.refused.yml", "TLS 1.0 and 1.1"),
+        ("header_not_allowed.bad.yml", "can not be configured"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitbucket-zdu-exporter"))
+            .args([
+                "--bitbucket.url",
+                "http://127.0.0.1:9/",
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--web.config.file",
+            ])
+            .arg(testdata().join(file))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{file}: started");
+        assert!(err.contains(want), "{file}: {err}");
+        assert!(err.contains("--web.config.file"), "{file}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Served behaviour.
+
+struct Server {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("web.yml")
+    }
+    fn write(&self, yaml: &str) {
+        std::fs::write(self.config(), yaml).unwrap();
+    }
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Serves a tiny router with `yaml` as the web config, in a temp dir holding the fixture
+/// certificates (so paths are relative to the config file, not to the working directory).
+async fn start(yaml: &str) -> Server {
+    provider();
+    let dir = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(testdata()).unwrap() {
+        let p = f.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.ends_with(".crt") || name.ends_with(".key") {
+            std::fs::copy(&p, dir.path().join(&name)).unwrap();
+        }
+    }
+    std::fs::write(dir.path().join("web.yml"), yaml).unwrap();
+    let wc = WebConfigRuntime::load(&dir.path().join("web.yml")).expect("valid config");
+    let router = Router::new().route("/metrics", get(|| async { "up 1\n" }));
+    let listeners = server::bind_all(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = ServeOptions {
+        web_config: Some(wc),
+        ..ServeOptions::default()
+    };
+    let task = tokio::spawn(server::serve_with(
+        listeners,
+        router,
+        async {
+            let _ = rx.await;
+        },
+        Duration::from_secs(2),
+        opts,
+    ));
+    Server {
+        addr,
+        dir,
+        stop: Some(tx),
+        task,
+    }
+}
+
+fn b64(input: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    server_cert: Option<Vec<u8>>,
+}
+
+fn request(auth: Option<(&str, &str)>) -> String {
+    let mut r = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n".to_string();
+    if let Some((u, p)) = auth {
+        r.push_str(&format!(
+            "Authorization: Basic {}\r\n",
+            b64(format!("{u}:{p}").as_bytes())
+        ));
+    }
+    r.push_str("\r\n");
+    r
+}
+
+fn parse_reply(raw: &[u8]) -> std::io::Result<(u16, String)> {
+    let text = String::from_utf8_lossy(raw).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP reply: {text:?}")))?;
+    let head = text.split("\r\n\r\n").next().unwrap_or("").to_lowercase();
+    Ok((status, head))
+}
+
+async fn http_get(addr: SocketAddr, auth: Option<(&str, &str)>) -> std::io::Result<Reply> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(request(auth).as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let (status, head) = parse_reply(&buf)?;
+    Ok(Reply {
+        status,
+        head,
+        server_cert: None,
+    })
+}
+
+/// GET /metrics over TLS, trusting the fixture CA, optionally with a client certificate
+/// (fixture base name, e.g. "client").
+async fn https_get(
+    addr: SocketAddr,
+    auth: Option<(&str, &str)>,
+    client_cert: Option<&str>,
+) -> std::io::Result<Reply> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(testdata().join("ca.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let cfg = match client_cert {
+        Some(name) => {
+            let certs: Vec<_> =
+                CertificateDer::pem_file_iter(testdata().join(format!("{name}.crt")))
+                    .unwrap()
+                    .map(|c| c.unwrap())
+                    .collect();
+            let key = PrivateKeyDer::from_pem_file(testdata().join(format!("{name}.key"))).unwrap();
+            b.with_client_auth_cert(certs, key).unwrap()
+        }
+        None => b.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let server_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec());
+    tls.write_all(request(auth).as_bytes()).await?;
+    let mut buf = Vec::new();
+    // A close_notify-less close after a full reply is fine.
+    if let Err(e) = tls.read_to_end(&mut buf).await {
+        if buf.is_empty() {
+            return Err(e);
+        }
+    }
+    let (status, head) = parse_reply(&buf)?;
+    Ok(Reply {
+        status,
+        head,
+        server_cert,
+    })
+}
+
+fn pem_der(name: &str) -> Vec<u8> {
+    CertificateDer::from_pem_file(testdata().join(name))
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(testdata().join(name)).unwrap()
+}
+
+#[tokio::test]
+async fn tls_basic_auth_and_headers() {
+    let s = start(&fixture("users_tls_headers.good.yml")).await;
+    let ok = https_get(s.addr, Some(("alice", "alice-secret")), None)
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.head);
+    assert!(ok.head.contains("x-frame-options: deny"), "{}", ok.head);
+    assert!(ok
+        .head
+        .contains("strict-transport-security: max-age=31536000"));
+    assert!(ok
+        .head
+        .contains("content-security-policy: default-src 'self'"));
+    for auth in [
+        None,
+        Some(("alice", "wrong")),
+        Some(("mallory", "alice-secret")),
+    ] {
+        let r = https_get(s.addr, auth, None).await.unwrap();
+        assert_eq!(r.status, 401, "{auth:?}");
+        assert!(r.head.contains("www-authenticate: basic"), "{}", r.head);
+        // Headers are set on refusals too, as the toolkit does.
+        assert!(r.head.contains("x-content-type-options: nosniff"));
+    }
+    // Plain HTTP to a TLS port gets no HTTP answer.
+    assert!(http_get(s.addr, Some(("alice", "alice-secret")))
+        .await
+        .map(|r| r.status != 200)
+        .unwrap_or(true));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn users_and_headers_are_reread_per_request() {
+    let users = fixture("users.good.yml");
+    let s = start(&users).await;
+    assert_eq!(http_get(s.addr, None).await.unwrap().status, 401);
+    let r = http_get(s.addr, Some(("bob", "bob-secret"))).await.unwrap();
+    assert_eq!(r.status, 200);
+    // Drop bob, add a header: the next request sees both, no restart.
+    let without_bob: String = users.lines().filter(|l| !l.contains("bob")).fold(
+        "http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n".to_string(),
+        |acc, l| acc + l + "\n",
+    );
+    s.write(&without_bob);
+    let r = http_get(s.addr, Some(("bob", "bob-secret"))).await.unwrap();
+    assert_eq!(r.status, 401);
+    assert!(r.head.contains("x-frame-options: sameorigin"), "{}", r.head);
+    // An invalid file while running: 500, as the toolkit does; fixed again: served again.
+    s.write("basic_auth_users: [\n");
+    assert_eq!(http_get(s.addr, None).await.unwrap().status, 500);
+    s.write("");
+    assert_eq!(http_get(s.addr, None).await.unwrap().status, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn certificates_rotate_without_restart() {
+    let s = start(&fixture("tls.good.yml")).await;
+    let first = https_get(s.addr, None, None).await.unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.server_cert.unwrap(), pem_der("server.crt"));
+    std::fs::copy(
+        testdata().join("server2.key"),
+        s.dir.path().join("server.key"),
+    )
+    .unwrap();
+    std::fs::copy(
+        testdata().join("server2.crt"),
+        s.dir.path().join("server.crt"),
+    )
+    .unwrap();
+    let second = https_get(s.addr, None, None).await.unwrap();
+    assert_eq!(second.status, 200);
+    assert_eq!(second.server_cert.unwrap(), pem_der("server2.crt"));
+    // A broken certificate fails new handshakes, not the process; fixing it recovers.
+    std::fs::write(s.dir.path().join("server.crt"), "garbage").unwrap();
+    assert!(https_get(s.addr, None, None).await.is_err());
+    std::fs::copy(
+        testdata().join("server2.crt"),
+        s.dir.path().join("server.crt"),
+    )
+    .unwrap();
+    assert_eq!(https_get(s.addr, None, None).await.unwrap().status, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls() {
+    let s = start(&fixture("tls_mtls.good.yml")).await;
+    assert!(
+        https_get(s.addr, None, None).await.is_err(),
+        "no client cert"
+    );
+    assert!(
+        https_get(s.addr, None, Some("client_selfsigned"))
+            .await
+            .is_err(),
+        "cert not from the client CA"
+    );
+    for c in ["client", "client_other"] {
+        assert_eq!(https_get(s.addr, None, Some(c)).await.unwrap().status, 200);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_with_allowed_sans() {
+    let s = start(&fixture("tls_mtls_sans.newer.yml")).await;
+    let r = https_get(s.addr, None, Some("client")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(https_get(s.addr, None, Some("client_other")).await.is_err());
+    assert!(https_get(s.addr, None, None).await.is_err());
+    // The e-mail and URI SANs match too.
+    for san in ["scraper@example.com", "spiffe://example/prometheus"] {
+        s.write(
+            &fixture("tls_mtls_sans.newer.yml").replace("- client.example", &format!("- {san}")),
+        );
+        assert_eq!(
+            https_get(s.addr, None, Some("client"))
+                .await
+                .unwrap()
+                .status,
+            200,
+            "{san}"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn request_client_cert_without_ca() {
+    let s = start(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAnyClientCert\n",
+    )
+    .await;
+    assert!(https_get(s.addr, None, None).await.is_err());
+    let r = https_get(s.addr, None, Some("client_selfsigned"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429() {
+    let s = start("rate_limit:\n  interval: 1h\n  burst: 2\n").await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(http_get(s.addr, None).await.unwrap().status);
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    s.stop().await;
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_users_cost_a_bcrypt_and_successes_are_cached() {
+    // alice's hash has cost 10 (~50-100 ms), bob's cost 4.
+    let cfg = WebConfig::load(&testdata().join("users.good.yml")).unwrap();
+    let users: BTreeMap<String, String> = cfg.request.users.clone();
+    let auth = Authenticator::default();
+    let time = |u: &'static str, p: &'static str| {
+        let (auth, users) = (&auth, &users);
+        async move {
+            let t = Instant::now();
+            let r = auth.check(users, u, p).await;
+            (r, t.elapsed())
+        }
+    };
+    let (first, first_t) = time("alice", "alice-secret").await;
+    assert_eq!(first, AuthResult::Allowed);
+    let mut cached = Vec::new();
+    let mut wrong = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..5 {
+        let (r, t) = time("alice", "alice-secret").await;
+        assert_eq!(r, AuthResult::Allowed);
+        cached.push(t);
+        let (r, t) = time("alice", "nope").await;
+        assert_eq!(r, AuthResult::Denied);
+        wrong.push(t);
+        let (r, t) = time("mallory", "alice-secret").await;
+        assert_eq!(r, AuthResult::Denied);
+        unknown.push(t);
+    }
+    let (cached, wrong, unknown) = (median(cached), median(wrong), median(unknown));
+    let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
+    eprintln!(
+        "bcrypt: first {first_t:?}, cached {cached:?}, wrong password {wrong:?}, unknown user {unknown:?} (ratio {ratio:.2})"
+    );
+    // An unknown user costs the same bcrypt as a known user's wrong password.
+    assert!((0.4..2.5).contains(&ratio), "unknown/wrong ratio {ratio}");
+    // A cached success skips bcrypt entirely.
+    assert!(cached * 20 < wrong, "cached {cached:?} vs bcrypt {wrong:?}");
+    // bob (cost 4) is still checked against his own hash.
+    assert_eq!(
+        auth.check(&users, "bob", "bob-secret").await,
+        AuthResult::Allowed
+    );
+}
