@@ -562,16 +562,15 @@ impl Simulator {
         });
     }
 
-    fn check_auth(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// `Some(response)` when the request must be refused.
+    fn check_auth(&self, headers: &HeaderMap) -> Option<Response> {
         if self.with_cluster(|c| c.not_clustered) {
-            return Err(error_response(
+            return Some(error_response(
                 StatusCode::UNAUTHORIZED,
                 "Rolling upgrades feature requires a clustered installation.",
             ));
         }
-        let Some((user, pw)) = &self.auth else {
-            return Ok(());
-        };
+        let (user, pw) = self.auth.as_ref()?;
         let expected = pw
             .get()
             .map(|p| basic(user, p.expose()))
@@ -581,9 +580,9 @@ impl Simulator {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !expected.is_empty() && constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            Ok(())
+            None
         } else {
-            Err(error_response(
+            Some(error_response(
                 StatusCode::UNAUTHORIZED,
                 "Authentication failed. Please check your credentials and try again.",
             ))
@@ -675,7 +674,7 @@ fn error_response(status: StatusCode, message: &str) -> Response {
 type SimState = State<Arc<Simulator>>;
 
 async fn get_cluster(State(sim): SimState, headers: HeaderMap) -> Response {
-    if let Err(r) = sim.check_auth(&headers) {
+    if let Some(r) = sim.check_auth(&headers) {
         return r;
     }
     let local = sim.local_index();
@@ -684,7 +683,7 @@ async fn get_cluster(State(sim): SimState, headers: HeaderMap) -> Response {
 }
 
 async fn get_state(State(sim): SimState, headers: HeaderMap) -> Response {
-    if let Err(r) = sim.check_auth(&headers) {
+    if let Some(r) = sim.check_auth(&headers) {
         return r;
     }
     let Some(local) = sim.local_index() else {
@@ -698,7 +697,7 @@ async fn get_state(State(sim): SimState, headers: HeaderMap) -> Response {
 }
 
 async fn get_node(State(sim): SimState, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = sim.check_auth(&headers) {
+    if let Some(r) = sim.check_auth(&headers) {
         return r;
     }
     let local = sim.local_index();
@@ -714,7 +713,7 @@ async fn post_action(
     headers: HeaderMap,
     action: fn(&mut SimCluster) -> Result<(), Conflict>,
 ) -> Response {
-    if let Err(r) = sim.check_auth(&headers) {
+    if let Some(r) = sim.check_auth(&headers) {
         return r;
     }
     let result = sim.with_cluster(action);
