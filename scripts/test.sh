@@ -37,7 +37,7 @@ cargo test --all-targets --quiet
 step "alert rules, rule unit tests, dashboard lint"
 bash alerts/test.sh
 
-for extra in tests/e2e/run.sh; do
+for extra in tests/browser/landing.sh tests/e2e/run.sh; do
   if [ -f "$extra" ] && [ -z "${SKIP_E2E:-}" ]; then
     step "end to end: $extra"
     bash "$extra"

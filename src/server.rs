@@ -312,6 +312,41 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
             last = esc(&fmt_ts(cluster_ep.last_success_timestamp)),
         ));
     }
+    let mut node_tables = String::new();
+    for t in targets.iter() {
+        let snap = t.snapshot.load();
+        let Some(view) = snap.fresh_cluster(now) else {
+            continue;
+        };
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let mut rows = String::new();
+        for (i, n) in view.cluster.nodes.iter().enumerate() {
+            let since = view.node_since.get(i).copied().unwrap_or(wall);
+            let ghost = if view.figures.ghosts.contains(&i) {
+                " (ghost)"
+            } else {
+                ""
+            };
+            let count = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "–".into());
+            rows.push_str(&format!(
+                "<tr><td>{name}{ghost}</td><td>{addr}</td><td>{state}</td><td>{version}</td><td>{users}</td><td>{tasks}</td><td>{since}</td></tr>\n",
+                name = esc(n.name.as_deref().unwrap_or("")),
+                addr = esc(&n.address()),
+                state = esc(n.state.as_ref().map(|s| s.as_str()).unwrap_or("(none)")),
+                version = esc(n.version.as_deref().unwrap_or("–")),
+                users = count(n.active_user_count),
+                tasks = count(n.tasks_total),
+                since = esc(&crate::duration::format_duration(std::time::Duration::from_secs((wall - since).max(0.0) as u64))),
+            ));
+        }
+        node_tables.push_str(&format!(
+            "<h2>Nodes of {name}</h2>\n<table><tr><th>node</th><th>address</th><th>state</th><th>version</th><th>users</th><th>tasks</th><th>in state for</th></tr>\n{rows}</table>\n",
+            name = esc(&t.config.load().name),
+        ));
+    }
     let reload_err = state
         .runtime
         .reload_status
@@ -334,6 +369,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
 <h2>Targets</h2>
 <table><tr><th>name</th><th>Bitbucket URL</th><th>auth</th><th>status</th><th>detail</th><th>last successful poll</th></tr>
 {rows}</table>
+{node_tables}
 </body></html>
 "#,
         version = crate::build::VERSION,
