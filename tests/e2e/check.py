@@ -187,9 +187,12 @@ def main():
     ap.add_argument("--job", required=True)
     ap.add_argument("--healthy-cluster", default="healthy")
     ap.add_argument("--stuck-cluster", default="stuck")
-    ap.add_argument("--stuck-sidecars", type=int, required=True, help="exporters scraped for the stuck cluster")
+    ap.add_argument("--stuck-exporters", type=int, required=True,
+                    help="exporters (sidecars, /probe targets) scraped for the stuck cluster")
     ap.add_argument("--expect", action="append", default=[], metavar="ALERTNAME@CLUSTER",
                     help="an alert that may (and must) fire besides the stuck-MIXED one")
+    ap.add_argument("--expect-restart", action="append", default=[], metavar="INSTANCE",
+                    help="an exporter (instance label) that run.sh restarts during the run")
     ap.add_argument("--targets", type=int, required=True, help="scrape targets expected up")
     ap.add_argument("--scrape-interval", type=float, default=1.0)
     ap.add_argument("--deadline", type=float, default=300, help="seconds")
@@ -293,6 +296,9 @@ def main():
     cycle_done_at = None
     settled_at = None
     violations = []
+    stuck_exporters_max = 0
+    start_times = {}       # instance -> process_start_time_seconds
+    restarts = []          # (seconds, instance)
     healthy_sel = '{job="%s", cluster="%s"}' % (args.job, args.healthy_cluster)
 
     def capture(name, url):
@@ -373,6 +379,28 @@ def main():
 
         poll_dashboard()
 
+        # exporter restarts (process_start_time_seconds changes)
+        try:
+            for r in prom.query('process_start_time_seconds{job="%s"}' % args.job):
+                inst, v = r["metric"].get("instance"), float(r["value"][1])
+                if inst in start_times and start_times[inst] != v:
+                    restarts.append((now - T0, inst))
+                    log("exporter %s restarted" % inst)
+                start_times[inst] = v
+        except (RuntimeError, OSError) as e:
+            log("process_start_time_seconds query failed: %s" % e)
+
+        # how many exporters report the stuck cluster MIXED at once (the alert must still be one)
+        try:
+            res = prom.query('count(bitbucket_zdu_cluster_state{job="%s", cluster="%s", state="MIXED"} == 1)'
+                             % (args.job, args.stuck_cluster))
+            n = int(float(res[0]["value"][1])) if res else 0
+            if n > stuck_exporters_max:
+                stuck_exporters_max = n
+                log("stuck cluster: %d exporter(s) report MIXED" % n)
+        except (RuntimeError, OSError) as e:
+            log("stuck exporters query failed: %s" % e)
+
         got_expected = {(lab.get("alertname"), lab.get("cluster", "")) for _, s, lab in wh if s == "firing"}
         all_there = expected <= got_expected and cycle_done_at is not None and dashboard_done()
         if all_there and settled_at is None:
@@ -398,6 +426,13 @@ def main():
     if "RUNNING_UPGRADE_TASKS" not in states:
         log("note: RUNNING_UPGRADE_TASKS is short at this speed; not seen by the 1s state poll")
 
+    for inst in args.expect_restart:
+        if not any(i == inst for _, i in restarts):
+            failures.append("exporter %s was to be restarted during the run, but Prometheus never saw it restart" % inst)
+    if stuck_exporters_max < args.stuck_exporters:
+        failures.append("at most %d exporter(s) reported the stuck cluster MIXED at once (want %d): the "
+                        "one-alert-per-cluster check proves nothing" % (stuck_exporters_max, args.stuck_exporters))
+
     wh = webhook_alerts(read_webhook(args.webhook_log))
     per_cluster = {}
     for _, status, lab in wh:
@@ -412,6 +447,25 @@ def main():
     healthy_wh = [lab for _, _, lab in wh if lab.get("cluster") == args.healthy_cluster]
     if healthy_wh:
         failures.append("the webhook received %d alert(s) for the healthy cluster: %s" % (len(healthy_wh), healthy_wh))
+    # on time? MIXED entered (earliest exporter) -> webhook, against the rule's threshold + for
+    stuck_rule = [r for r in alert_rules if r["alert"] == stuck_alert][0]
+    m = re.search(r">\s*([0-9.]+)\s*$", stuck_rule["expr"])
+    threshold = float(m.group(1)) if m else 0.0
+    fr = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", stuck_rule.get("for", "0s"))
+    for_s = (int(fr.group(1) or 0) * 60 + int(fr.group(2) or 0)) if fr else 0
+    try:
+        res = prom.query('min(last_over_time(bitbucket_zdu_cluster_state_entered_timestamp_seconds'
+                         '{job="%s", cluster="%s"}[15m]))' % (args.job, args.stuck_cluster))
+        entered = float(res[0]["value"][1]) if res else None
+    except (RuntimeError, OSError):
+        entered = None
+    if entered and stuck_alert_at is not None:
+        delay = stuck_alert_at + T0 - entered
+        log("stuck cluster entered MIXED at %.1fs; %s reached the webhook %.1fs later (rule: %.0fs + for %ds)"
+            % (entered - T0, stuck_alert, delay, threshold, for_s))
+        if delay > threshold + for_s + 30 or delay < threshold + for_s:
+            failures.append("%s reached the webhook %.1fs after MIXED began; the rule says %.0fs + %ds"
+                            % (stuck_alert, delay, threshold, for_s))
     try:
         series = prom.query('ALERTS{alertname="%s", alertstate="firing"}' % stuck_alert)
         n_stuck = [r for r in series if r["metric"].get("cluster") == args.stuck_cluster]
@@ -465,6 +519,7 @@ def main():
                for (name, cluster, _), t in firing_seen.items()]
     events += [(t, "Prometheus: %s pending for the healthy cluster (never fired)" % name)
                for name, t in pending_healthy.items()]
+    events += [(t, "exporter %s restarted (seen through process_start_time_seconds)" % i) for t, i in restarts]
     for r in read_webhook(args.webhook_log):
         for a in (r.get("body") or {}).get("alerts") or []:
             lab = a.get("labels") or {}

@@ -17,6 +17,7 @@
 #        E2E_PROFILE=debug|release     cargo profile of the exporter build (debug: shared with cargo test)
 #        E2E_KEEP=1                    keep the temp dir (configs, logs, captures) and print its path
 #        E2E_THRESHOLDS=FILE           another alerts/render.sh --config override
+#        E2E_RESTART_AT=45             when to restart one stuck-cluster sidecar (seconds into the checks)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -28,6 +29,7 @@ PROFILE="${E2E_PROFILE:-debug}"
 THRESHOLDS="${E2E_THRESHOLDS:-$ROOT/alerts/examples/fast-thresholds.json}"
 JOB="bitbucket-zdu"
 SCRAPE=1   # seconds; scrape and rule evaluation interval
+RESTART_AT="${E2E_RESTART_AT:-45}"  # seconds after the checks start: restart a stuck sidecar
 
 say() { printf '[e2e] %s\n' "$*"; }
 
@@ -208,7 +210,7 @@ start webhook python3 "$HERE/webhook.py" --listen "$L:$P_WH" --out "$TMP/webhook
 start sim-healthy "$BIN" simulate --listen-address "$L:$P_SIM_H" --scenario rolling-upgrade --speed "$SPEED"
 start sim-stuck "$BIN" simulate --listen-address "$L:$P_SIM_S" --scenario stuck-mixed --speed "$SPEED"
 start sim-broken "$BIN" simulate --listen-address "$L:$P_SIM_B" --scenario not-clustered --speed "$SPEED"
-EXP_FLAGS=(--poll.interval 1s --bitbucket.timeout 1s --log.level warn)
+EXP_FLAGS=(--poll.interval 1s --bitbucket.timeout 1s --log.level info)
 start exporter-healthy "$BIN" --bitbucket.url "http://$L:$P_SIM_H" --web.listen-address "$L:$P_EXP_H" \
   --state.file "$TMP/exporter-healthy.state" "${EXP_FLAGS[@]}"
 start exporter-stuck-sidecar-1 "$BIN" --bitbucket.url "http://$L:$P_SIM_S" --web.listen-address "$L:$P_EXP_S1" "${EXP_FLAGS[@]}"
@@ -251,13 +253,32 @@ python3 "$HERE/check.py" \
   --lint "$ROOT/dashboards/lint.py" \
   --rules-json "$TMP/rules.json" \
   --job "$JOB" \
-  --stuck-sidecars 3 \
+  --stuck-exporters 3 \
+  --expect-restart "$L:$P_EXP_S2" \
   --expect "BitbucketZduNotClustered@broken" \
   --targets 5 \
   --scrape-interval "$SCRAPE" \
   --deadline "$remaining" &
 CHECK=$!
 PIDS+=("$CHECK"); NAMES+=(check)
+
+# Meanwhile, restart one stuck-cluster sidecar while its cluster is MIXED (on Kubernetes the
+# sidecar of the pod being upgraded restarts with it): the stuck-MIXED alert must still
+# arrive once, on time, and no exporter-health alert may fire for the short gap.
+for _ in $(seq 1 "$RESTART_AT"); do kill -0 "$CHECK" 2>/dev/null || break; sleep 1; done
+if kill -0 "$CHECK" 2>/dev/null; then
+  for i in "${!NAMES[@]}"; do
+    if [ "${NAMES[$i]}" = exporter-stuck-sidecar-2 ]; then
+      say "restarting exporter-stuck-sidecar-2 (pid ${PIDS[$i]}) while the stuck cluster is MIXED"
+      kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+      wait "${PIDS[$i]}" 2>/dev/null || true
+      NAMES[$i]=exporter-stuck-sidecar-2-before-restart
+    fi
+  done
+  sleep 3
+  start exporter-stuck-sidecar-2 "$BIN" --bitbucket.url "http://$L:$P_SIM_S" --web.listen-address "$L:$P_EXP_S2" "${EXP_FLAGS[@]}"
+  wait_http exporter-stuck-sidecar-2 "http://$L:$P_EXP_S2/-/healthy" || { kill -TERM "$CHECK"; exit 1; }
+fi
 rc=0
 wait "$CHECK" || rc=$?
 say "checks finished in $(( $(date +%s) - T_START ))s after the build (exit $rc)"
