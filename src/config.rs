@@ -79,7 +79,7 @@ impl LogLevel {
 }
 
 /// The exporter's flags, each with an environment fallback.
-#[derive(Debug, Clone, Args, Default)]
+#[derive(Debug, Clone, Args)]
 pub struct ExporterArgs {
     /// Base URL of Bitbucket, with its context path if any (https://host/bitbucket).
     #[arg(long = "bitbucket.url", env = "BITBUCKET_ZDU_URL", value_name = "URL")]
@@ -193,12 +193,6 @@ pub struct ExporterArgs {
     /// Validate the configuration and exit 0 (valid) or 1 (invalid, with the reason).
     #[arg(long = "config.check")]
     pub config_check: bool,
-}
-
-impl Default for PromDuration {
-    fn default() -> Self {
-        PromDuration(Duration::from_secs(30))
-    }
 }
 
 /// A configuration problem, always naming the flag or key at fault.
