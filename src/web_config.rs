@@ -148,6 +148,24 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_nanos(total as u64))
 }
 
+/// Hides the double-quoted values a YAML error quotes (`invalid type: string "..."`): the
+/// file may be a secret given by mistake. Key names (quoted with backticks) stay.
+fn redact_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut quoted = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"(value hidden)\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn parse_file(content: &str) -> Result<FileConfig, WebConfigError> {
     // An empty file (or one with only comments) is a valid, empty configuration.
     let meaningful = content
@@ -156,8 +174,8 @@ fn parse_file(content: &str) -> Result<FileConfig, WebConfigError> {
     if !meaningful {
         return Ok(FileConfig::default());
     }
-    let parsed: Option<FileConfig> =
-        serde_norway::from_str(content).map_err(|e| WebConfigError::Yaml(e.to_string()))?;
+    let parsed: Option<FileConfig> = serde_norway::from_str(content)
+        .map_err(|e| WebConfigError::Yaml(redact_values(&e.to_string())))?;
     Ok(parsed.unwrap_or_default())
 }
 
@@ -1120,6 +1138,15 @@ mod tests {
         assert_eq!(parse_go_duration("5"), None);
         assert_eq!(parse_go_duration("1d"), None);
         assert_eq!(parse_go_duration("-1s"), None);
+    }
+
+    #[test]
+    fn yaml_errors_do_not_echo_values() {
+        let e = parse_file("hunter2-secret").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("value hidden"), "{e}");
+        let e = parse_file("foo: 1").unwrap_err().to_string();
+        assert!(e.contains("foo"), "{e}");
     }
 
     #[test]
