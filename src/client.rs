@@ -235,6 +235,7 @@ impl ZduClient {
                 USER_AGENT,
                 HeaderValue::from_static(crate::build::USER_AGENT),
             );
+        let mut forms = Vec::new();
         match &self.target.auth {
             AuthConfig::None => {}
             AuthConfig::Basic { username, password } => {
@@ -242,15 +243,27 @@ impl ZduClient {
                 let pw = password
                     .get()
                     .map_err(|e| FetchError::Connect(format!("credentials unavailable: {e}")))?;
+                forms = credential_forms(Some(username), pw.expose());
                 req = req.basic_auth(username, Some(pw.expose()));
             }
             AuthConfig::Bearer { token } => {
                 let t = token
                     .get()
                     .map_err(|e| FetchError::Connect(format!("credentials unavailable: {e}")))?;
+                forms = credential_forms(None, t.expose());
                 req = req.bearer_auth(t.expose());
             }
         }
+        self.send(req, &forms)
+            .await
+            .map_err(|e| redact_error(e, &forms))
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        forms: &[String],
+    ) -> Result<T, FetchError> {
         let timeout = self.target.timeout;
         let resp = req.send().await.map_err(|e| classify(&e, timeout))?;
         let status = resp.status();
@@ -269,7 +282,94 @@ impl ZduClient {
         if status.is_success() {
             return decode_success(&body, &content_type);
         }
-        Err(status_error(status, &body, location))
+        // Redact before the message is parsed and truncated, so no fragment survives.
+        Err(status_error(status, &redact_bytes(body, forms), location))
+    }
+}
+
+/// Every form in which a credential could come back in an upstream's answer: the value, its
+/// JSON-escaped form and, for Basic auth, the `user:password` base64 of the Authorization
+/// header (with and without padding). Values shorter than 3 bytes are not looked for.
+fn credential_forms(username: Option<&str>, secret: &str) -> Vec<String> {
+    let mut forms = Vec::new();
+    let mut add = |f: String| {
+        if f.len() >= 3 && !forms.contains(&f) {
+            forms.push(f);
+        }
+    };
+    add(secret.to_string());
+    if let Ok(json) = serde_json::to_string(secret) {
+        add(json.trim_matches('"').to_string());
+    }
+    if let Some(user) = username {
+        let b64 = crate::simulator::base64_encode(format!("{user}:{secret}").as_bytes());
+        add(b64.trim_end_matches('=').to_string());
+        add(b64);
+    }
+    // Longest first, so that a form containing another is replaced whole.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms
+}
+
+const REDACTED: &str = "<redacted>";
+
+fn redact_text(mut s: String, forms: &[String]) -> String {
+    for f in forms {
+        if s.contains(f.as_str()) {
+            s = s.replace(f.as_str(), REDACTED);
+        }
+    }
+    s
+}
+
+fn redact_bytes(body: Vec<u8>, forms: &[String]) -> Vec<u8> {
+    let mut body = body;
+    for f in forms {
+        let f = f.as_bytes();
+        if body.windows(f.len()).any(|w| w == f) {
+            let mut out = Vec::with_capacity(body.len());
+            let mut i = 0;
+            while i < body.len() {
+                if body[i..].starts_with(f) {
+                    out.extend_from_slice(REDACTED.as_bytes());
+                    i += f.len();
+                } else {
+                    out.push(body[i]);
+                    i += 1;
+                }
+            }
+            body = out;
+        }
+    }
+    body
+}
+
+/// Removes the credential from an error's texts: an upstream, or a proxy in front of it, may
+/// echo the request (Authorization header included) in an error page or message.
+fn redact_error(e: FetchError, forms: &[String]) -> FetchError {
+    if forms.is_empty() {
+        return e;
+    }
+    let r = |s: String| redact_text(s, forms);
+    match e {
+        FetchError::Connect(s) => FetchError::Connect(r(s)),
+        FetchError::Tls(s) => FetchError::Tls(r(s)),
+        FetchError::Unauthorized(m) => FetchError::Unauthorized(m.map(r)),
+        FetchError::Forbidden(m) => FetchError::Forbidden(m.map(r)),
+        FetchError::NotClustered { status, message } => FetchError::NotClustered {
+            status,
+            message: message.map(r),
+        },
+        FetchError::UnexpectedStatus { status, detail } => FetchError::UnexpectedStatus {
+            status,
+            detail: detail.map(r),
+        },
+        FetchError::NotJson(s) => FetchError::NotJson(r(s)),
+        FetchError::Decode(s) => FetchError::Decode(r(s)),
+        e @ (FetchError::Timeout(_)
+        | FetchError::NotFound
+        | FetchError::ServerError(_)
+        | FetchError::BodyTooLarge(_)) => e,
     }
 }
 
@@ -513,6 +613,35 @@ mod tests {
         );
         assert_eq!(e.reason(), Reason::UnexpectedStatus);
         assert!(!e.to_string().contains("u:p"), "{e}");
+    }
+
+    #[test]
+    fn echoed_credentials_are_redacted_from_error_texts() {
+        let forms = credential_forms(Some("zdu"), "pa\"ss-w0rd");
+        // base64("zdu:pa\"ss-w0rd")
+        let b64 = crate::simulator::base64_encode(b"zdu:pa\"ss-w0rd");
+        let body = format!(
+            r#"{{"errors":[{{"message":"bad header Authorization: Basic {b64} for pa\"ss-w0rd"}}]}}"#
+        );
+        let e = status_error(
+            StatusCode::UNAUTHORIZED,
+            &redact_bytes(body.into_bytes(), &forms),
+            None,
+        );
+        let text = e.to_string();
+        assert!(!text.contains(&b64) && !text.contains("ss-w0rd"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        let e = redact_error(
+            FetchError::Decode(format!("invalid type: string \"Basic {b64}\"")),
+            &forms,
+        );
+        assert!(!e.to_string().contains(&b64[..b64.len() - 2]), "{e}");
+        assert_eq!(
+            credential_forms(None, "tok").len(),
+            1,
+            "a token has one form"
+        );
+        assert!(credential_forms(None, "ab").is_empty());
     }
 
     #[test]
