@@ -599,10 +599,7 @@ fn refused(args: &[String]) -> String {
 }
 
 /// Pointing `--web.config.file` at the secret file by mistake must not print the secret.
-///
-/// KNOWN LEAK, left to the owner of src/web_config.rs: the YAML error quotes the scalar.
 #[test]
-#[ignore = "known leak in src/web_config.rs (YAML error quotes the file's content); see SECURITY.md"]
 fn a_secret_file_given_as_the_web_config_file_is_not_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let pw = secret_file(dir.path());
