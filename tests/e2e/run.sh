@@ -220,10 +220,10 @@ start exporter-central "$BIN" --config.file "$TMP/central.yml" --web.listen-addr
   --poll.interval 1s --bitbucket.timeout 1s --log.level error
 start alertmanager /usr/bin/prometheus-alertmanager --config.file "$TMP/alertmanager.yml" \
   --storage.path "$TMP/alertmanager-data" --web.listen-address "$L:$P_AM" \
-  --cluster.listen-address= --log.level=info
+  --web.external-url "http://$L:$P_AM/" --cluster.listen-address= --log.level=info
 start prometheus /usr/bin/prometheus --config.file "$TMP/prometheus.yml" \
   --storage.tsdb.path "$TMP/prometheus-data" --web.listen-address "$L:$P_PROM" \
-  --storage.tsdb.retention.time 1h --log.level=info
+  --web.external-url "http://$L:$P_PROM/" --storage.tsdb.retention.time 1h --log.level=info
 
 wait_http webhook "http://$L:$P_WH/-/healthy"
 for n in healthy stuck broken; do
