@@ -21,7 +21,6 @@ Assertions:
   lint       dashboards/lint.py --metrics <exporter output captured during the run> passes
 """
 import argparse
-import glob
 import json
 import os
 import re
