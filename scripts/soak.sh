@@ -74,8 +74,8 @@ scraper() { # id
   for _ in $(seq 1 10); do urls+=("$EXP/metrics" "$EXP/probe?target=default"); done
   urls+=("$EXP/" "$EXP/-/healthy" "$EXP/-/ready")
   while :; do
-    curl -s -o /dev/null -H 'Accept: application/openmetrics-text;version=1.0.0' "${urls[@]}" || true
-    n=$((n + ${#urls[@]})); echo "$n" >"$WORK/scrapes.$1"
+    curl -s -H 'Accept: application/openmetrics-text;version=1.0.0' "${urls[@]}" >/dev/null || true
+    n=$((n + ${#urls[@]})); echo "$n" >"$WORK/scrapes.$1.tmp"; mv -f "$WORK/scrapes.$1.tmp" "$WORK/scrapes.$1"
     sleep 0.05
   done
 }
@@ -91,7 +91,10 @@ sample() { # phase
   fds=$(ls "/proc/$EXP_PID/fd" | wc -l)
   polls=$(metric bitbucket_zdu_polls_total)
   errs=$(metric bitbucket_zdu_poll_errors_total)
-  scrapes=$(( $(cat "$WORK/scrapes.1" 2>/dev/null || echo 0) + $(cat "$WORK/scrapes.2" 2>/dev/null || echo 0) ))
+  local s1 s2
+  s1=$(cat "$WORK/scrapes.1" 2>/dev/null || true); s2=$(cat "$WORK/scrapes.2" 2>/dev/null || true)
+  [[ "$s1" =~ ^[0-9]+$ ]] || s1=0; [[ "$s2" =~ ^[0-9]+$ ]] || s2=0
+  scrapes=$(( s1 + s2 ))
   printf '%6s %8s %5s %8s %8s %9s  %s\n' "$(( $(date +%s) - T0 ))" "$rss" "$fds" "$polls" "$errs" "$scrapes" "$1" | tee -a "$WORK/samples"
 }
 

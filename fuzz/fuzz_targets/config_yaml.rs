@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(d) = parse_duration(text) {
         // What we print, we parse back to the same value.
         let shown = format_duration(d);
-        assert_eq!(parse_duration(&shown).ok(), Some(d), "{text:?} -> {shown:?}");
+        assert_eq!(
+            parse_duration(&shown).ok(),
+            Some(d),
+            "{text:?} -> {shown:?}"
+        );
     }
     if let Err(e) = parse_listen_address(text) {
         assert!(!e.to_string().is_empty());
@@ -36,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!targets.is_empty());
             for (i, t) in targets.iter().enumerate() {
                 assert!(!t.name.is_empty());
-                assert!(targets[..i].iter().all(|o| o.name != t.name), "duplicate name");
+                assert!(
+                    targets[..i].iter().all(|o| o.name != t.name),
+                    "duplicate name"
+                );
                 assert!(t.timeout <= t.poll_interval);
                 assert!(t.poll_interval <= t.max_age);
                 assert!(matches!(t.base_url.scheme(), "http" | "https"));
