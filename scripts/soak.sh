@@ -32,11 +32,15 @@ command -v curl >/dev/null || { echo "curl is needed"; exit 1; }
 WORK=$(mktemp -d /tmp/zdu-soak.XXXXXX)
 SIM_PID=""; EXP_PID=""; SCRAPER_PIDS=()
 cleanup() {
+  local rc=$?
+  set +e
   for p in "${SCRAPER_PIDS[@]}" "$EXP_PID" "$SIM_PID"; do
-    [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; [ -n "$p" ] && kill "$p" 2>/dev/null || true
+    [ -n "$p" ] && kill -CONT "$p" 2>/dev/null; [ -n "$p" ] && kill "$p" 2>/dev/null
   done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
+  wait 2>/dev/null
+  # A scraper's last curl may still be finishing: retry the removal briefly.
+  for _ in 1 2 3 4 5; do rm -rf "$WORK" 2>/dev/null && break; sleep 1; done
+  exit "$rc"
 }
 trap cleanup EXIT INT TERM
 
