@@ -130,3 +130,25 @@ fn web_config_inputs() {
         }
     }
 }
+
+/// Found by `scripts/fuzz.sh` (zdu_payload, first minute): two node entries with the same
+/// `id` but different states make the tracker see a change on every identical answer, so
+/// their `node_state_entered_timestamp_seconds` resets on every poll and the state file is
+/// rewritten on every poll. Bitbucket's node ids are unique UUIDs, so this needs a broken
+/// upstream; the fix belongs in src/tracker.rs (keys must be unique per answer, e.g. the
+/// id plus the entry's position among equal ids), which is not this change's to make.
+#[test]
+#[ignore = "known: tracker flaps on duplicate node ids (src/tracker.rs); input kept in tests/testdata/fuzz"]
+fn tracker_is_stable_for_a_repeated_answer_with_duplicate_ids() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/testdata/fuzz/zdu_payload/tracker-duplicate-node-id.json"),
+    )
+    .unwrap();
+    let cluster: Cluster = serde_json::from_slice(&data).unwrap();
+    let mut tracked = Tracked::default();
+    let (first, _) = tracked.observe(&cluster, 1_700_000_000.0);
+    let (second, changed) = tracked.observe(&cluster, 1_700_000_100.0);
+    assert!(!changed, "a repeated answer changed the tracker");
+    assert_eq!(first, second);
+}
