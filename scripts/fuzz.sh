@@ -41,6 +41,10 @@ if [ ! -f src/web_config.rs ]; then
   TARGETS=("${TARGETS[@]/web_config}")
 fi
 
+# -jobs makes libFuzzer write fuzz-N.log files into the current folder: only when asked.
+PAR=()
+if [ "$JOBS" -gt 1 ]; then PAR=(-jobs="$JOBS" -workers="$JOBS"); fi
+
 summary=()
 status=0
 for t in "${TARGETS[@]}"; do
@@ -53,7 +57,7 @@ for t in "${TARGETS[@]}"; do
   set +e
   cargo "${TOOLCHAIN[@]}" fuzz run --sanitizer "$SANITIZER" --fuzz-dir fuzz "$t" "$work" "$seeds" -- \
     -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    -jobs="$JOBS" -workers="$JOBS" -print_final_stats=1 >"$log" 2>&1
+    "${PAR[@]}" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
   execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
