@@ -665,9 +665,10 @@ pub fn parse_targets_yaml(
     default_interval: Duration,
     default_max_age: Option<Duration>,
 ) -> Result<Vec<TargetConfig>, ConfigError> {
+    // The message never quotes values from the file: it may be a secret given by mistake.
     let file: FileConfig = serde_norway::from_str(text).map_err(|e| ConfigError::Yaml {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: crate::secret::hide_quoted_values(&e.to_string()),
     })?;
     if file.targets.is_empty() {
         return Err(invalid("targets", "the list is empty"));

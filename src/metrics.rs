@@ -213,14 +213,10 @@ impl Collector for TargetCollector {
             )?;
 
             let ids: Vec<(String, String)> = c
-                .nodes
-                .iter()
-                .map(|n| {
-                    (
-                        n.id.clone().unwrap_or_else(|| n.key()),
-                        n.name.clone().unwrap_or_default(),
-                    )
-                })
+                .node_keys()
+                .into_iter()
+                .zip(&c.nodes)
+                .map(|(key, n)| (key, n.name.clone().unwrap_or_default()))
                 .collect();
             let node_labels = |i: usize| -> Labels {
                 vec![

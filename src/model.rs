@@ -208,6 +208,26 @@ pub struct ClusterFigures {
 }
 
 impl Cluster {
+    /// One key per node entry, unique within this answer: the node's [`Node::key`], with
+    /// `#2`, `#3`, … appended to repeats (a broken upstream may repeat an id). Used as the
+    /// `node_id` label and by the state tracker, so repeats never collide.
+    pub fn node_keys(&self) -> Vec<String> {
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        self.nodes
+            .iter()
+            .map(|n| {
+                let key = n.key();
+                let count = seen.entry(key.clone()).or_insert(0);
+                *count += 1;
+                if *count == 1 {
+                    key
+                } else {
+                    format!("{key}#{count}")
+                }
+            })
+            .collect()
+    }
+
     /// Computes the derived figures of this answer.
     pub fn figures(&self) -> ClusterFigures {
         let live: Vec<&Node> = self.nodes.iter().filter(|n| !n.is_offline()).collect();

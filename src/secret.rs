@@ -157,6 +157,24 @@ fn read_if_changed(
     Ok(Some((stamp, Secret(value.to_string()))))
 }
 
+/// Hides the double-quoted values a YAML parser's error quotes (`invalid type: string "..."`):
+/// the file may be a secret given by mistake. Key names (quoted with backticks) stay.
+pub fn hide_quoted_values(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut quoted = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"(value hidden)\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

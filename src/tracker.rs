@@ -103,8 +103,7 @@ impl Tracked {
         });
         let mut nodes = BTreeMap::new();
         let mut node_since = Vec::with_capacity(cluster.nodes.len());
-        for n in &cluster.nodes {
-            let key = n.key();
+        for (n, key) in cluster.nodes.iter().zip(cluster.node_keys()) {
             let state = n
                 .state
                 .as_ref()

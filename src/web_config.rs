@@ -148,24 +148,6 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_nanos(total as u64))
 }
 
-/// Hides the double-quoted values a YAML error quotes (`invalid type: string "..."`): the
-/// file may be a secret given by mistake. Key names (quoted with backticks) stay.
-fn redact_values(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut quoted = false;
-    for c in msg.chars() {
-        if c == '"' {
-            if !quoted {
-                out.push_str("\"(value hidden)\"");
-            }
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn parse_file(content: &str) -> Result<FileConfig, WebConfigError> {
     // An empty file (or one with only comments) is a valid, empty configuration.
     let meaningful = content
@@ -175,7 +157,7 @@ fn parse_file(content: &str) -> Result<FileConfig, WebConfigError> {
         return Ok(FileConfig::default());
     }
     let parsed: Option<FileConfig> = serde_norway::from_str(content)
-        .map_err(|e| WebConfigError::Yaml(redact_values(&e.to_string())))?;
+        .map_err(|e| WebConfigError::Yaml(crate::secret::hide_quoted_values(&e.to_string())))?;
     Ok(parsed.unwrap_or_default())
 }
 

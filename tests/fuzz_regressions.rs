@@ -135,10 +135,8 @@ fn web_config_inputs() {
 /// `id` but different states make the tracker see a change on every identical answer, so
 /// their `node_state_entered_timestamp_seconds` resets on every poll and the state file is
 /// rewritten on every poll. Bitbucket's node ids are unique UUIDs, so this needs a broken
-/// upstream; the fix belongs in src/tracker.rs (keys must be unique per answer, e.g. the
-/// id plus the entry's position among equal ids), which is not this change's to make.
+/// upstream. Fixed: `Cluster::node_keys` makes keys unique per answer (`id#2` for a repeat).
 #[test]
-#[ignore = "known: tracker flaps on duplicate node ids (src/tracker.rs); input kept in tests/testdata/fuzz"]
 fn tracker_is_stable_for_a_repeated_answer_with_duplicate_ids() {
     let data = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))

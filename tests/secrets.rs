@@ -614,11 +614,7 @@ fn a_secret_file_given_as_the_web_config_file_is_not_echoed() {
 
 /// Pointing `--config.file` at the secret file by mistake must not print the secret: YAML
 /// errors quote the offending scalar ("invalid type: string \"...\"").
-///
-/// KNOWN LEAK, left to the owner of src/config.rs: `parse_targets_yaml` puts serde_norway's
-/// message, which quotes the scalar, into `ConfigError::Yaml`.
 #[test]
-#[ignore = "known leak in src/config.rs (YAML error quotes the file's content); see SECURITY.md"]
 fn a_secret_file_given_as_the_config_file_is_not_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let pw = secret_file(dir.path());
