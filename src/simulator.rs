@@ -777,16 +777,10 @@ async fn sim_upgrade(
     let Some((idx, version)) = found else {
         return (StatusCode::NOT_FOUND, "no such node\n").into_response();
     };
+    let message = format!("upgrading node {id} to {version}\n");
     let s = sim.clone();
     tokio::spawn(async move { s.upgrade_node(idx, &version, q.new_ip).await });
-    (
-        StatusCode::ACCEPTED,
-        format!(
-            "upgrading node {id} to {}\n",
-            q.version.as_deref().unwrap_or("the next version")
-        ),
-    )
-        .into_response()
+    (StatusCode::ACCEPTED, message).into_response()
 }
 
 #[derive(Debug, Deserialize)]
