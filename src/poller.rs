@@ -109,7 +109,8 @@ impl TargetSnapshot {
         }
     }
 
-    /// Why the target is down right now, or None when up.
+    /// Why the target is down right now, or None when up: the last `/cluster` poll's failure
+    /// reason, else `stale` (callers check `first_poll_done` first).
     pub fn down_reason(&self, now: Instant) -> Option<&'static str> {
         if self.fresh_cluster(now).is_some() {
             return None;
@@ -117,14 +118,7 @@ impl TargetSnapshot {
         if let Some(e) = &self.endpoints[Endpoint::Cluster as usize].last_error {
             return Some(e.reason().as_str());
         }
-        if self.cluster.is_some() {
-            return Some("stale");
-        }
-        Some(if self.first_poll_done {
-            "stale"
-        } else {
-            "no_data"
-        })
+        Some("stale")
     }
 }
 
