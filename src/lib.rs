@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod poller;
 pub mod process;
+pub mod run;
 pub mod secret;
 pub mod server;
 pub mod simulator;

@@ -1,0 +1,115 @@
+//! The exporter's start-up sequence as a library function: validate the configuration (and
+//! the web config), open the state file, start the pollers, bind, serve until shutdown, and
+//! reload on SIGHUP. `main.rs` only parses the command line and prints errors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::{Runtime, RuntimeError};
+use crate::config::{Config, ConfigError, ExporterArgs, ProcessEnv};
+use crate::web_config::{WebConfig, WebConfigError, WebConfigRuntime};
+use crate::{server, tracker};
+
+/// Why the exporter could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("invalid --web.config.file {path}: {source}")]
+    WebConfig {
+        path: std::path::PathBuf,
+        #[source]
+        source: WebConfigError,
+    },
+    #[error("cannot start: {0}")]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// How long in-flight requests may take to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// `--config.check`: validates everything the exporter would load; returns a summary.
+pub fn check_config(args: &ExporterArgs) -> Result<String, RunError> {
+    let config = Config::from_args(args, &ProcessEnv)?;
+    if let Some(path) = &config.web.config_file {
+        WebConfig::load(path).map_err(|source| RunError::WebConfig {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(format!(
+        "configuration OK: {} target(s)",
+        config.targets.len()
+    ))
+}
+
+/// Runs the exporter until `shutdown` resolves. Logging must already be set up.
+pub async fn run_exporter(
+    args: ExporterArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let config = Config::from_args(&args, &ProcessEnv)?;
+    let web_config = match &config.web.config_file {
+        Some(path) => Some(
+            WebConfigRuntime::load(path).map_err(|source| RunError::WebConfig {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let store = match &config.state_file {
+        Some(path) => {
+            let (store, err) = tracker::StateStore::open(path);
+            if let Some(e) = err {
+                tracing::warn!(error = %e, "state file");
+            }
+            store
+        }
+        None => tracker::StateStore::in_memory(),
+    };
+    tracing::info!(
+        version = crate::build::VERSION_LONG,
+        "starting bitbucket-zdu-exporter"
+    );
+    let runtime = Runtime::start(
+        &config,
+        Arc::new(store),
+        Some(args.clone()),
+        Some(Box::new(ProcessEnv)),
+    )?;
+    let listeners = server::bind_all(&config.web.listen_addresses).await?;
+    let tls = web_config.as_ref().is_some_and(|w| w.tls_enabled());
+    for l in &listeners {
+        tracing::info!(address = %l.local_addr()?, tls, "listening");
+    }
+    spawn_sighup_reload(runtime.clone());
+    let router = server::app(
+        runtime.clone(),
+        &config.web.telemetry_path,
+        config.web.max_requests,
+    );
+    let opts = server::ServeOptions {
+        web_config,
+        ..server::ServeOptions::default()
+    };
+    let served = server::serve_with(listeners, router, shutdown, SHUTDOWN_GRACE, opts).await;
+    runtime.shutdown();
+    Ok(served?)
+}
+
+fn spawn_sighup_reload(runtime: Arc<Runtime>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading configuration");
+            let _ = runtime.reload().await;
+        }
+    });
+}
