@@ -54,6 +54,7 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "$work" "fuzz/artifacts/$t"
   log="fuzz/work/$t.log"
   echo "==> fuzzing $t for ${SECONDS_EACH}s (log: $log)"
+  stamp="fuzz/work/.$t.started"; : >"$stamp"   # only artifacts of this run count as findings
   set +e
   cargo "${TOOLCHAIN[@]}" fuzz run --sanitizer "$SANITIZER" --fuzz-dir fuzz "$t" "$work" "$seeds" -- \
     -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
@@ -64,7 +65,7 @@ for t in "${TARGETS[@]}"; do
   rate=$(grep -E '^stat::average_exec_per_sec' "$log" | awk '{s+=$2} END {print s+0}')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
   corpus=$(find "$work" -type f | wc -l)
-  crashes=$(find "fuzz/artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
+  crashes=$(find "fuzz/artifacts/$t" -type f -newer "$stamp" \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
   summary+=("$(printf '%-12s rc=%-3s execs=%-10s exec/s=%-7s cov=%-6s corpus=%-6s findings=%s' "$t" "$rc" "$execs" "$rate" "${cov:-?}" "$corpus" "$crashes")")
   if [ "$rc" -ne 0 ] || [ "$crashes" -gt 0 ]; then
     status=1
