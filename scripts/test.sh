@@ -31,6 +31,14 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
+step "one crypto provider: ring only, no aws-lc-rs or OpenSSL in the dependency graph"
+for crate in aws-lc-rs aws-lc-sys openssl-sys native-tls; do
+  if cargo tree -q -i "$crate" >/dev/null 2>&1; then
+    echo "FAIL: $crate is in the dependency graph:"; cargo tree -i "$crate"; exit 1
+  fi
+done
+cargo tree -q -i ring >/dev/null
+
 step "cargo test (unit, integration, golden files, router, faults, web config)"
 cargo test --all-targets --quiet
 
