@@ -106,38 +106,34 @@ fn version_and_help() {
     assert!(!h.contains("--bitbucket.password "), "no password flag");
 }
 
+/// Writes `yaml` to a file in `dir` and runs `--config.check` on it.
+fn config_check(dir: &std::path::Path, yaml: &str) -> std::process::Output {
+    let path = dir.join("config.yml");
+    std::fs::write(&path, yaml).unwrap();
+    Command::new(BIN)
+        .args(["--config.check", "--config.file"])
+        .arg(&path)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn config_check_exits_0_or_1_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.yml");
-    std::fs::write(
-        &good,
+    let out = config_check(
+        dir.path(),
         "targets:\n  - name: prod\n    url: https://bb.example.com\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["--config.check", "--config.file"])
-        .arg(&good)
-        .env_clear()
-        .output()
-        .unwrap();
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let bad = dir.path().join("bad.yml");
-    std::fs::write(
-        &bad,
+    let out = config_check(
+        dir.path(),
         "targets:\n  - name: prod\n    url: https://bb.example.com\n    poll_intervall: 1m\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["--config.check", "--config.file"])
-        .arg(&bad)
-        .env_clear()
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
