@@ -69,6 +69,14 @@ fn wait_for(port: u16, path: &str, want: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// The value of an unlabelled sample in an exposition (HELP/TYPE comments are skipped: a
+/// HELP text may contain "name 1").
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 fn simulator(scenario: &str) -> (Proc, u16) {
     let port = free_port();
     let p = spawn(&[
@@ -186,7 +194,7 @@ fn reload_adds_targets_and_keeps_the_old_config_when_the_new_one_is_bad() {
         &format!("127.0.0.1:{port}"),
     ]);
     wait_for(port, "/probe?target=a", |b| {
-        b.contains("bitbucket_zdu_up 1")
+        sample(b, "bitbucket_zdu_up") == Some(1.0)
     });
 
     std::fs::write(
@@ -197,7 +205,7 @@ fn reload_adds_targets_and_keeps_the_old_config_when_the_new_one_is_bad() {
     let (status, _) = http("POST", port, "/-/reload").unwrap();
     assert_eq!(status, 200);
     wait_for(port, "/probe?target=b", |b| {
-        b.contains("bitbucket_zdu_up 1")
+        sample(b, "bitbucket_zdu_up") == Some(1.0)
     });
 
     std::fs::write(&cfg, "targets: [ {name: a, url: nope} ]\n").unwrap();
@@ -205,9 +213,15 @@ fn reload_adds_targets_and_keeps_the_old_config_when_the_new_one_is_bad() {
     assert_eq!(status, 500);
     assert!(body.contains("targets[0].url"), "{body}");
     let metrics = wait_for(port, "/metrics", |_| true);
-    assert!(metrics.contains("bitbucket_zdu_exporter_config_last_reload_successful 0"));
+    assert_eq!(
+        sample(
+            &metrics,
+            "bitbucket_zdu_exporter_config_last_reload_successful"
+        ),
+        Some(0.0)
+    );
     wait_for(port, "/probe?target=b", |b| {
-        b.contains("bitbucket_zdu_up 1")
+        sample(b, "bitbucket_zdu_up") == Some(1.0)
     });
 
     // SIGHUP reloads too.
@@ -219,7 +233,7 @@ fn reload_adds_targets_and_keeps_the_old_config_when_the_new_one_is_bad() {
         .unwrap()
         .success());
     wait_for(port, "/metrics", |b| {
-        b.contains("bitbucket_zdu_exporter_config_last_reload_successful 1")
+        sample(b, "bitbucket_zdu_exporter_config_last_reload_successful") == Some(1.0)
     });
     let (status, _) = http("GET", port, "/probe?target=b").unwrap();
     assert_eq!(status, 400, "b was removed by the reload");

@@ -241,7 +241,7 @@ async fn against_the_simulator(format: &str, password_via_env: bool) {
     // A few more polls at debug level, then look everywhere.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pages = served(&base).await;
-    assert!(pages.contains("bitbucket_zdu_up 1"), "{pages}");
+    assert_eq!(up_of(&pages), Some(1.0), "{pages}");
     assert_clean("served pages", &pages);
     assert_clean("exporter cmdline", &exp.cmdline());
     assert_clean("simulator cmdline", &sim.cmdline());
