@@ -43,15 +43,10 @@ fn shared_for(json: &str) -> Arc<TargetShared> {
     let shared = TargetShared::new(target, &Tracked::default());
     let cluster: Cluster = serde_json::from_str(json).unwrap();
     let mut tracked = Tracked::default();
-    let (observed, _) = tracked.observe(&cluster, 1_800_000_000.0);
+    let (view, _) = ClusterView::observe(cluster, &mut tracked, 1_800_000_000.0);
     let mut snap = (**shared.snapshot.load()).clone();
     snap.first_poll_done = true;
-    snap.cluster = Some(Arc::new(ClusterView {
-        figures: cluster.figures(),
-        cluster: cluster.clone(),
-        cluster_since: observed.cluster_since,
-        node_since: observed.node_since,
-    }));
+    snap.cluster = Some(Arc::new(view));
     snap.cluster_at = Some(Instant::now());
     shared.snapshot.store(Arc::new(snap));
     shared

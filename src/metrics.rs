@@ -89,6 +89,16 @@ pub fn sanitize_state(raw: &str) -> String {
     }
 }
 
+/// The `state` label of a node state this version does not list in [`NodeState::KNOWN`]:
+/// an unknown value (sanitised) or `UNKNOWN` for null; `None` for a known state.
+fn extra_state_label(state: &Option<NodeState>) -> Option<String> {
+    match state {
+        Some(NodeState::Unknown(raw)) => Some(sanitize_state(raw)),
+        None => Some("UNKNOWN".to_string()),
+        Some(_) => None,
+    }
+}
+
 /// The metrics of one target, rendered from its latest snapshot.
 #[derive(Debug)]
 pub struct TargetCollector {
@@ -143,8 +153,7 @@ impl Collector for TargetCollector {
                     )
                 })
                 .collect();
-            if let Some(s @ ClusterState::Unknown(raw)) = &c.state {
-                let _ = s;
+            if let Some(ClusterState::Unknown(raw)) = &c.state {
                 states.push((vec![("state", sanitize_state(raw))], 1.0));
             }
             gauges(
@@ -182,29 +191,15 @@ impl Collector for TargetCollector {
                     (vec![("state", s.as_str().to_string())], n as f64)
                 })
                 .collect();
-            let mut unknown_node_states: Vec<String> = c
-                .nodes
-                .iter()
-                .filter_map(|n| match &n.state {
-                    Some(NodeState::Unknown(raw)) => Some(sanitize_state(raw)),
-                    None => Some("UNKNOWN".to_string()),
-                    _ => None,
-                })
-                .collect();
-            unknown_node_states.sort();
-            unknown_node_states.dedup();
-            for s in &unknown_node_states {
-                let n = c
-                    .nodes
-                    .iter()
-                    .filter(|n| match &n.state {
-                        Some(NodeState::Unknown(raw)) => &sanitize_state(raw) == s,
-                        None => s == "UNKNOWN",
-                        _ => false,
-                    })
-                    .count();
-                per_state.push((vec![("state", s.clone())], n as f64));
+            let mut extra: std::collections::BTreeMap<String, usize> = Default::default();
+            for label in c.nodes.iter().filter_map(|n| extra_state_label(&n.state)) {
+                *extra.entry(label).or_insert(0) += 1;
             }
+            per_state.extend(
+                extra
+                    .into_iter()
+                    .map(|(label, n)| (vec![("state", label)], n as f64)),
+            );
             gauges(
                 &mut enc,
                 "bitbucket_zdu_nodes",
@@ -250,18 +245,10 @@ impl Collector for TargetCollector {
                     l.push(("state", s.as_str().to_string()));
                     node_state.push((l, b(n.state.as_ref() == Some(s))));
                 }
-                match &n.state {
-                    Some(NodeState::Unknown(raw)) => {
-                        let mut l = node_labels(i);
-                        l.push(("state", sanitize_state(raw)));
-                        node_state.push((l, 1.0));
-                    }
-                    None => {
-                        let mut l = node_labels(i);
-                        l.push(("state", "UNKNOWN".into()));
-                        node_state.push((l, 1.0));
-                    }
-                    _ => {}
+                if let Some(label) = extra_state_label(&n.state) {
+                    let mut l = node_labels(i);
+                    l.push(("state", label));
+                    node_state.push((l, 1.0));
                 }
             }
             gauges(

@@ -53,6 +53,22 @@ pub struct ClusterView {
     pub node_since: Vec<f64>,
 }
 
+impl ClusterView {
+    /// Folds a successful `/cluster` answer into `tracked` at unix time `now` and derives the
+    /// figures. Also returns whether the tracked state changed (worth persisting).
+    pub fn observe(cluster: Cluster, tracked: &mut Tracked, now: f64) -> (ClusterView, bool) {
+        let figures = cluster.figures();
+        let (observed, changed) = tracked.observe(&cluster, now);
+        let view = ClusterView {
+            cluster,
+            figures,
+            cluster_since: observed.cluster_since,
+            node_since: observed.node_since,
+        };
+        (view, changed)
+    }
+}
+
 /// Everything `/metrics` needs about one target, immutable once published.
 #[derive(Debug, Clone)]
 pub struct TargetSnapshot {
@@ -220,20 +236,13 @@ impl Poller {
 
         match cluster.1 {
             Ok(c) => {
-                let now = unix_now();
                 count_unknown(&mut next, &c);
-                let figures = c.figures();
-                let (observed, changed) = self.tracked.observe(&c, now);
+                let (view, changed) = ClusterView::observe(c, &mut self.tracked, unix_now());
                 if changed {
                     self.persist();
                 }
                 next.transitions = self.tracked.transitions.clone();
-                next.cluster = Some(Arc::new(ClusterView {
-                    cluster: c,
-                    figures,
-                    cluster_since: observed.cluster_since,
-                    node_since: observed.node_since,
-                }));
+                next.cluster = Some(Arc::new(view));
                 next.cluster_at = Some(Instant::now());
                 next.consecutive_failures = 0;
             }

@@ -47,9 +47,8 @@ fn payload(data: &[u8]) {
     let again = serde_json::to_vec(&cluster).unwrap();
     let back: Cluster = serde_json::from_slice(&again).unwrap();
     assert_eq!(back, cluster, "round trip changed the value");
-    let figures = cluster.figures();
     let mut tracked = Tracked::default();
-    let (observed, _) = tracked.observe(&cluster, 1_700_000_000.0);
+    let (view, _) = ClusterView::observe(cluster, &mut tracked, 1_700_000_000.0);
     let cfg = TargetConfig {
         name: "fuzz".into(),
         base_url: "http://127.0.0.1:7990/".parse().unwrap(),
@@ -62,12 +61,7 @@ fn payload(data: &[u8]) {
     let shared = TargetShared::new(cfg.clone(), &tracked);
     let mut snap = TargetSnapshot::empty(&cfg, &tracked);
     snap.first_poll_done = true;
-    snap.cluster = Some(Arc::new(ClusterView {
-        cluster,
-        figures,
-        cluster_since: observed.cluster_since,
-        node_since: observed.node_since,
-    }));
+    snap.cluster = Some(Arc::new(view));
     snap.cluster_at = Some(Instant::now());
     snap.responder = state.map(Arc::new);
     snap.responder_at = Some(Instant::now());

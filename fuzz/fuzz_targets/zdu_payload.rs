@@ -37,19 +37,21 @@ mod bitbucket_zdu_exporter_fuzz_support {
         let again = serde_json::to_vec(&cluster).expect("a model value serialises");
         let back: Cluster = serde_json::from_slice(&again).expect("re-parses");
         assert_eq!(back, cluster, "round trip changed the value");
-
-        let figures = cluster.figures();
-        assert!(figures.ghosts.iter().all(|i| *i < cluster.nodes.len()));
         for n in &cluster.nodes {
             let _ = (n.key(), n.address());
         }
         let mut tracked = Tracked::default();
-        let (observed, _) = tracked.observe(&cluster, 1_700_000_000.0);
-        let (observed2, changed) = tracked.observe(&cluster, 1_700_000_100.0);
+        let (view, _) = ClusterView::observe(cluster, &mut tracked, 1_700_000_000.0);
+        assert!(view
+            .figures
+            .ghosts
+            .iter()
+            .all(|i| *i < view.cluster.nodes.len()));
+        let (observed2, changed) = tracked.observe(&view.cluster, 1_700_000_100.0);
         // Seen twice at different times, nothing has changed.
         assert!(!changed, "a repeated answer changed the tracker");
-        assert_eq!(observed2.cluster_since, observed.cluster_since);
-        assert_eq!(observed2.node_since.len(), cluster.nodes.len());
+        assert_eq!(observed2.cluster_since, view.cluster_since);
+        assert_eq!(observed2.node_since, view.node_since);
 
         let cfg = TargetConfig {
             name: "fuzz".into(),
@@ -63,12 +65,7 @@ mod bitbucket_zdu_exporter_fuzz_support {
         let shared = TargetShared::new(cfg.clone(), &tracked);
         let mut snap = TargetSnapshot::empty(&cfg, &tracked);
         snap.first_poll_done = true;
-        snap.cluster = Some(Arc::new(ClusterView {
-            cluster,
-            figures,
-            cluster_since: observed.cluster_since,
-            node_since: observed.node_since,
-        }));
+        snap.cluster = Some(Arc::new(view));
         snap.cluster_at = Some(Instant::now());
         if let Some(s) = state {
             snap.responder = Some(Arc::new(s));
