@@ -36,8 +36,8 @@ else
 fi
 
 # cargo-fuzz may not find the library target otherwise when the web config module is absent.
-if [ ! -f src/web_config.rs ]; then
-  echo "==> src/web_config.rs absent: skipping the web_config target"
+if [ ! -f src/web/mod.rs ]; then
+  echo "==> src/web/mod.rs absent: skipping the web_config target"
   TARGETS=("${TARGETS[@]/web_config}")
 fi
 

@@ -1,5 +1,6 @@
-//! Prometheus-style durations (`30s`, `1m30s`, `250ms`, `1h`), as used by every flag and
-//! config key of the exporter, so that values read the same as in `prometheus.yml`.
+//! Durations: Prometheus-style (`30s`, `1m30s`, `250ms`, `1h`), as used by every flag and
+//! config key of the exporter, so that values read the same as in `prometheus.yml`; and Go's
+//! `time.Duration` syntax, which the exporter-toolkit web-config file uses.
 
 use std::fmt;
 use std::time::Duration;
@@ -92,6 +93,43 @@ pub fn format_duration(d: Duration) -> String {
     out
 }
 
+/// Parses a Go `time.Duration` string (`1s`, `1m30s`, `250ms`, `1.5h`, `10us`): the
+/// grammar of the exporter-toolkit's web-config file (`rate_limit.interval`), which differs
+/// from [`parse_duration`]'s (fractions and `ns`/`us`, no `d`/`w`/`y`). `None` when invalid.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    if s.is_empty() || s.starts_with('-') {
+        return None;
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += value * nanos;
+    }
+    Some(Duration::from_nanos(total as u64))
+}
+
 /// A `Duration` that parses and prints in Prometheus style, for flags and serde.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PromDuration(pub Duration);
@@ -157,5 +195,21 @@ mod tests {
             assert_eq!(format_duration(parse_duration(s).unwrap()), s);
         }
         assert_eq!(format_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(
+            parse_go_duration("10\u{b5}s"),
+            Some(Duration::from_micros(10))
+        );
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration("1d"), None);
+        assert_eq!(parse_go_duration("-1s"), None);
     }
 }

@@ -4,9 +4,9 @@
 //! Flow: [`config`] validates flags and files into a [`config::Config`]; [`app::Runtime`]
 //! starts one [`poller::Poller`] per target, which reads the API through [`client`] into
 //! [`model`] types and publishes immutable snapshots; [`server`] renders them with
-//! [`metrics`] on every scrape, behind the exporter-toolkit style [`web_config`] (TLS, basic
-//! auth, headers, rate limit). [`run`] is the start-up sequence `main` calls; [`simulator`]
-//! is a fake ZDU API for demos and tests, and [`demo`] runs both in one process.
+//! [`metrics`] on every scrape, behind the exporter-toolkit style [`web`] layer (TLS, basic
+//! auth, headers, rate limit, landing page). [`run`] is the start-up sequence `main` calls;
+//! [`simulator`] is a fake ZDU API for demos and tests, and [`demo`] runs both in one process.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -25,7 +25,7 @@ pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod tracker;
-pub mod web_config;
+pub mod web;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::app::{Runtime, RuntimeError};
 use crate::config::{Config, ConfigError, ExporterArgs, ProcessEnv};
-use crate::web_config::{WebConfig, WebConfigError, WebConfigRuntime};
+use crate::web::{WebConfigError, WebConfigRuntime, WebSettings};
 use crate::{server, tracker};
 
 /// Why the exporter could not start or stopped with an error.
@@ -34,7 +34,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub fn check_config(args: &ExporterArgs) -> Result<String, RunError> {
     let config = Config::from_args(args, &ProcessEnv)?;
     if let Some(path) = &config.web.config_file {
-        WebConfig::load(path).map_err(|source| RunError::WebConfig {
+        WebSettings::load(path).map_err(|source| RunError::WebConfig {
             path: path.clone(),
             source,
         })?;

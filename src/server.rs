@@ -18,6 +18,8 @@ use tower_http::compression::CompressionLayer;
 
 use crate::app::Runtime;
 use crate::metrics::{ExporterCollector, TargetCollector};
+use crate::poller::TargetShared;
+use crate::web::landing::{Cell, Inline, LandingPage, Table};
 
 /// OpenMetrics content type.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -239,22 +241,6 @@ async fn not_found() -> Response {
         .into_response()
 }
 
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn fmt_ts(ts: Option<f64>) -> String {
     match ts {
         Some(t) if t > 0.0 => humantime::format_rfc3339_seconds(
@@ -265,122 +251,158 @@ fn fmt_ts(ts: Option<f64>) -> String {
     }
 }
 
-async fn landing(State(state): State<AppState>) -> Html<String> {
-    let now = Instant::now();
-    let targets = state.runtime.targets.load();
-    let mut rows = String::new();
-    for t in targets.iter() {
-        let cfg = t.config.load();
-        let snap = t.snapshot.load();
-        let cluster_ep = &snap.endpoints[0];
-        let (status, detail) = match (snap.fresh_cluster(now), snap.first_poll_done) {
-            (_, false) => ("pending".to_string(), "first poll not finished".to_string()),
-            (Some(view), _) => (
-                "up".to_string(),
-                format!(
-                    "cluster {} · {} node entries · upgrade mode {}",
-                    view.cluster
-                        .state
-                        .as_ref()
-                        .map(|s| s.as_str())
-                        .unwrap_or("(none)"),
-                    view.cluster.nodes.len(),
-                    match view.cluster.upgrade_mode_enabled {
-                        Some(true) => "on",
-                        Some(false) => "off",
-                        None => "unknown",
-                    }
-                ),
-            ),
-            (None, true) => (
-                format!("down ({})", snap.down_reason(now).unwrap_or("unknown")),
-                cluster_ep
-                    .last_error
+/// One row of the targets table: name, URL, auth, status, detail, last successful poll.
+fn target_row(t: &TargetShared, now: Instant) -> Vec<Cell> {
+    let cfg = t.config.load();
+    let snap = t.snapshot.load();
+    let cluster_ep = &snap.endpoints[0];
+    let (status, detail) = match (snap.fresh_cluster(now), snap.first_poll_done) {
+        (_, false) => ("pending".to_string(), "first poll not finished".to_string()),
+        (Some(view), _) => (
+            "up".to_string(),
+            format!(
+                "cluster {} · {} node entries · upgrade mode {}",
+                view.cluster
+                    .state
                     .as_ref()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| "data older than the max age".into()),
+                    .map(|s| s.as_str())
+                    .unwrap_or("(none)"),
+                view.cluster.nodes.len(),
+                match view.cluster.upgrade_mode_enabled {
+                    Some(true) => "on",
+                    Some(false) => "off",
+                    None => "unknown",
+                }
             ),
-        };
-        rows.push_str(&format!(
-            "<tr><td><a href=\"/probe?target={n}\">{n}</a></td><td>{url}</td><td>{auth}</td><td class=\"{cls}\">{status}</td><td>{detail}</td><td>{last}</td></tr>\n",
-            n = esc(&cfg.name),
-            url = esc(&cfg.display_url()),
-            auth = esc(&cfg.auth.describe()),
-            cls = if status == "up" { "up" } else { "down" },
-            status = esc(&status),
-            detail = esc(&detail),
-            last = esc(&fmt_ts(cluster_ep.last_success_timestamp)),
-        ));
-    }
-    let mut node_tables = String::new();
-    for t in targets.iter() {
-        let snap = t.snapshot.load();
-        let Some(view) = snap.fresh_cluster(now) else {
-            continue;
-        };
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        let mut rows = String::new();
-        for (i, n) in view.cluster.nodes.iter().enumerate() {
+        ),
+        (None, true) => (
+            format!("down ({})", snap.down_reason(now).unwrap_or("unknown")),
+            cluster_ep
+                .last_error
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "data older than the max age".into()),
+        ),
+    };
+    let class = if status == "up" { "up" } else { "down" };
+    vec![
+        Cell::new(Inline::link(
+            format!("/probe?target={}", cfg.name),
+            cfg.name.clone(),
+        )),
+        Cell::text(cfg.display_url()),
+        Cell::text(cfg.auth.describe()),
+        Cell::text(status).with_class(class),
+        Cell::text(detail),
+        Cell::text(fmt_ts(cluster_ep.last_success_timestamp)),
+    ]
+}
+
+/// The node table of a target with fresh cluster data.
+fn node_table(t: &TargetShared, now: Instant) -> Option<Table> {
+    let snap = t.snapshot.load();
+    let view = snap.fresh_cluster(now)?;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let count = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "–".into());
+    let rows = view
+        .cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
             let since = view.node_since.get(i).copied().unwrap_or(wall);
             let ghost = if view.figures.ghosts.contains(&i) {
                 " (ghost)"
             } else {
                 ""
             };
-            let count = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "–".into());
-            rows.push_str(&format!(
-                "<tr><td>{name}{ghost}</td><td>{addr}</td><td>{state}</td><td>{version}</td><td>{users}</td><td>{tasks}</td><td>{since}</td></tr>\n",
-                name = esc(n.name.as_deref().unwrap_or("")),
-                addr = esc(&n.address()),
-                state = esc(n.state.as_ref().map(|s| s.as_str()).unwrap_or("(none)")),
-                version = esc(n.version.as_deref().unwrap_or("–")),
-                users = count(n.active_user_count),
-                tasks = count(n.tasks_total),
-                since = esc(&crate::duration::format_duration(std::time::Duration::from_secs((wall - since).max(0.0) as u64))),
-            ));
-        }
-        node_tables.push_str(&format!(
-            "<h2>Nodes of {name}</h2>\n<table><tr><th>node</th><th>address</th><th>state</th><th>version</th><th>users</th><th>tasks</th><th>in state for</th></tr>\n{rows}</table>\n",
-            name = esc(&t.config.load().name),
-        ));
-    }
-    let reload_err = state
-        .runtime
-        .reload_status
-        .last_error()
-        .map(|e| format!("<p class=\"down\">Last reload failed: {}</p>", esc(&e)))
+            let in_state = std::time::Duration::from_secs((wall - since).max(0.0) as u64);
+            vec![
+                Cell::text(format!("{}{ghost}", n.name.as_deref().unwrap_or(""))),
+                Cell::text(n.address()),
+                Cell::text(n.state.as_ref().map(|s| s.as_str()).unwrap_or("(none)")),
+                Cell::text(n.version.as_deref().unwrap_or("–")),
+                Cell::text(count(n.active_user_count)),
+                Cell::text(count(n.tasks_total)),
+                Cell::text(crate::duration::format_duration(in_state)),
+            ]
+        })
+        .collect();
+    Some(Table {
+        heading: format!("Nodes of {}", t.config.load().name),
+        columns: columns(&[
+            "node",
+            "address",
+            "state",
+            "version",
+            "users",
+            "tasks",
+            "in state for",
+        ]),
+        rows,
+    })
+}
+
+fn columns(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+async fn landing(State(state): State<AppState>) -> Html<String> {
+    let now = Instant::now();
+    let targets = state.runtime.targets.load();
+    let first = targets
+        .first()
+        .map(|t| t.config.load().name.clone())
         .unwrap_or_default();
-    Html(format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Bitbucket ZDU Exporter</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}.up{{color:#1a7f37}}.down{{color:#cf222e}}</style>
-</head><body>
-<h1>Bitbucket ZDU Exporter</h1>
-<p>Prometheus exporter for Bitbucket Data Center rolling upgrades. Version {version} (revision {rev}, rustc {rustc}).</p>
-<ul>
-<li><a href="{path}">{path}</a>: metrics (with one target, that target's too)</li>
-<li><a href="/probe?target={first}">/probe?target=NAME</a>: one target's metrics</li>
-<li><a href="/-/healthy">/-/healthy</a>, <a href="/-/ready">/-/ready</a>; POST /-/reload re-reads the configuration</li>
-</ul>
-{reload_err}
-<h2>Targets</h2>
-<table><tr><th>name</th><th>Bitbucket URL</th><th>auth</th><th>status</th><th>detail</th><th>last successful poll</th></tr>
-{rows}</table>
-{node_tables}
-</body></html>
-"#,
-        version = crate::build::VERSION,
-        rev = crate::build::REVISION,
-        rustc = crate::build::RUSTC,
-        path = esc(&state.telemetry_path),
-        first = targets
-            .first()
-            .map(|t| esc(&t.config.load().name))
-            .unwrap_or_default(),
-    ))
+    let mut tables = vec![Table {
+        heading: "Targets".into(),
+        columns: columns(&[
+            "name",
+            "Bitbucket URL",
+            "auth",
+            "status",
+            "detail",
+            "last successful poll",
+        ]),
+        rows: targets.iter().map(|t| target_row(t, now)).collect(),
+    }];
+    tables.extend(targets.iter().filter_map(|t| node_table(t, now)));
+    let path = &state.telemetry_path;
+    let page = LandingPage {
+        title: "Bitbucket ZDU Exporter".into(),
+        description: format!(
+            "Prometheus exporter for Bitbucket Data Center rolling upgrades. Version {} (revision {}, rustc {}).",
+            crate::build::VERSION,
+            crate::build::REVISION,
+            crate::build::RUSTC
+        ),
+        links: vec![
+            vec![
+                Inline::link(path, path),
+                Inline::text(": metrics (with one target, that target's too)"),
+            ],
+            vec![
+                Inline::link(format!("/probe?target={first}"), "/probe?target=NAME"),
+                Inline::text(": one target's metrics"),
+            ],
+            vec![
+                Inline::link("/-/healthy", "/-/healthy"),
+                Inline::text(", "),
+                Inline::link("/-/ready", "/-/ready"),
+                Inline::text("; POST /-/reload re-reads the configuration"),
+            ],
+        ],
+        notice: state
+            .runtime
+            .reload_status
+            .last_error()
+            .map(|e| format!("Last reload failed: {e}")),
+        tables,
+    };
+    Html(page.render())
 }
 
 /// Binds every listen address, failing with the address named when one cannot be bound.
@@ -408,7 +430,7 @@ pub struct ServeOptions {
     /// Open connections at most; further connections wait in the kernel's accept queue.
     pub max_connections: usize,
     /// `--web.config.file`: TLS, basic auth, headers, rate limit.
-    pub web_config: Option<Arc<crate::web_config::WebConfigRuntime>>,
+    pub web_config: Option<Arc<crate::web::WebConfigRuntime>>,
 }
 
 impl Default for ServeOptions {
@@ -600,13 +622,5 @@ mod tests {
         );
         assert_eq!(negotiate(&h("*/*")), Format::Text004);
         assert_eq!(negotiate(&h("garbage;;;q=x")), Format::Text004);
-    }
-
-    #[test]
-    fn html_escaping() {
-        assert_eq!(
-            esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }

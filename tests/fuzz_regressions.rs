@@ -115,8 +115,8 @@ fn web_config_inputs() {
         let Ok(text) = std::str::from_utf8(&data) else {
             continue;
         };
-        let _ = bitbucket_zdu_exporter::web_config::parse_go_duration(text);
-        if let Err(e) = bitbucket_zdu_exporter::web_config::WebConfig::parse(
+        let _ = bitbucket_zdu_exporter::duration::parse_go_duration(text);
+        if let Err(e) = bitbucket_zdu_exporter::web::WebSettings::parse(
             Path::new("/nonexistent-fuzz-dir/web.yml"),
             text,
         ) {

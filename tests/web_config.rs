@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use axum::Router;
 use bitbucket_zdu_exporter::server::{self, ServeOptions};
-use bitbucket_zdu_exporter::web_config::{
-    AuthResult, Authenticator, WebConfig, WebConfigError, WebConfigRuntime,
+use bitbucket_zdu_exporter::web::{
+    AuthResult, Authenticator, WebConfigError, WebConfigRuntime, WebSettings,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -50,7 +50,7 @@ fn good_and_newer_files_are_accepted() {
         .into_iter()
         .chain(fixtures(".newer.yml"))
     {
-        if let Err(e) = WebConfig::load(&f) {
+        if let Err(e) = WebSettings::load(&f) {
             panic!("{} refused: {e}", f.display());
         }
     }
@@ -96,7 +96,7 @@ fn bad_files_are_refused_with_the_toolkits_message() {
     );
     for (name, want) in BAD {
         let f = testdata().join(format!("{name}.bad.yml"));
-        match WebConfig::load(&f) {
+        match WebSettings::load(&f) {
             Ok(_) => panic!("{name} accepted"),
             Err(WebConfigError::Unsupported(e)) => panic!("{name}: bad, not unsupported: {e}"),
             Err(e) => assert!(
@@ -120,7 +120,7 @@ fn values_rustls_cannot_honour_are_refused_clearly() {
     assert_eq!(fixtures(".refused.yml").len(), expect.len());
     for (name, want) in expect {
         let f = testdata().join(format!("{name}.refused.yml"));
-        match WebConfig::load(&f) {
+        match WebSettings::load(&f) {
             Err(e @ WebConfigError::Unsupported(_)) => {
                 let msg = e.to_string();
                 assert!(msg.contains(want), "{name}: {msg}");
@@ -559,7 +559,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_users_cost_a_bcrypt_and_successes_are_cached() {
     // alice's hash has cost 10 (~50-100 ms), bob's cost 4.
-    let cfg = WebConfig::load(&testdata().join("users.good.yml")).unwrap();
+    let cfg = WebSettings::load(&testdata().join("users.good.yml")).unwrap();
     let users: BTreeMap<String, String> = cfg.request.users.clone();
     let auth = Authenticator::default();
     let time = |u: &'static str, p: &'static str| {

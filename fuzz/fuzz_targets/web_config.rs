@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use bitbucket_zdu_exporter::web_config::{parse_go_duration, WebConfig};
+use bitbucket_zdu_exporter::duration::parse_go_duration;
+use bitbucket_zdu_exporter::web::WebSettings;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = parse_go_duration(text);
-    match WebConfig::parse(Path::new("/nonexistent-fuzz-dir/web.yml"), text) {
+    match WebSettings::parse(Path::new("/nonexistent-fuzz-dir/web.yml"), text) {
         Ok(c) => {
             let _ = format!("{c:?}");
         }
