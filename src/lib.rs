@@ -24,6 +24,7 @@ pub mod run;
 pub mod secret;
 pub mod server;
 pub mod simulator;
+pub mod status_page;
 pub mod tracker;
 pub mod web;
 

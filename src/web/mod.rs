@@ -22,6 +22,8 @@
 //! | [`middleware`] | the axum middleware: rate limit, basic auth, headers |
 //! | [`landing`] | the landing page, rendered from `landing.html` |
 
+#![warn(missing_docs)]
+
 pub mod basic_auth;
 pub mod client_auth;
 pub mod config;
