@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
+use base64::Engine;
 use bitbucket_zdu_exporter::server::{self, ServeOptions};
 use bitbucket_zdu_exporter::web::{
     AuthResult, Authenticator, WebConfigError, WebConfigRuntime, WebSettings,
@@ -272,24 +273,6 @@ async fn start(yaml: &str) -> Server {
     }
 }
 
-fn b64(input: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in input.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[derive(Debug)]
 struct Reply {
     status: u16,
@@ -302,7 +285,7 @@ fn request(auth: Option<(&str, &str)>) -> String {
     if let Some((u, p)) = auth {
         r.push_str(&format!(
             "Authorization: Basic {}\r\n",
-            b64(format!("{u}:{p}").as_bytes())
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
         ));
     }
     r.push_str("\r\n");
