@@ -33,7 +33,7 @@ pub struct AppState {
 }
 
 /// Builds the router.
-pub fn app(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Router {
+pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Router {
     let state = AppState {
         runtime,
         telemetry_path: telemetry_path.to_string(),
@@ -170,7 +170,7 @@ async fn probe(
             .targets
             .load()
             .iter()
-            .map(|t| t.config.load().name.clone())
+            .map(|t| t.config.load().name().to_string())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -303,9 +303,9 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         };
         rows.push_str(&format!(
             "<tr><td><a href=\"/probe?target={n}\">{n}</a></td><td>{url}</td><td>{auth}</td><td class=\"{cls}\">{status}</td><td>{detail}</td><td>{last}</td></tr>\n",
-            n = esc(&cfg.name),
+            n = esc(cfg.name()),
             url = esc(&cfg.display_url()),
-            auth = esc(&cfg.auth.describe()),
+            auth = esc(&cfg.auth().describe()),
             cls = if status == "up" { "up" } else { "down" },
             status = esc(&status),
             detail = esc(&detail),
@@ -344,7 +344,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         }
         node_tables.push_str(&format!(
             "<h2>Nodes of {name}</h2>\n<table><tr><th>node</th><th>address</th><th>state</th><th>version</th><th>users</th><th>tasks</th><th>in state for</th></tr>\n{rows}</table>\n",
-            name = esc(&t.config.load().name),
+            name = esc(t.config.load().name()),
         ));
     }
     let reload_err = state
@@ -378,7 +378,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         path = esc(&state.telemetry_path),
         first = targets
             .first()
-            .map(|t| esc(&t.config.load().name))
+            .map(|t| esc(t.config.load().name()))
             .unwrap_or_default(),
     ))
 }
