@@ -81,7 +81,7 @@ fn simulator(scenario: &str) -> (Proc, u16) {
     let port = free_port();
     let p = spawn(&[
         "simulate",
-        "--listen-address",
+        "--web.listen-address",
         &format!("127.0.0.1:{port}"),
         "--scenario",
         scenario,
