@@ -117,7 +117,10 @@ impl Runtime {
             pollers.insert(cfg.name().to_string(), tokio::spawn(poller.run()));
             next.push(shared);
         }
-        let keep: Vec<String> = next.iter().map(|t| t.config.load().name().to_string()).collect();
+        let keep: Vec<String> = next
+            .iter()
+            .map(|t| t.config.load().name().to_string())
+            .collect();
         pollers.retain(|name, h| {
             let k = keep.contains(name);
             if !k {

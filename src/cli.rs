@@ -117,8 +117,7 @@ mod tests {
         assert_eq!(sim.listen_address.port(), 0);
         assert!(Cli::try_parse_checked_from(["x", "--bitbucket.url=http://h"]).is_ok());
         assert!(
-            Cli::try_parse_checked_from(["x", "simulate", "--listen-address=127.0.0.1:0"])
-                .is_err(),
+            Cli::try_parse_checked_from(["x", "simulate", "--listen-address=127.0.0.1:0"]).is_err(),
             "the old flag name is gone"
         );
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::flags::DEFAULT_TIMEOUT;
-use super::validate::{build_auth, build_target, invalid, secret_file, unique_names, Defaults, TargetSpec, Timeout,
+use super::validate::{
+    build_auth, build_target, invalid, secret_file, unique_names, Defaults, TargetSpec, Timeout,
 };
 use super::{AuthConfig, ConfigError, TargetConfig, TlsConfig};
 
@@ -145,10 +146,9 @@ fn parse(text: &str, path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, Con
             auth,
             tls,
             tls_key: &format!("{key}.tls.ca_file"),
-            timeout: timeout.or(d.timeout).map_or(
-                Timeout::Default(DEFAULT_TIMEOUT),
-                Timeout::Explicit,
-            ),
+            timeout: timeout
+                .or(d.timeout)
+                .map_or(Timeout::Default(DEFAULT_TIMEOUT), Timeout::Explicit),
             timeout_key: "timeout",
             poll_interval: poll_interval.unwrap_or(d.poll_interval),
             max_age: max_age.or(d.max_age),

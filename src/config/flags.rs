@@ -174,4 +174,3 @@ pub struct ExporterArgs {
     #[arg(long = "config.check")]
     pub config_check: bool,
 }
-

@@ -27,7 +27,7 @@ pub use flags::{
 };
 pub use validate::parse_listen_address;
 
-use validate::{Timeout, TargetSpec};
+use validate::{TargetSpec, Timeout};
 
 /// A configuration problem, always naming the flag or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -456,7 +456,9 @@ mod tests {
         let c = Config::from_args(&a, &env).unwrap();
         assert!(matches!(c.targets()[0].auth(), AuthConfig::Basic { .. }));
         assert!(!format!("{c:?}").contains("s3cr3t-pw"));
-        assert!(<Flags as clap::Parser>::try_parse_from(["x", "--bitbucket.password", "p"]).is_err());
+        assert!(
+            <Flags as clap::Parser>::try_parse_from(["x", "--bitbucket.password", "p"]).is_err()
+        );
     }
 
     #[test]
@@ -575,5 +577,99 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("targets[0].url"), "{e}");
+    }
+
+    #[test]
+    fn an_implicit_timeout_is_clamped_to_the_interval_an_explicit_one_is_refused() {
+        // Prometheus does the same with scrape_timeout and scrape_interval.
+        let c = Config::from_args(
+            &args(&["--bitbucket.url", "https://h", "--poll.interval", "5s"]),
+            &no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.targets()[0].timeout(), Duration::from_secs(5));
+        let c = Config::from_args(
+            &args(&["--bitbucket.url", "https://h", "--poll.interval", "1m"]),
+            &no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.targets()[0].timeout(), DEFAULT_TIMEOUT);
+        let e = Config::from_args(
+            &args(&[
+                "--bitbucket.url",
+                "https://h",
+                "--poll.interval",
+                "5s",
+                "--bitbucket.timeout",
+                "10s",
+            ]),
+            &no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "--bitbucket.timeout: 10s is longer than the poll interval 5s"
+        );
+        // In a file: a target's own poll_interval clamps the default, its own timeout does not.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yml");
+        std::fs::write(
+            &path,
+            "targets:\n  - name: a\n    url: http://h\n    poll_interval: 2s\n",
+        )
+        .unwrap();
+        let file_flag = format!("--config.file={}", path.display());
+        let c = Config::from_args(&args(&[&file_flag]), &no_env()).unwrap();
+        assert_eq!(c.targets()[0].timeout(), Duration::from_secs(2));
+        std::fs::write(
+            &path,
+            "targets:\n  - name: a\n    url: http://h\n    poll_interval: 2s\n    timeout: 3s\n",
+        )
+        .unwrap();
+        let e = Config::from_args(&args(&[&file_flag]), &no_env())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "targets[0].timeout: 3s is longer than the poll interval 2s"
+        );
+    }
+
+    #[test]
+    fn builders_validate_like_flags() {
+        let t = TargetConfig::builder("a", "http://h:7990/")
+            .poll_interval(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        assert_eq!(t.timeout(), Duration::from_secs(5));
+        assert_eq!(t.max_age(), Duration::from_secs(15));
+        for bad in [
+            TargetConfig::builder("a b", "http://h"),
+            TargetConfig::builder("a", "ftp://h"),
+            TargetConfig::builder("a", "http://h").timeout(Duration::from_secs(60)),
+            TargetConfig::builder("a", "http://h").auth(AuthConfig::Basic {
+                username: "u:v".into(),
+                password: Arc::new(SecretSource::env("X", "pw".into()).unwrap()),
+            }),
+        ] {
+            assert!(bad.build().is_err());
+        }
+        assert!(matches!(
+            Config::builder(vec![]).build(),
+            Err(ConfigError::NoTarget)
+        ));
+        let e = Config::builder(vec![t.clone(), t.clone()])
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("used twice"), "{e}");
+        let e = Config::builder(vec![t.clone()])
+            .telemetry_path("/-/ready")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("reserved"), "{e}");
+        let c = Config::builder(vec![t]).build().unwrap();
+        assert_eq!(c.web().telemetry_path(), "/metrics");
+        assert!(c.web().listen_addresses().is_empty());
     }
 }

@@ -99,7 +99,10 @@ impl Simulator {
 }
 
 fn basic(user: &str, pw: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{user}:{pw}").as_bytes()))
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{user}:{pw}").as_bytes())
+    )
 }
 
 /// Compares in time independent of where the inputs differ.
