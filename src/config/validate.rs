@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::flags::{ExporterArgs, DEFAULT_LISTEN, DEFAULT_TIMEOUT, ENV_PASSWORD, ENV_TOKEN};
+use super::flags::{ExporterArgs, DEFAULT_TIMEOUT, ENV_PASSWORD, ENV_TOKEN};
 use super::{AuthConfig, Config, ConfigError, Env, TargetConfig, TlsConfig, WebSettings};
 use crate::secret::SecretSource;
 
@@ -26,42 +26,6 @@ pub(super) struct Defaults {
     pub timeout: Option<Duration>,
     pub poll_interval: Duration,
     pub max_age: Option<Duration>,
-}
-
-/// Validates flags (and the config file they name) into a `Config`.
-pub(super) fn from_args(args: &ExporterArgs, env: &dyn Env) -> Result<Config, ConfigError> {
-    let listen = if args.web_listen_address.is_empty() {
-        vec![DEFAULT_LISTEN.to_string()]
-    } else {
-        args.web_listen_address.clone()
-    };
-    let listen_addresses = listen
-        .iter()
-        .map(|a| parse_listen_address(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let defaults = Defaults {
-        timeout: args.bitbucket_timeout.map(|d| d.0),
-        poll_interval: args.poll_interval.0,
-        max_age: args.poll_max_age.map(|d| d.0),
-    };
-    let targets = match (&args.config_file, &args.bitbucket_url) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "--config.file",
-                "give either --config.file or --bitbucket.url, not both",
-            ))
-        }
-        (Some(path), None) => super::file::load(path, &defaults)?,
-        (None, Some(url)) => vec![target_from_flags(args, url, env, &defaults)?],
-        (None, None) => return Err(ConfigError::NoTarget),
-    };
-    let web = WebSettings {
-        listen_addresses,
-        telemetry_path: args.web_telemetry_path.clone(),
-        config_file: args.web_config_file.clone(),
-        max_requests: args.web_max_requests,
-    };
-    config(targets, web, args.state_file.clone())
 }
 
 /// Validates a whole configuration: the web settings and a non-empty list of targets with
@@ -153,7 +117,7 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-fn target_from_flags(
+pub(super) fn target_from_flags(
     args: &ExporterArgs,
     url: &str,
     env: &dyn Env,
