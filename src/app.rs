@@ -17,8 +17,10 @@ use crate::tracker::StateStore;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(transparent)]
+    /// The new configuration is invalid.
     Config(#[from] ConfigError),
     #[error(transparent)]
+    /// A target's HTTP client cannot be built.
     Client(#[from] crate::client::ClientBuildError),
 }
 
@@ -26,6 +28,7 @@ pub enum RuntimeError {
 pub struct Runtime {
     /// Current targets, in config order.
     pub targets: Arc<ArcSwap<Vec<Arc<TargetShared>>>>,
+    /// Outcome of the last (re)load.
     pub reload_status: Arc<ReloadStatus>,
     store: Arc<StateStore>,
     pollers: Mutex<HashMap<String, JoinHandle<()>>>,

@@ -23,18 +23,31 @@ pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// The fixed set of failure reasons, used as the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
+    /// No complete answer within the timeout.
     Timeout,
+    /// Connection refused, reset or broken; DNS failure.
     Connect,
+    /// The TLS handshake failed.
     Tls,
+    /// 401: credentials refused.
     Unauthorized,
+    /// 403: the user lacks SYS_ADMIN.
     Forbidden,
+    /// 401/403 "requires a clustered installation".
     NotClustered,
+    /// 404: no ZDU API at this URL.
     NotFound,
+    /// 5xx.
     ServerError,
+    /// Any other status, including a redirect to another host.
     UnexpectedStatus,
+    /// 200 with something other than JSON (an SSO login page).
     NotJson,
+    /// JSON that is malformed or not of the ZDU shape.
     Decode,
+    /// The body exceeded the size cap.
     BodyTooLarge,
+    /// The password or token file cannot be read; no request was sent.
     Credentials,
 }
 
@@ -87,31 +100,50 @@ impl std::fmt::Display for Reason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     #[error("timed out after {0:?}")]
+    /// No complete answer within the timeout.
     Timeout(Duration),
     #[error("cannot connect: {0}")]
+    /// Connection refused, reset or broken; DNS failure.
     Connect(String),
     #[error("TLS handshake failed: {0}")]
+    /// The TLS handshake failed.
     Tls(String),
     #[error("401 Unauthorized: the credentials were refused{}", fmt_msg(.0))]
+    /// 401, with Bitbucket's message if any.
     Unauthorized(Option<String>),
     #[error("403 Forbidden: the user lacks SYS_ADMIN permission{}", fmt_msg(.0))]
+    /// 403, with Bitbucket's message if any.
     Forbidden(Option<String>),
     #[error("HTTP {status}: the instance is not clustered{}", fmt_msg(.message))]
+    /// 401/403 saying the instance is not clustered.
     NotClustered {
+        /// The HTTP status.
         status: u16,
+        /// Bitbucket's message.
         message: Option<String>,
     },
     #[error("404 Not Found: no ZDU API at this URL (check the context path)")]
+    /// 404.
     NotFound,
     #[error("HTTP {0}: Bitbucket server error")]
+    /// A 5xx status.
     ServerError(u16),
     #[error("unexpected HTTP status {status}{}", fmt_msg(.detail))]
-    UnexpectedStatus { status: u16, detail: Option<String> },
+    /// Any other status.
+    UnexpectedStatus {
+        /// The HTTP status.
+        status: u16,
+        /// Bitbucket's message or a redirect target.
+        detail: Option<String>,
+    },
     #[error("response is not JSON (content type {0:?}); an SSO login page?")]
+    /// 200 with another content type (the type given).
     NotJson(String),
     #[error("cannot decode the response: {0}")]
+    /// A body that does not decode (why).
     Decode(String),
     #[error("response body exceeds {0} bytes")]
+    /// The body exceeded this many bytes.
     BodyTooLarge(usize),
     /// The password or token file cannot be read (the request was not sent).
     #[error("credentials unavailable: {0}")]

@@ -14,16 +14,22 @@ use crate::{server, tracker};
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("invalid configuration: {0}")]
+    /// The configuration is invalid.
     Config(#[from] ConfigError),
     #[error("invalid --web.config.file {path}: {source}")]
+    /// The `--web.config.file` is invalid.
     WebConfig {
+        /// The file.
         path: std::path::PathBuf,
         #[source]
+        /// Why.
         source: WebConfigError,
     },
     #[error("cannot start: {0}")]
+    /// The pollers could not start.
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
+    /// Binding or serving failed.
     Io(#[from] std::io::Error),
 }
 

@@ -8,32 +8,49 @@ use crate::model::{ClusterState, NodeState};
 /// One simulated node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimNode {
+    /// Node id, as in `/rest/zdu/nodes/{id}`.
     pub id: String,
+    /// Node name (`bitbucket-0`, …).
     pub name: String,
+    /// IP address.
     pub ip: String,
+    /// Port.
     pub port: u16,
+    /// Node state.
     pub state: NodeState,
+    /// Bitbucket version; `None` while the node is down.
     pub version: Option<String>,
+    /// Build number matching the version.
     pub build_number: Option<String>,
+    /// Active users.
     pub users: Option<u64>,
+    /// Running tasks.
     pub tasks: Option<u64>,
 }
 
 /// Finalization ("upgrade tasks") progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finalization {
+    /// No finalization started.
     Idle,
+    /// Upgrade tasks running after approval.
     Running,
+    /// Upgrade tasks failed.
     Failed,
 }
 
 /// The simulated cluster. Its state is derived on every read, as Bitbucket does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimCluster {
+    /// Upgrade mode is on (after `start`).
     pub upgrade_mode: bool,
+    /// The version the upgrade started from.
     pub original_version: Option<String>,
+    /// The nodes, in order.
     pub nodes: Vec<SimNode>,
+    /// Where the finalization stands.
     pub finalization: Finalization,
+    /// Answer every request as a non-clustered instance does.
     pub not_clustered: bool,
 }
 
@@ -41,7 +58,9 @@ pub struct SimCluster {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{action} is not allowed in state {state}")]
 pub struct Conflict {
+    /// The refused action (`start`, `cancel`, `approve`).
     pub action: &'static str,
+    /// The cluster state that refused it.
     pub state: String,
 }
 

@@ -187,7 +187,9 @@ pub async fn run(
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error(transparent)]
+    /// The simulator's password cannot be read.
     Secret(#[from] crate::secret::SecretError),
     #[error("{0}")]
+    /// Binding or serving failed.
     Io(String),
 }

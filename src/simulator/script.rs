@@ -13,9 +13,13 @@ use crate::model::NodeState;
 /// Timings of one node's upgrade, before the speed factor.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeTimings {
+    /// Draining its users and tasks.
     pub drain: Duration,
+    /// Shutting down.
     pub terminate: Duration,
+    /// Installing the new version while OFFLINE.
     pub install: Duration,
+    /// Starting up on the new version.
     pub start: Duration,
 }
 
