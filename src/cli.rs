@@ -1,7 +1,7 @@
 //! The command line of the binary: the exporter's flags, the logging flags every mode shares
 //! and, with the `simulator` feature, the `simulate` and `demo` subcommands. This module sits
-//! above [`config`](crate::config), [`demo`](crate::demo) and
-//! [`simulator`](crate::simulator), so none of them depends on another through it.
+//! above [`config`](crate::config), `demo` and `simulator`, so none of them depends on
+//! another through it.
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 

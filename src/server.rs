@@ -1,5 +1,5 @@
 //! The exporter's HTTP side: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/-/reload` and
-//! the landing page. [`app`] builds the router (tested with `oneshot`), [`serve`] runs it.
+//! the landing page. [`router`] builds the router (tested with `oneshot`), [`serve`] runs it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

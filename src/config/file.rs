@@ -1,5 +1,5 @@
 //! The YAML schema of `--config.file` (a list of targets) and its parser. Only the shape
-//! of the file lives here; every value goes through [`super::validate`], as flags do.
+//! of the file lives here; every value goes through `validate`, as flags do.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The command-line flags of the exporter (clap types only, no validation): what the user
-//! typed, with environment fallbacks. [`super::validate`] turns them into a [`super::Config`].
+//! typed, with environment fallbacks. `validate` turns them into a [`super::Config`].
 
 use std::path::PathBuf;
 

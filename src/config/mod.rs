@@ -1,7 +1,7 @@
 //! Configuration, in three rooms as flags flow through them:
 //!
 //! - [`flags`]: the clap types (what the user typed, with environment fallbacks);
-//! - [`file`]: the YAML schema of `--config.file` (a list of targets);
+//! - [`file`](mod@file): the YAML schema of `--config.file` (a list of targets);
 //! - `validate`: the only code that makes a [`Config`] or a [`TargetConfig`].
 //!
 //! The fields of `Config` and `TargetConfig` are private and they have no public literal, so

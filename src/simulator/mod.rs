@@ -50,7 +50,11 @@ pub enum Scenario {
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
     /// Address to listen on (loopback by default).
-    #[arg(long = "web.listen-address", default_value = "127.0.0.1:7990")]
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7990"
+    )]
     pub listen_address: SocketAddr,
     /// Scenario to play.
     #[arg(long, value_enum, default_value_t = Scenario::RollingUpgrade)]
