@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bitbucket_zdu_exporter::config::{AuthConfig, TargetConfig, TlsConfig};
+use bitbucket_zdu_exporter::config::TargetConfig;
 use bitbucket_zdu_exporter::metrics::TargetCollector;
 use bitbucket_zdu_exporter::model::Cluster;
 use bitbucket_zdu_exporter::poller::{ClusterView, TargetShared};
@@ -31,15 +31,12 @@ fn cluster_json(nodes: usize) -> String {
 }
 
 fn shared_for(json: &str) -> Arc<TargetShared> {
-    let target = TargetConfig {
-        name: "bench".into(),
-        base_url: reqwest::Url::parse("http://localhost:7990/").unwrap(),
-        auth: AuthConfig::None,
-        tls: TlsConfig::default(),
-        timeout: std::time::Duration::from_secs(10),
-        poll_interval: std::time::Duration::from_secs(30),
-        max_age: std::time::Duration::from_secs(3600),
-    };
+    let target = TargetConfig::builder("bench", "http://localhost:7990/")
+        .timeout(std::time::Duration::from_secs(10))
+        .poll_interval(std::time::Duration::from_secs(30))
+        .max_age(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
     let shared = TargetShared::new(target, &Tracked::default());
     let cluster: Cluster = serde_json::from_str(json).unwrap();
     let mut tracked = Tracked::default();

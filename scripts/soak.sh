@@ -52,7 +52,7 @@ printf 'soak-pw-%s\n' "$RANDOM$RANDOM" > "$WORK/sim.pw"
 cp "$WORK/sim.pw" "$WORK/exp.pw"
 
 start_sim() { # scenario
-  "$BIN" --log.level=warn simulate --listen-address "127.0.0.1:$SIM_PORT" --scenario "$1" --speed 50 \
+  "$BIN" --log.level=warn simulate --web.listen-address "127.0.0.1:$SIM_PORT" --scenario "$1" --speed 50 \
     --nodes 4 --username zdu --password-file "$WORK/sim.pw" >>"$WORK/sim.log" 2>&1 &
   SIM_PID=$!
   for _ in $(seq 1 50); do

@@ -31,6 +31,28 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
+step "without the simulator feature: cargo build and clippy --no-default-features"
+cargo build --no-default-features --quiet
+cargo clippy --no-default-features --quiet -- -D warnings
+
+step "rust-version: no dependency in Cargo.lock needs a newer Rust than Cargo.toml declares"
+cargo metadata --format-version 1 --locked | python3 -c '
+import json, sys
+meta = json.load(sys.stdin)
+ver = lambda s: tuple(int(x) for x in (s.split(".") + ["0", "0"])[:3])
+root = next(p for p in meta["packages"] if p["id"] in meta["workspace_members"])
+declared = root["rust_version"]
+over = sorted(
+    (ver(p["rust_version"]), p["name"], p["version"], p["rust_version"])
+    for p in meta["packages"]
+    if p.get("rust_version") and p["id"] not in meta["workspace_members"]
+    and ver(p["rust_version"]) > ver(declared)
+)
+for _, name, version, rv in over:
+    print(f"FAIL: {name} {version} needs Rust {rv}, Cargo.toml declares rust-version = {declared}")
+sys.exit(1 if over else 0)
+'
+
 step "one crypto provider: ring only, no aws-lc-rs or OpenSSL in the dependency graph"
 for crate in aws-lc-rs aws-lc-sys openssl-sys native-tls; do
   if cargo tree -q -i "$crate" >/dev/null 2>&1; then

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
@@ -11,61 +10,17 @@ use tokio::task::JoinHandle;
 use crate::client::ZduClient;
 use crate::config::{Config, ConfigError, Env, ExporterArgs, TargetConfig};
 use crate::poller::{Poller, TargetShared};
+use crate::status::ReloadStatus;
 use crate::tracker::StateStore;
-
-/// Result of the last configuration (re)load, for metrics and the landing page.
-#[derive(Debug)]
-pub struct ReloadStatus {
-    inner: Mutex<(bool, f64, Option<String>)>,
-}
-
-impl ReloadStatus {
-    fn new() -> Self {
-        ReloadStatus {
-            inner: Mutex::new((true, now(), None)),
-        }
-    }
-
-    /// `(last reload successful, unix time of the last successful load)`.
-    pub fn get(&self) -> (bool, f64) {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        (g.0, g.1)
-    }
-
-    /// The error of the last failed reload, if the last one failed.
-    pub fn last_error(&self) -> Option<String> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .2
-            .clone()
-    }
-
-    fn set(&self, result: Result<(), String>) {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(()) => *g = (true, now(), None),
-            Err(e) => {
-                g.0 = false;
-                g.2 = Some(e);
-            }
-        }
-    }
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// Errors of starting or reloading.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error(transparent)]
+    /// The new configuration is invalid.
     Config(#[from] ConfigError),
     #[error(transparent)]
+    /// A target's HTTP client cannot be built.
     Client(#[from] crate::client::ClientBuildError),
 }
 
@@ -73,6 +28,7 @@ pub enum RuntimeError {
 pub struct Runtime {
     /// Current targets, in config order.
     pub targets: Arc<ArcSwap<Vec<Arc<TargetShared>>>>,
+    /// Outcome of the last (re)load.
     pub reload_status: Arc<ReloadStatus>,
     store: Arc<StateStore>,
     pollers: Mutex<HashMap<String, JoinHandle<()>>>,
@@ -106,7 +62,7 @@ impl Runtime {
             env,
             reload_lock: tokio::sync::Mutex::new(()),
         });
-        rt.apply(&config.targets)?;
+        rt.apply(config.targets())?;
         Ok(rt)
     }
 
@@ -115,7 +71,7 @@ impl Runtime {
         self.targets
             .load()
             .iter()
-            .find(|t| t.config.load().name == name)
+            .find(|t| t.config.load().name() == name)
             .cloned()
     }
 
@@ -140,11 +96,11 @@ impl Runtime {
             let cfg = client.target().clone();
             let existing = old
                 .iter()
-                .find(|t| t.config.load().name == cfg.name)
+                .find(|t| t.config.load().name() == cfg.name())
                 .cloned();
             let shared = match existing {
                 Some(s)
-                    if s.config.load().same_settings(&cfg) && pollers.contains_key(&cfg.name) =>
+                    if s.config.load().same_settings(&cfg) && pollers.contains_key(cfg.name()) =>
                 {
                     next.push(s);
                     continue;
@@ -153,18 +109,21 @@ impl Runtime {
                     s.config.store(Arc::new(cfg.clone()));
                     s
                 }
-                None => TargetShared::new(cfg.clone(), &self.store.get(&cfg.name)),
+                None => TargetShared::new(cfg.clone(), &self.store.get(cfg.name())),
             };
-            if let Some(h) = pollers.remove(&cfg.name) {
+            if let Some(h) = pollers.remove(cfg.name()) {
                 h.abort();
             }
-            tracing::info!(target_name = %cfg.name, url = %cfg.display_url(), auth = %cfg.auth.describe(),
-                interval = %crate::duration::format_duration(cfg.poll_interval), "polling target");
+            tracing::info!(target_name = %cfg.name(), url = %cfg.display_url(), auth = %cfg.auth().describe(),
+                interval = %crate::duration::format_duration(cfg.poll_interval()), "polling target");
             let poller = Poller::new(client, shared.clone(), self.store.clone());
-            pollers.insert(cfg.name.clone(), tokio::spawn(poller.run()));
+            pollers.insert(cfg.name().to_string(), tokio::spawn(poller.run()));
             next.push(shared);
         }
-        let keep: Vec<String> = next.iter().map(|t| t.config.load().name.clone()).collect();
+        let keep: Vec<String> = next
+            .iter()
+            .map(|t| t.config.load().name().to_string())
+            .collect();
         pollers.retain(|name, h| {
             let k = keep.contains(name);
             if !k {
@@ -185,7 +144,7 @@ impl Runtime {
         };
         let result = Config::from_args(args, env.as_ref())
             .map_err(RuntimeError::from)
-            .and_then(|c| self.apply(&c.targets));
+            .and_then(|c| self.apply(c.targets()));
         match &result {
             Ok(()) => tracing::info!("configuration reloaded"),
             Err(e) => {

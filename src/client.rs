@@ -8,6 +8,8 @@
 use std::sync::Once;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -21,23 +23,37 @@ pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// The fixed set of failure reasons, used as the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
+    /// No complete answer within the timeout.
     Timeout,
+    /// Connection refused, reset or broken; DNS failure.
     Connect,
+    /// The TLS handshake failed.
     Tls,
+    /// 401: credentials refused.
     Unauthorized,
+    /// 403: the user lacks SYS_ADMIN.
     Forbidden,
+    /// 401/403 "requires a clustered installation".
     NotClustered,
+    /// 404: no ZDU API at this URL.
     NotFound,
+    /// 5xx.
     ServerError,
+    /// Any other status, including a redirect to another host.
     UnexpectedStatus,
+    /// 200 with something other than JSON (an SSO login page).
     NotJson,
+    /// JSON that is malformed or not of the ZDU shape.
     Decode,
+    /// The body exceeded the size cap.
     BodyTooLarge,
+    /// The password or token file cannot be read; no request was sent.
+    Credentials,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (all are pre-declared in `/metrics`).
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Timeout,
         Reason::Connect,
         Reason::Tls,
@@ -50,6 +66,7 @@ impl Reason {
         Reason::NotJson,
         Reason::Decode,
         Reason::BodyTooLarge,
+        Reason::Credentials,
     ];
 
     /// The label value.
@@ -67,6 +84,7 @@ impl Reason {
             Reason::NotJson => "not_json",
             Reason::Decode => "decode",
             Reason::BodyTooLarge => "body_too_large",
+            Reason::Credentials => "credentials",
         }
     }
 }
@@ -82,32 +100,54 @@ impl std::fmt::Display for Reason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     #[error("timed out after {0:?}")]
+    /// No complete answer within the timeout.
     Timeout(Duration),
     #[error("cannot connect: {0}")]
+    /// Connection refused, reset or broken; DNS failure.
     Connect(String),
     #[error("TLS handshake failed: {0}")]
+    /// The TLS handshake failed.
     Tls(String),
     #[error("401 Unauthorized: the credentials were refused{}", fmt_msg(.0))]
+    /// 401, with Bitbucket's message if any.
     Unauthorized(Option<String>),
     #[error("403 Forbidden: the user lacks SYS_ADMIN permission{}", fmt_msg(.0))]
+    /// 403, with Bitbucket's message if any.
     Forbidden(Option<String>),
     #[error("HTTP {status}: the instance is not clustered{}", fmt_msg(.message))]
+    /// 401/403 saying the instance is not clustered.
     NotClustered {
+        /// The HTTP status.
         status: u16,
+        /// Bitbucket's message.
         message: Option<String>,
     },
     #[error("404 Not Found: no ZDU API at this URL (check the context path)")]
+    /// 404.
     NotFound,
     #[error("HTTP {0}: Bitbucket server error")]
+    /// A 5xx status.
     ServerError(u16),
     #[error("unexpected HTTP status {status}{}", fmt_msg(.detail))]
-    UnexpectedStatus { status: u16, detail: Option<String> },
+    /// Any other status.
+    UnexpectedStatus {
+        /// The HTTP status.
+        status: u16,
+        /// Bitbucket's message or a redirect target.
+        detail: Option<String>,
+    },
     #[error("response is not JSON (content type {0:?}); an SSO login page?")]
+    /// 200 with another content type (the type given).
     NotJson(String),
     #[error("cannot decode the response: {0}")]
+    /// A body that does not decode (why).
     Decode(String),
     #[error("response body exceeds {0} bytes")]
+    /// The body exceeded this many bytes.
     BodyTooLarge(usize),
+    /// The password or token file cannot be read (the request was not sent).
+    #[error("credentials unavailable: {0}")]
+    Credentials(String),
 }
 
 fn fmt_msg(m: &Option<String>) -> String {
@@ -130,6 +170,7 @@ impl FetchError {
             FetchError::NotJson(_) => Reason::NotJson,
             FetchError::Decode(_) => Reason::Decode,
             FetchError::BodyTooLarge(_) => Reason::BodyTooLarge,
+            FetchError::Credentials(_) => Reason::Credentials,
         }
     }
 }
@@ -163,10 +204,10 @@ impl ZduClient {
     pub fn new(target: TargetConfig) -> Result<Self, ClientBuildError> {
         install_crypto_provider();
         let err = |message: String| ClientBuildError {
-            target: target.name.clone(),
+            target: target.name().to_string(),
             message,
         };
-        let origin = target.base_url.clone();
+        let origin = target.base_url().clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
             let same_origin = attempt.url().scheme() == origin.scheme()
                 && attempt.url().host_str() == origin.host_str()
@@ -181,19 +222,19 @@ impl ZduClient {
             }
         });
         let mut builder = reqwest::Client::builder()
-            .timeout(target.timeout)
-            .connect_timeout(target.timeout)
+            .timeout(target.timeout())
+            .connect_timeout(target.timeout())
             .redirect(redirect)
             .no_proxy()
             .pool_max_idle_per_host(2)
             .tcp_nodelay(true);
-        if let Some(ca) = &target.tls.ca_file {
+        if let Some(ca) = &target.tls().ca_file {
             let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| err(format!("{}: {e}", ca.display())))?;
             builder = builder.tls_certs_only(certs);
         }
-        if target.tls.insecure_skip_verify {
+        if target.tls().insecure_skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
         let http = builder.build().map_err(|e| err(error_chain(&e)))?;
@@ -236,20 +277,20 @@ impl ZduClient {
                 HeaderValue::from_static(crate::build::USER_AGENT),
             );
         let mut forms = Vec::new();
-        match &self.target.auth {
+        match self.target.auth() {
             AuthConfig::None => {}
             AuthConfig::Basic { username, password } => {
                 // Unreadable only if the file was never readable; config checks that at start.
                 let pw = password
                     .get()
-                    .map_err(|e| FetchError::Connect(format!("credentials unavailable: {e}")))?;
+                    .map_err(|e| FetchError::Credentials(e.to_string()))?;
                 forms = credential_forms(Some(username), pw.expose());
                 req = req.basic_auth(username, Some(pw.expose()));
             }
             AuthConfig::Bearer { token } => {
                 let t = token
                     .get()
-                    .map_err(|e| FetchError::Connect(format!("credentials unavailable: {e}")))?;
+                    .map_err(|e| FetchError::Credentials(e.to_string()))?;
                 forms = credential_forms(None, t.expose());
                 req = req.bearer_auth(t.expose());
             }
@@ -264,7 +305,7 @@ impl ZduClient {
         req: reqwest::RequestBuilder,
         forms: &[String],
     ) -> Result<T, FetchError> {
-        let timeout = self.target.timeout;
+        let timeout = self.target.timeout();
         let resp = req.send().await.map_err(|e| classify(&e, timeout))?;
         let status = resp.status();
         let content_type = resp
@@ -302,7 +343,7 @@ fn credential_forms(username: Option<&str>, secret: &str) -> Vec<String> {
         add(json.trim_matches('"').to_string());
     }
     if let Some(user) = username {
-        let b64 = crate::simulator::base64_encode(format!("{user}:{secret}").as_bytes());
+        let b64 = STANDARD.encode(format!("{user}:{secret}").as_bytes());
         add(b64.trim_end_matches('=').to_string());
         add(b64);
     }
@@ -366,6 +407,7 @@ fn redact_error(e: FetchError, forms: &[String]) -> FetchError {
         },
         FetchError::NotJson(s) => FetchError::NotJson(r(s)),
         FetchError::Decode(s) => FetchError::Decode(r(s)),
+        FetchError::Credentials(s) => FetchError::Credentials(r(s)),
         e @ (FetchError::Timeout(_)
         | FetchError::NotFound
         | FetchError::ServerError(_)
@@ -619,7 +661,7 @@ mod tests {
     fn echoed_credentials_are_redacted_from_error_texts() {
         let forms = credential_forms(Some("zdu"), "pa\"ss-w0rd");
         // base64("zdu:pa\"ss-w0rd")
-        let b64 = crate::simulator::base64_encode(b"zdu:pa\"ss-w0rd");
+        let b64 = STANDARD.encode(b"zdu:pa\"ss-w0rd");
         let body = format!(
             r#"{{"errors":[{{"message":"bad header Authorization: Basic {b64} for pa\"ss-w0rd"}}]}}"#
         );
@@ -668,5 +710,27 @@ mod tests {
         assert_eq!(e.reason(), Reason::Decode);
         let e = decode_success::<Cluster>(b"", "application/json").unwrap_err();
         assert_eq!(e.reason(), Reason::Decode);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_password_file_has_its_own_reason() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        // A file source that was never read: what the client meets when the file is gone.
+        let password = crate::secret::SecretSource::File {
+            path: dir.path().join("missing"),
+            cache: std::sync::Mutex::new(None),
+        };
+        let target = TargetConfig::builder("t", "http://127.0.0.1:9/")
+            .auth(AuthConfig::Basic {
+                username: "zdu".into(),
+                password: std::sync::Arc::new(password),
+            })
+            .build()
+            .unwrap();
+        let e = ZduClient::new(target).unwrap().cluster().await.unwrap_err();
+        assert_eq!(e.reason(), Reason::Credentials, "{e}");
+        assert_eq!(e.reason().as_str(), "credentials");
+        assert!(Reason::ALL.contains(&Reason::Credentials));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::{AuthConfig, Config, LogFormat, LogLevel, TargetConfig, TlsConfig, WebConfig};
+use crate::config::{Config, ConfigError, TargetConfig};
 use crate::simulator::{Scenario, SimulateArgs, Simulator};
 
 /// Flags of `demo`.
@@ -33,12 +33,19 @@ pub struct DemoArgs {
 /// Errors of `demo`.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The simulator could not start.
     #[error(transparent)]
     Sim(#[from] crate::simulator::SimError),
+    /// A secret could not be read.
     #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
+    /// The demo's own configuration is invalid (a bad `--poll.interval`).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The exporter could not start.
     #[error(transparent)]
     Runtime(#[from] crate::app::RuntimeError),
+    /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -63,38 +70,28 @@ pub async fn run(
     let sim_server = tokio::spawn(async move { axum::serve(sim_listener, router).await });
 
     let interval = args.poll_interval.0.max(Duration::from_millis(100));
-    let config = Config {
-        targets: vec![TargetConfig {
-            name: "demo".into(),
-            base_url: reqwest::Url::parse(&format!("http://{sim_addr}/")).expect("valid"),
-            auth: AuthConfig::None,
-            tls: TlsConfig::default(),
-            timeout: interval.min(Duration::from_secs(5)),
-            poll_interval: interval,
-            max_age: interval * 3,
-        }],
-        web: WebConfig {
-            listen_addresses: vec![args.listen_address],
-            telemetry_path: "/metrics".into(),
-            config_file: None,
-            max_requests: 64,
-        },
-        state_file: None,
-        log_level: LogLevel::Info,
-        log_format: LogFormat::Logfmt,
-        config_file: None,
-    };
+    let target = TargetConfig::builder("demo", format!("http://{sim_addr}/"))
+        .poll_interval(interval)
+        .timeout(interval.min(Duration::from_secs(5)))
+        .build()?;
+    let config = Config::builder(vec![target])
+        .listen_addresses(vec![args.listen_address])
+        .build()?;
     let store = Arc::new(crate::tracker::StateStore::in_memory());
     let runtime = crate::app::Runtime::start(&config, store, None, None)?;
-    let listeners = crate::server::bind_all(&config.web.listen_addresses).await?;
+    let listeners = crate::server::bind_all(config.web().listen_addresses()).await?;
     let bound = listeners[0].local_addr()?;
     println!(
         "Demo running: simulated Bitbucket cluster ({:?}, speed {}x) at http://{sim_addr}/",
         args.scenario, args.speed
     );
     println!("Open http://{bound}/ (landing page) or http://{bound}/metrics. Ctrl-C to stop.");
-    let app = crate::server::app(runtime.clone(), "/metrics", 64);
-    let r = crate::server::serve(listeners, app, shutdown, Duration::from_secs(5)).await;
+    let router = crate::server::router(
+        runtime.clone(),
+        config.web().telemetry_path(),
+        config.web().max_requests(),
+    );
+    let r = crate::server::serve(listeners, router, shutdown, Duration::from_secs(5)).await;
     runtime.shutdown();
     driver.abort();
     sim_server.abort();

@@ -5,14 +5,18 @@
 //! starts one [`poller::Poller`] per target, which reads the API through [`client`] into
 //! [`model`] types and publishes immutable snapshots; [`server`] renders them with
 //! [`metrics`] on every scrape, behind the exporter-toolkit style [`web`] layer (TLS, basic
-//! auth, headers, rate limit, landing page). [`run`] is the start-up sequence `main` calls;
-//! [`simulator`] is a fake ZDU API for demos and tests, and [`demo`] runs both in one process.
+//! auth, headers, rate limit, landing page). [`run`] is the start-up sequence `main` calls and
+//! [`cli`] the command line it parses. With the default `simulator` feature, `simulator` is a
+//! fake ZDU API for demos and tests, and `demo` runs both in one process; nothing else depends
+//! on them.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod build;
+pub mod cli;
 pub mod client;
 pub mod config;
+#[cfg(feature = "simulator")]
 pub mod demo;
 pub mod duration;
 pub mod logging;
@@ -23,7 +27,9 @@ pub mod process;
 pub mod run;
 pub mod secret;
 pub mod server;
+#[cfg(feature = "simulator")]
 pub mod simulator;
+pub mod status;
 pub mod status_page;
 pub mod tracker;
 pub mod web;

@@ -2,13 +2,13 @@
 //! from the library and prints any error with its chain. All logic lives in the library.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
-
-use bitbucket_zdu_exporter::config::{Cli, Command};
-use bitbucket_zdu_exporter::{client, demo, logging, run, shutdown_signal, simulator};
+use bitbucket_zdu_exporter::cli::Cli;
+#[cfg(feature = "simulator")]
+use bitbucket_zdu_exporter::{cli::Command, demo, simulator};
+use bitbucket_zdu_exporter::{client, logging, run, shutdown_signal};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -22,7 +22,9 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(dispatch(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each message once: an error that quotes its source is not followed by it again.
+            let e: &dyn std::error::Error = e.as_ref();
+            eprintln!("error: {}", client::error_chain(e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -31,20 +33,26 @@ fn main() -> std::process::ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     client::install_crypto_provider();
     let args = cli.exporter;
+    let log = cli.log;
+    #[cfg(feature = "simulator")]
     match cli.command {
         Some(Command::Simulate(sim)) => {
-            logging::init(args.log_level, args.log_format);
+            logging::init(log.log_level, log.log_format);
             simulator::run(sim, shutdown_signal()).await?;
+            return Ok(());
         }
         Some(Command::Demo(demo_args)) => {
-            logging::init(args.log_level, args.log_format);
+            logging::init(log.log_level, log.log_format);
             demo::run(demo_args, shutdown_signal()).await?;
+            return Ok(());
         }
-        None if args.config_check => println!("{}", run::check_config(&args)?),
-        None => {
-            logging::init(args.log_level, args.log_format);
-            run::run_exporter(args, shutdown_signal()).await?;
-        }
+        None => {}
+    }
+    if args.config_check {
+        println!("{}", run::check_config(&args)?);
+    } else {
+        logging::init(log.log_level, log.log_format);
+        run::run_exporter(args, shutdown_signal()).await?;
     }
     Ok(())
 }

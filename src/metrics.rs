@@ -454,7 +454,7 @@ impl Collector for TargetCollector {
 /// The exporter's own metrics: build info, targets, reloads and the process.
 #[derive(Debug)]
 pub struct ExporterCollector {
-    pub status: std::sync::Arc<crate::app::ReloadStatus>,
+    pub status: std::sync::Arc<crate::status::ReloadStatus>,
     pub targets: std::sync::Arc<arc_swap::ArcSwap<Vec<std::sync::Arc<TargetShared>>>>,
 }
 

@@ -37,7 +37,7 @@ impl Endpoint {
 pub struct EndpointStats {
     pub polls_total: u64,
     /// Indexed like [`Reason::ALL`].
-    pub errors_total: [u64; 12],
+    pub errors_total: [u64; Reason::ALL.len()],
     pub last_duration_seconds: Option<f64>,
     pub last_success_timestamp: Option<f64>,
     /// The last error, if the last poll failed.
@@ -95,7 +95,7 @@ impl TargetSnapshot {
     /// The snapshot before any poll.
     pub fn empty(target: &TargetConfig, tracked: &Tracked) -> Self {
         TargetSnapshot {
-            target: target.name.clone(),
+            target: target.name().to_string(),
             cluster: None,
             cluster_at: None,
             responder: None,
@@ -104,7 +104,7 @@ impl TargetSnapshot {
             transitions: tracked.transitions.clone(),
             unknown_values: BTreeMap::new(),
             first_poll_done: false,
-            max_age: target.max_age,
+            max_age: target.max_age(),
             consecutive_failures: 0,
         }
     }
@@ -157,7 +157,7 @@ impl TargetShared {
 
     /// Target name.
     pub fn name(&self) -> String {
-        self.config.load().name.clone()
+        self.config.load().name().to_string()
     }
 }
 
@@ -194,7 +194,7 @@ pub struct Poller {
 impl Poller {
     /// Prepares a poller; counters continue from the handle's current snapshot.
     pub fn new(client: ZduClient, shared: Arc<TargetShared>, store: Arc<StateStore>) -> Self {
-        let tracked = store.get(&client.target().name);
+        let tracked = store.get(client.target().name());
         Poller {
             client,
             shared,
@@ -210,7 +210,7 @@ impl Poller {
             self.poll_once().await;
             let failures = self.shared.snapshot.load().consecutive_failures;
             let jitter = rand::rng().random_range(-0.1..=0.1);
-            let delay = next_delay(self.client.target().poll_interval, failures, jitter);
+            let delay = next_delay(self.client.target().poll_interval(), failures, jitter);
             tokio::time::sleep(delay).await;
         }
     }
@@ -223,7 +223,7 @@ impl Poller {
         let target = self.client.target().clone();
         let prev = self.shared.snapshot.load_full();
         let mut next = TargetSnapshot::clone(&prev);
-        next.max_age = target.max_age;
+        next.max_age = target.max_age();
         next.first_poll_done = true;
 
         self.record(
@@ -269,7 +269,7 @@ impl Poller {
                 next.responder_at = None;
             }
         }
-        tracing::debug!(target_name = %target.name, elapsed_ms = started.elapsed().as_millis() as u64, "poll done");
+        tracing::debug!(target_name = %target.name(), elapsed_ms = started.elapsed().as_millis() as u64, "poll done");
         self.shared.snapshot.store(Arc::new(next));
     }
 
@@ -283,7 +283,7 @@ impl Poller {
         let stats = &mut snap.endpoints[ep as usize];
         stats.polls_total += 1;
         stats.last_duration_seconds = Some(elapsed.as_secs_f64());
-        let target = &self.client.target().name;
+        let target = self.client.target().name();
         match err {
             None => {
                 stats.last_success_timestamp = Some(unix_now());
@@ -320,7 +320,7 @@ impl Poller {
     fn persist(&self) {
         if let Err(e) = self
             .store
-            .put(&self.client.target().name, self.tracked.clone())
+            .put(self.client.target().name(), self.tracked.clone())
         {
             tracing::warn!(error = %crate::client::error_chain(&e), "state not persisted");
         }

@@ -14,16 +14,22 @@ use crate::{server, tracker};
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("invalid configuration: {0}")]
+    /// The configuration is invalid.
     Config(#[from] ConfigError),
     #[error("invalid --web.config.file {path}: {source}")]
+    /// The `--web.config.file` is invalid.
     WebConfig {
+        /// The file.
         path: std::path::PathBuf,
         #[source]
+        /// Why.
         source: WebConfigError,
     },
     #[error("cannot start: {0}")]
+    /// The pollers could not start.
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
+    /// Binding or serving failed.
     Io(#[from] std::io::Error),
 }
 
@@ -33,15 +39,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// `--config.check`: validates everything the exporter would load; returns a summary.
 pub fn check_config(args: &ExporterArgs) -> Result<String, RunError> {
     let config = Config::from_args(args, &ProcessEnv)?;
-    if let Some(path) = &config.web.config_file {
+    if let Some(path) = config.web().web_config_file() {
         WebSettings::load(path).map_err(|source| RunError::WebConfig {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
     }
     Ok(format!(
         "configuration OK: {} target(s)",
-        config.targets.len()
+        config.targets().len()
     ))
 }
 
@@ -51,16 +57,16 @@ pub async fn run_exporter(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let config = Config::from_args(&args, &ProcessEnv)?;
-    let web_config = match &config.web.config_file {
+    let web_config = match config.web().web_config_file() {
         Some(path) => Some(
             WebConfigRuntime::load(path).map_err(|source| RunError::WebConfig {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 source,
             })?,
         ),
         None => None,
     };
-    let store = match &config.state_file {
+    let store = match config.state_file() {
         Some(path) => {
             let (store, err) = tracker::StateStore::open(path);
             if let Some(e) = err {
@@ -80,16 +86,16 @@ pub async fn run_exporter(
         Some(args.clone()),
         Some(Box::new(ProcessEnv)),
     )?;
-    let listeners = server::bind_all(&config.web.listen_addresses).await?;
+    let listeners = server::bind_all(config.web().listen_addresses()).await?;
     let tls = web_config.as_ref().is_some_and(|w| w.tls_enabled());
     for l in &listeners {
         tracing::info!(address = %l.local_addr()?, tls, "listening");
     }
     spawn_sighup_reload(runtime.clone());
-    let router = server::app(
+    let router = server::router(
         runtime.clone(),
-        &config.web.telemetry_path,
-        config.web.max_requests,
+        config.web().telemetry_path(),
+        config.web().max_requests(),
     );
     let opts = server::ServeOptions {
         web_config,

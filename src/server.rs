@@ -1,5 +1,5 @@
 //! The exporter's HTTP side: `/metrics`, `/probe`, `/-/healthy`, `/-/ready`, `/-/reload` and
-//! the landing page. [`app`] builds the router (tested with `oneshot`), [`serve`] runs it.
+//! the landing page. [`router`] builds the router (tested with `oneshot`), [`serve`] runs it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub struct AppState {
 }
 
 /// Builds the router.
-pub fn app(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Router {
+pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Router {
     let state = AppState {
         runtime,
         telemetry_path: telemetry_path.to_string(),
@@ -169,7 +169,7 @@ async fn probe(
             .targets
             .load()
             .iter()
-            .map(|t| t.config.load().name.clone())
+            .map(|t| t.config.load().name().to_string())
             .collect::<Vec<_>>()
             .join(", ")
     };

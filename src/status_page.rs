@@ -54,11 +54,11 @@ fn target_row(t: &TargetShared, now: Instant) -> Vec<Cell> {
     let class = if status == "up" { "up" } else { "down" };
     vec![
         Cell::new(Inline::link(
-            format!("/probe?target={}", cfg.name),
-            cfg.name.clone(),
+            format!("/probe?target={}", cfg.name()),
+            cfg.name().to_string(),
         )),
         Cell::text(cfg.display_url()),
-        Cell::text(cfg.auth.describe()),
+        Cell::text(cfg.auth().describe()),
         Cell::text(status).with_class(class),
         Cell::text(detail),
         Cell::text(fmt_ts(cluster_ep.last_success_timestamp)),
@@ -99,7 +99,7 @@ fn node_table(t: &TargetShared, now: Instant) -> Option<Table> {
         })
         .collect();
     Some(Table {
-        heading: format!("Nodes of {}", t.config.load().name),
+        heading: format!("Nodes of {}", t.config.load().name()),
         columns: columns(&[
             "node",
             "address",
@@ -124,7 +124,7 @@ pub fn page(runtime: &Runtime, telemetry_path: &str) -> LandingPage {
     let targets = runtime.targets.load();
     let first = targets
         .first()
-        .map(|t| t.config.load().name.clone())
+        .map(|t| t.config.load().name().to_string())
         .unwrap_or_default();
     let mut tables = vec![Table {
         heading: "Targets".into(),

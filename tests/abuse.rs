@@ -9,9 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitbucket_zdu_exporter::config::{
-    AuthConfig, Config, LogFormat, LogLevel, TargetConfig, TlsConfig, WebConfig,
-};
+use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::server::{self, ServeOptions};
 use bitbucket_zdu_exporter::simulator::{Scenario, SimulateArgs, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -112,32 +110,22 @@ async fn server_under_abuse() {
     let sim_router = sim.router();
     let sim_server = tokio::spawn(async move { axum::serve(sim_listener, sim_router).await });
     let interval = Duration::from_millis(100);
-    let config = Config {
-        targets: vec![TargetConfig {
-            name: "abuse".into(),
-            base_url: reqwest::Url::parse(&format!("http://{sim_addr}/")).unwrap(),
-            auth: AuthConfig::None,
-            tls: TlsConfig::default(),
-            timeout: Duration::from_secs(2),
-            poll_interval: interval,
-            max_age: Duration::from_secs(5),
-        }],
-        web: WebConfig {
-            listen_addresses: vec!["127.0.0.1:0".parse().unwrap()],
-            telemetry_path: "/metrics".into(),
-            config_file: None,
-            max_requests: 1,
-        },
-        state_file: None,
-        log_level: LogLevel::Info,
-        log_format: LogFormat::Logfmt,
-        config_file: None,
-    };
+    // No explicit timeout: the 10s default is clamped to the 100ms interval.
+    let target = TargetConfig::builder("abuse", format!("http://{sim_addr}/"))
+        .poll_interval(interval)
+        .max_age(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let config = Config::builder(vec![target])
+        .listen_addresses(vec!["127.0.0.1:0".parse().unwrap()])
+        .max_requests(1)
+        .build()
+        .unwrap();
     let store = Arc::new(bitbucket_zdu_exporter::tracker::StateStore::in_memory());
     let runtime = bitbucket_zdu_exporter::app::Runtime::start(&config, store, None, None).unwrap();
     // max_requests 1: two scrapes rendering at once already shows the cap (503, no queue).
-    let router = server::app(runtime.clone(), "/metrics", 1);
-    let listeners = server::bind_all(&config.web.listen_addresses)
+    let router = server::router(runtime.clone(), "/metrics", 1);
+    let listeners = server::bind_all(config.web().listen_addresses())
         .await
         .unwrap();
     let addr = listeners[0].local_addr().unwrap();

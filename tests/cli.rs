@@ -81,7 +81,7 @@ fn simulator(scenario: &str) -> (Proc, u16) {
     let port = free_port();
     let p = spawn(&[
         "simulate",
-        "--listen-address",
+        "--web.listen-address",
         &format!("127.0.0.1:{port}"),
         "--scenario",
         scenario,
@@ -155,6 +155,47 @@ fn config_check_exits_0_or_1_with_the_reason() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stderr).unwrap().contains("no target"));
+}
+
+/// Runs the binary with `args` and an empty environment.
+fn run_bin(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).env_clear().output().unwrap()
+}
+
+#[test]
+fn a_short_poll_interval_clamps_the_default_timeout_and_refuses_a_longer_explicit_one_once() {
+    let url = "--bitbucket.url=http://127.0.0.1:9";
+    let out = run_bin(&[url, "--poll.interval=5s", "--config.check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_bin(&[
+        url,
+        "--poll.interval=5s",
+        "--bitbucket.timeout=10s",
+        "--config.check",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err.trim_end(),
+        "error: invalid configuration: --bitbucket.timeout: 10s is longer than the poll interval 5s"
+    );
+}
+
+#[test]
+fn subcommands_refuse_exporter_flags() {
+    for sub in ["simulate", "demo"] {
+        let out = run_bin(&["--bitbucket.url=http://127.0.0.1:9", sub]);
+        assert_eq!(out.status.code(), Some(2), "{sub} ran");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("--bitbucket.url") && err.contains(sub),
+            "{sub}: {err}"
+        );
+    }
 }
 
 #[test]

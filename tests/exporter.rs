@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::IntoResponse;
+use bitbucket_zdu_exporter::config::TargetConfig;
 use bitbucket_zdu_exporter::model::{ClusterState, NodeState};
 use bitbucket_zdu_exporter::server::Format;
 use bitbucket_zdu_exporter::simulator::{next_version, SimCluster};
@@ -307,22 +308,15 @@ async fn nulls_and_unknown_enum_values_do_not_fail_a_poll() {
 async fn only_gets_are_ever_sent() {
     let m = mock(r#"{"state":"STABLE","nodes":[]}"#, r#"{"state":"STABLE"}"#).await;
     let store = Arc::new(StateStore::in_memory());
-    let config = bitbucket_zdu_exporter::config::Config {
-        targets: vec![common::target("t", &format!("http://{}/ctx", m.addr))],
-        web: bitbucket_zdu_exporter::config::WebConfig {
-            listen_addresses: vec![],
-            telemetry_path: "/metrics".into(),
-            config_file: None,
-            max_requests: 4,
-        },
-        state_file: None,
-        log_level: Default::default(),
-        log_format: Default::default(),
-        config_file: None,
-    };
-    let mut cfg = config.clone();
-    cfg.targets[0].poll_interval = Duration::from_millis(100);
-    cfg.targets[0].timeout = Duration::from_millis(100);
+    let target = TargetConfig::builder("t", format!("http://{}/ctx", m.addr))
+        .poll_interval(Duration::from_millis(100))
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let cfg = bitbucket_zdu_exporter::config::Config::builder(vec![target])
+        .max_requests(4)
+        .build()
+        .unwrap();
     let rt = bitbucket_zdu_exporter::app::Runtime::start(&cfg, store, None, None).unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     rt.shutdown();
@@ -339,10 +333,12 @@ async fn only_gets_are_ever_sent() {
 #[tokio::test]
 async fn stale_data_is_never_served_as_fresh() {
     let sim = Sim::stable(2).await;
-    let mut t = target("t", &sim.url());
-    t.poll_interval = Duration::from_millis(100);
-    t.timeout = Duration::from_millis(100);
-    t.max_age = Duration::from_millis(300);
+    let t = TargetConfig::builder("t", sim.url())
+        .poll_interval(Duration::from_millis(100))
+        .timeout(Duration::from_millis(100))
+        .max_age(Duration::from_millis(300))
+        .build()
+        .unwrap();
     let (shared, mut p) = poller(t);
     p.poll_once().await;
     let fresh = render_target(&shared, Format::Text004);
@@ -404,7 +400,10 @@ async fn a_failed_poll_drops_the_cluster_series_and_recovers() {
     );
     assert_eq!(count(&down, "bitbucket_zdu_cluster_state"), 0);
     // Every reason is present from the start, at 0.
-    assert_eq!(count(&down, "bitbucket_zdu_poll_errors_total"), 24);
+    assert_eq!(
+        count(&down, "bitbucket_zdu_poll_errors_total"),
+        2 * bitbucket_zdu_exporter::client::Reason::ALL.len()
+    );
     sim.sim.with_cluster(|c| c.not_clustered = false);
     p.poll_once().await;
     let up = render_target(&shared, Format::Text004);

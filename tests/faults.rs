@@ -341,21 +341,20 @@ struct Harness {
 }
 
 fn target(url: &str, timeout: Duration, ca_file: Option<PathBuf>) -> TargetConfig {
-    TargetConfig {
-        name: "bb".into(),
-        base_url: reqwest::Url::parse(url).unwrap(),
-        auth: AuthConfig::Basic {
+    TargetConfig::builder("bb", url)
+        .auth(AuthConfig::Basic {
             username: USER.into(),
             password: Arc::new(SecretSource::env("TEST_PASSWORD", PASSWORD.into()).unwrap()),
-        },
-        tls: TlsConfig {
+        })
+        .tls(TlsConfig {
             ca_file,
             insecure_skip_verify: false,
-        },
-        timeout,
-        poll_interval: Duration::from_secs(30),
-        max_age: Duration::from_secs(600),
-    }
+        })
+        .timeout(timeout)
+        .poll_interval(Duration::from_secs(30))
+        .max_age(Duration::from_secs(600))
+        .build()
+        .unwrap()
 }
 
 impl Harness {

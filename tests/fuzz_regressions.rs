@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitbucket_zdu_exporter::config::{parse_targets_yaml, AuthConfig, TargetConfig, TlsConfig};
+use bitbucket_zdu_exporter::config::{parse_targets_yaml, TargetConfig};
 use bitbucket_zdu_exporter::metrics::TargetCollector;
 use bitbucket_zdu_exporter::model::{Cluster, ErrorBody, StateResponse};
 use bitbucket_zdu_exporter::poller::{ClusterView, TargetShared, TargetSnapshot};
@@ -49,15 +49,12 @@ fn payload(data: &[u8]) {
     assert_eq!(back, cluster, "round trip changed the value");
     let mut tracked = Tracked::default();
     let (view, _) = ClusterView::observe(cluster, &mut tracked, 1_700_000_000.0);
-    let cfg = TargetConfig {
-        name: "fuzz".into(),
-        base_url: "http://127.0.0.1:7990/".parse().unwrap(),
-        auth: AuthConfig::None,
-        tls: TlsConfig::default(),
-        timeout: Duration::from_secs(1),
-        poll_interval: Duration::from_secs(30),
-        max_age: Duration::from_secs(90),
-    };
+    let cfg = TargetConfig::builder("fuzz", "http://127.0.0.1:7990/")
+        .timeout(Duration::from_secs(1))
+        .poll_interval(Duration::from_secs(30))
+        .max_age(Duration::from_secs(90))
+        .build()
+        .unwrap();
     let shared = TargetShared::new(cfg.clone(), &tracked);
     let mut snap = TargetSnapshot::empty(&cfg, &tracked);
     snap.first_poll_done = true;

@@ -9,27 +9,15 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use bitbucket_zdu_exporter::app::Runtime;
-use bitbucket_zdu_exporter::config::{Config, TargetConfig, WebConfig};
-use bitbucket_zdu_exporter::server::{app, OPENMETRICS, TEXT_004};
+use bitbucket_zdu_exporter::config::{Config, TargetConfig};
+use bitbucket_zdu_exporter::server::{router as app, OPENMETRICS, TEXT_004};
 use bitbucket_zdu_exporter::tracker::StateStore;
 use common::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 fn config(targets: Vec<TargetConfig>) -> Config {
-    Config {
-        targets,
-        web: WebConfig {
-            listen_addresses: vec![],
-            telemetry_path: "/metrics".into(),
-            config_file: None,
-            max_requests: 8,
-        },
-        state_file: None,
-        log_level: Default::default(),
-        log_format: Default::default(),
-        config_file: None,
-    }
+    Config::builder(targets).max_requests(8).build().unwrap()
 }
 
 async fn started(targets: Vec<TargetConfig>) -> Arc<Runtime> {
@@ -172,8 +160,12 @@ async fn health_readiness_reload_and_errors() {
             }
         }
     });
-    let mut t = target("slow", &format!("http://{addr}/"));
-    t.timeout = Duration::from_millis(1500);
+    let t = TargetConfig::builder("slow", format!("http://{addr}/"))
+        .timeout(Duration::from_millis(1500))
+        .poll_interval(Duration::from_secs(5))
+        .max_age(Duration::from_secs(15))
+        .build()
+        .unwrap();
     let rt = Runtime::start(
         &config(vec![t]),
         Arc::new(StateStore::in_memory()),

@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitbucket_zdu_exporter::config::{Cli, Config, Env};
-use clap::Parser;
+use base64::Engine as _;
+use bitbucket_zdu_exporter::cli::Cli;
+use bitbucket_zdu_exporter::config::{Config, Env};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-zdu-exporter");
@@ -27,8 +28,7 @@ const SECRET: &str = "Kn0wn-S3cret-zdu-c4n4ry-93f1";
 
 /// Every form in which the secret could leak.
 fn forms() -> Vec<String> {
-    let basic =
-        bitbucket_zdu_exporter::simulator::base64_encode(format!("{USER}:{SECRET}").as_bytes());
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{SECRET}"));
     vec![
         SECRET.to_string(),
         basic.clone(),
@@ -205,7 +205,7 @@ async fn against_the_simulator(format: &str, password_via_env: bool) {
             "stable".into(),
             "--speed".into(),
             "10".into(),
-            "--listen-address".into(),
+            "--web.listen-address".into(),
             format!("127.0.0.1:{sim_port}"),
         ],
         &[],
@@ -456,14 +456,14 @@ fn debug_of_config_and_targets_has_no_secret() {
     for (flags, env) in cases {
         let mut argv = vec!["x".to_string()];
         argv.extend(flags.clone());
-        let cli = Cli::try_parse_from(&argv).unwrap();
+        let cli = Cli::try_parse_checked_from(&argv).unwrap();
         assert_clean("Debug of the CLI", &format!("{cli:?}"));
         let config = Config::from_args(&cli.exporter, &env).unwrap();
         assert_clean("Debug of Config", &format!("{config:?}"));
         assert_clean("pretty Debug of Config", &format!("{config:#?}"));
-        for t in &config.targets {
+        for t in config.targets() {
             assert_clean("Debug of TargetConfig", &format!("{t:?}"));
-            assert_clean("auth description", &t.auth.describe());
+            assert_clean("auth description", &t.auth().describe());
             let client = bitbucket_zdu_exporter::client::ZduClient::new(t.clone()).unwrap();
             assert_clean("Debug of ZduClient", &format!("{client:?}"));
         }

@@ -39,19 +39,19 @@ fuzz_target!(|data: &[u8]| {
         Ok(targets) => {
             assert!(!targets.is_empty());
             for (i, t) in targets.iter().enumerate() {
-                assert!(!t.name.is_empty());
+                assert!(!t.name().is_empty());
                 assert!(
-                    targets[..i].iter().all(|o| o.name != t.name),
+                    targets[..i].iter().all(|o| o.name() != t.name()),
                     "duplicate name"
                 );
-                assert!(t.timeout <= t.poll_interval);
-                assert!(t.poll_interval <= t.max_age);
-                assert!(matches!(t.base_url.scheme(), "http" | "https"));
-                assert!(t.base_url.username().is_empty() && t.base_url.password().is_none());
+                assert!(t.timeout() <= t.poll_interval());
+                assert!(t.poll_interval() <= t.max_age());
+                assert!(matches!(t.base_url().scheme(), "http" | "https"));
+                assert!(t.base_url().username().is_empty() && t.base_url().password().is_none());
                 let ep = t.endpoint("cluster");
                 assert!(ep.path().ends_with("/rest/zdu/cluster"), "{ep}");
-                assert_eq!(ep.host_str(), t.base_url.host_str());
-                let _ = (t.auth.describe(), t.display_url(), format!("{t:?}"));
+                assert_eq!(ep.host_str(), t.base_url().host_str());
+                let _ = (t.auth().describe(), t.display_url(), format!("{t:?}"));
             }
         }
     }

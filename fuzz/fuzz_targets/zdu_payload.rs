@@ -17,7 +17,7 @@ mod bitbucket_zdu_exporter_fuzz_support {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use bitbucket_zdu_exporter::config::{AuthConfig, TargetConfig, TlsConfig};
+    use bitbucket_zdu_exporter::config::TargetConfig;
     use bitbucket_zdu_exporter::metrics::TargetCollector;
     use bitbucket_zdu_exporter::model::{Cluster, ErrorBody, StateResponse};
     use bitbucket_zdu_exporter::poller::{ClusterView, TargetShared, TargetSnapshot};
@@ -53,15 +53,12 @@ mod bitbucket_zdu_exporter_fuzz_support {
         assert_eq!(observed2.cluster_since, view.cluster_since);
         assert_eq!(observed2.node_since, view.node_since);
 
-        let cfg = TargetConfig {
-            name: "fuzz".into(),
-            base_url: "http://127.0.0.1:7990/".parse().expect("static"),
-            auth: AuthConfig::None,
-            tls: TlsConfig::default(),
-            timeout: Duration::from_secs(1),
-            poll_interval: Duration::from_secs(30),
-            max_age: Duration::from_secs(90),
-        };
+        let cfg = TargetConfig::builder("fuzz", "http://127.0.0.1:7990/")
+            .timeout(Duration::from_secs(1))
+            .poll_interval(Duration::from_secs(30))
+            .max_age(Duration::from_secs(90))
+            .build()
+            .expect("static");
         let shared = TargetShared::new(cfg.clone(), &tracked);
         let mut snap = TargetSnapshot::empty(&cfg, &tracked);
         snap.first_poll_done = true;

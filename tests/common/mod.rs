@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitbucket_zdu_exporter::client::ZduClient;
-use bitbucket_zdu_exporter::config::{AuthConfig, TargetConfig, TlsConfig};
+use bitbucket_zdu_exporter::config::TargetConfig;
 use bitbucket_zdu_exporter::metrics::TargetCollector;
 use bitbucket_zdu_exporter::poller::{Poller, TargetShared};
 use bitbucket_zdu_exporter::server::{render, Format};
@@ -56,15 +56,12 @@ impl Sim {
 
 /// A target config for `url` with short timings.
 pub fn target(name: &str, url: &str) -> TargetConfig {
-    TargetConfig {
-        name: name.into(),
-        base_url: reqwest::Url::parse(url).unwrap(),
-        auth: AuthConfig::None,
-        tls: TlsConfig::default(),
-        timeout: Duration::from_secs(2),
-        poll_interval: Duration::from_secs(5),
-        max_age: Duration::from_secs(15),
-    }
+    TargetConfig::builder(name, url)
+        .timeout(Duration::from_secs(2))
+        .poll_interval(Duration::from_secs(5))
+        .max_age(Duration::from_secs(15))
+        .build()
+        .unwrap()
 }
 
 /// A poller for `target` with an in-memory state store.

@@ -207,9 +207,9 @@ fi
 # ---- start everything
 say "starting on 127.0.0.1: simulators :$P_SIM_H (healthy) :$P_SIM_S (stuck) :$P_SIM_B (broken), exporters :$P_EXP_H :$P_EXP_S1 :$P_EXP_S2 :$P_EXP_C, prometheus :$P_PROM, alertmanager :$P_AM, webhook :$P_WH"
 start webhook python3 "$HERE/webhook.py" --listen "$L:$P_WH" --out "$TMP/webhook.jsonl"
-start sim-healthy "$BIN" simulate --listen-address "$L:$P_SIM_H" --scenario rolling-upgrade --speed "$SPEED"
-start sim-stuck "$BIN" simulate --listen-address "$L:$P_SIM_S" --scenario stuck-mixed --speed "$SPEED"
-start sim-broken "$BIN" simulate --listen-address "$L:$P_SIM_B" --scenario not-clustered --speed "$SPEED"
+start sim-healthy "$BIN" simulate --web.listen-address "$L:$P_SIM_H" --scenario rolling-upgrade --speed "$SPEED"
+start sim-stuck "$BIN" simulate --web.listen-address "$L:$P_SIM_S" --scenario stuck-mixed --speed "$SPEED"
+start sim-broken "$BIN" simulate --web.listen-address "$L:$P_SIM_B" --scenario not-clustered --speed "$SPEED"
 EXP_FLAGS=(--poll.interval 1s --bitbucket.timeout 1s --log.level info)
 start exporter-healthy "$BIN" --bitbucket.url "http://$L:$P_SIM_H" --web.listen-address "$L:$P_EXP_H" \
   --state.file "$TMP/exporter-healthy.state" "${EXP_FLAGS[@]}"

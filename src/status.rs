@@ -1,0 +1,61 @@
+//! Runtime status shared by the wiring ([`crate::app`]) and the renderers
+//! ([`crate::metrics`], [`crate::server`]): a low room, so that rendering does not depend on
+//! the wiring.
+
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Result of the last configuration (re)load, for metrics and the landing page.
+#[derive(Debug)]
+pub struct ReloadStatus {
+    inner: Mutex<(bool, f64, Option<String>)>,
+}
+
+impl ReloadStatus {
+    /// A status as after a successful load, now.
+    pub fn new() -> Self {
+        ReloadStatus {
+            inner: Mutex::new((true, now(), None)),
+        }
+    }
+
+    /// `(last reload successful, unix time of the last successful load)`.
+    pub fn get(&self) -> (bool, f64) {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (g.0, g.1)
+    }
+
+    /// The error of the last failed reload, if the last one failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .2
+            .clone()
+    }
+
+    /// Records the outcome of a (re)load: success, or the error message.
+    pub fn set(&self, result: Result<(), String>) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(()) => *g = (true, now(), None),
+            Err(e) => {
+                g.0 = false;
+                g.2 = Some(e);
+            }
+        }
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Default for ReloadStatus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
