@@ -272,7 +272,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
     for t in targets.iter() {
         let cfg = t.config.load();
         let snap = t.snapshot.load();
-        let cluster_ep = &snap.endpoints[0];
+        let cluster_ep = snap.endpoints.get(crate::poller::Endpoint::Cluster);
         let (status, detail) = match (snap.fresh_cluster(now), snap.first_poll_done) {
             (_, false) => ("pending".to_string(), "first poll not finished".to_string()),
             (Some(view), _) => (

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bitbucket_zdu_exporter::client::{Reason, ZduClient};
 use bitbucket_zdu_exporter::config::{AuthConfig, TargetConfig, TlsConfig};
 use bitbucket_zdu_exporter::metrics::TargetCollector;
-use bitbucket_zdu_exporter::poller::{Poller, TargetShared};
+use bitbucket_zdu_exporter::poller::{Endpoint, Poller, TargetShared};
 use bitbucket_zdu_exporter::secret::SecretSource;
 use bitbucket_zdu_exporter::server::{render, Format};
 use bitbucket_zdu_exporter::tracker::StateStore;
@@ -410,7 +410,11 @@ impl Harness {
     }
 
     fn last_error_text(&self) -> String {
-        self.shared.snapshot.load().endpoints[0]
+        self.shared
+            .snapshot
+            .load()
+            .endpoints
+            .get(Endpoint::Cluster)
             .last_error
             .as_ref()
             .map(|e| e.to_string())

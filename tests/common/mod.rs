@@ -238,3 +238,66 @@ pub fn promtool_check_metrics(text: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// Compares `actual` with the checked-in file at `rel` (relative to the crate root); with
+/// `UPDATE_GOLDEN` set, rewrites the file instead. Panics with the first differing lines.
+pub fn check_golden(rel: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    if std::env::var("UPDATE_GOLDEN").is_ok() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(10)
+            .map(|(i, (a, b))| format!("line {}:\n  golden: {a}\n  actual: {b}", i + 1))
+            .collect();
+        panic!(
+            "{rel} differs from the golden file ({} vs {} lines):\n{}\n(UPDATE_GOLDEN=1 to accept)",
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+/// Checks that every family of an exposition (text 0.0.4 names counters with `_total` in
+/// `# TYPE`, OpenMetrics without) is in the metric catalogue with the
+/// same type and in the catalogue's order, and that every sample carries exactly the catalogue's label names, in order.
+pub fn assert_matches_catalogue(text: &str) {
+    use bitbucket_zdu_exporter::metrics::catalogue;
+    let mut last = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name type");
+            let pos = catalogue::ALL
+                .iter()
+                .position(|f| f.name == name || f.sample_name() == name)
+                .unwrap_or_else(|| panic!("{name} is served but not in the catalogue"));
+            assert_eq!(catalogue::ALL[pos].kind.as_str(), kind, "{name}: # TYPE");
+            assert!(
+                last < Some(pos),
+                "{name} is served out of the catalogue's order"
+            );
+            last = Some(pos);
+        }
+    }
+    for s in samples(text) {
+        let f = catalogue::ALL
+            .iter()
+            .find(|f| f.sample_name() == s.name)
+            .unwrap_or_else(|| panic!("sample {} is not in the catalogue", s.name));
+        let names: Vec<&str> = s.labels.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, f.labels, "{}: label names", s.name);
+    }
+}
