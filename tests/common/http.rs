@@ -16,6 +16,8 @@ pub struct Reply {
     pub head: String,
     /// The body, as text.
     pub body: String,
+    /// The server's certificate (DER), when the caller spoke TLS and kept it.
+    pub server_cert: Option<Vec<u8>>,
 }
 
 /// A request with `Connection: close` and the given extra header lines (each without CRLF).
@@ -44,6 +46,7 @@ pub fn parse_reply(raw: &[u8]) -> std::io::Result<Reply> {
         status,
         head: head.to_lowercase(),
         body: body.to_string(),
+        server_cert: None,
     })
 }
 

@@ -58,9 +58,12 @@ pub struct Canned {
     pub body: String,
 }
 
+/// What a scripted mock answers: request number (from 0) and request head → answer.
+pub type ScriptFn = dyn Fn(usize, &str) -> Canned + Send + Sync;
+
 /// The function behind [`Fault::Scripted`].
 #[derive(Clone)]
-pub struct Script(pub Arc<dyn Fn(usize, &str) -> Canned + Send + Sync>);
+pub struct Script(pub Arc<ScriptFn>);
 
 impl std::fmt::Debug for Script {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
