@@ -146,13 +146,7 @@ async fn server_under_abuse() {
             web_config: None,
         },
     ));
-    // Until the first poll is done.
-    for _ in 0..100 {
-        if runtime.ready() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&runtime).await;
 
     // Idle baseline.
     let _ = probe(addr, 10).await;

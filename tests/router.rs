@@ -40,12 +40,7 @@ async fn started(targets: Vec<TargetConfig>) -> Arc<Runtime> {
         None,
     )
     .unwrap();
-    for _ in 0..100 {
-        if rt.ready() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_ready(&rt).await;
     rt
 }
 

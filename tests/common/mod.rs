@@ -75,6 +75,16 @@ impl Sim {
     }
 }
 
+/// Waits (up to 5 s) until `rt` has finished its first polls.
+pub async fn wait_ready(rt: &bitbucket_zdu_exporter::app::Runtime) {
+    for _ in 0..250 {
+        if rt.ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A target config for `url` with short timings.
 pub fn target(name: &str, url: &str) -> TargetConfig {
     TargetConfig {

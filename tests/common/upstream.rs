@@ -265,10 +265,7 @@ impl Mock {
             }
             Fault::Trickle => {
                 let (_, body) = good(path);
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
+                let head = json_head(body.len());
                 if s.write_all(head.as_bytes()).await.is_err() {
                     return;
                 }
@@ -282,10 +279,7 @@ impl Mock {
             Fault::Reset => {} // handled on the raw stream
             Fault::CutMidBody => {
                 let (_, body) = good(path);
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
+                let head = json_head(body.len());
                 let _ = s.write_all(head.as_bytes()).await;
                 let _ = s.write_all(&body.as_bytes()[..body.len() / 2]).await;
                 let _ = s.flush().await;
@@ -318,6 +312,11 @@ impl Mock {
             }
         }
     }
+}
+
+/// The head of a 200 JSON answer of `len` bytes.
+fn json_head(len: usize) -> String {
+    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
 }
 
 async fn write_response<S: AsyncWrite + Unpin>(
