@@ -5,7 +5,7 @@
 mod common;
 
 use bitbucket_zdu_exporter::metrics::catalogue;
-use common::check_golden;
+use common::{check_golden, count, value};
 
 #[test]
 fn docs_metrics_json_is_generated_from_the_catalogue() {
@@ -86,4 +86,14 @@ fn readme_metric_table_matches_docs_metrics_json() {
         "README metric table and docs/metrics.json differ\n  not in README (or with other type/labels): {missing:?}\n  only in README: {extra:?}"
     );
     assert_eq!(readme.len(), want.len(), "README lists a metric twice");
+}
+
+/// The exposition reader every test uses reads values, not substrings (`} 1` must not
+/// match `} 10`), and skips what is not a sample.
+#[test]
+fn sample_values_are_parsed_not_matched_as_substrings() {
+    let text = "# HELP x_up bitbucket_zdu_up 1\nbitbucket_zdu_up 10\n<html>a b</html>\nm{a=\"x\\\"y\",b=\"\"} 2.5\n";
+    assert_eq!(value(text, "bitbucket_zdu_up", &[]), Some(10.0));
+    assert_eq!(value(text, "m", &[("a", "x\"y"), ("b", "")]), Some(2.5));
+    assert_eq!(count(text, "x_up"), 0);
 }

@@ -167,11 +167,3 @@ pub fn assert_matches_catalogue(text: &str) {
         assert_eq!(names, f.labels, "{}: label names", s.name);
     }
 }
-
-#[test]
-fn sample_values_are_parsed_not_matched_as_substrings() {
-    let text = "# HELP x_up bitbucket_zdu_up 1\nbitbucket_zdu_up 10\n<html>a b</html>\nm{a=\"x\\\"y\",b=\"\"} 2.5\n";
-    assert_eq!(value(text, "bitbucket_zdu_up", &[]), Some(10.0));
-    assert_eq!(value(text, "m", &[("a", "x\"y"), ("b", "")]), Some(2.5));
-    assert_eq!(count(text, "x_up"), 0);
-}
