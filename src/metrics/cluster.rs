@@ -10,8 +10,8 @@ use super::catalogue::{
     CLUSTER_STATE, CLUSTER_STATE_ENTERED, LAST_ERROR_INFO, ORIGINAL_VERSION_INFO, UP,
     UPGRADE_MODE_ENABLED,
 };
-use super::{bit, gauges, sanitize_state, unlabelled, Sample};
-use crate::model::{Cluster, ClusterState};
+use super::{bit, gauges, one_hot, unlabelled};
+use crate::model::ClusterState;
 use crate::poller::{ClusterView, TargetSnapshot};
 
 /// Writes the cluster group; `fresh` is the snapshot's fresh cluster view, if any.
@@ -34,7 +34,13 @@ pub fn encode(
     if let Some(enabled) = c.upgrade_mode_enabled {
         gauges(enc, &UPGRADE_MODE_ENABLED, &unlabelled(bit(enabled)))?;
     }
-    gauges(enc, &CLUSTER_STATE, &state_samples(c))?;
+    let states = one_hot(
+        ClusterState::KNOWN,
+        c.state.as_ref(),
+        ClusterState::as_str,
+        ClusterState::is_unknown,
+    );
+    gauges(enc, &CLUSTER_STATE, &states)?;
     if let Some(since) = view.cluster_since {
         gauges(enc, &CLUSTER_STATE_ENTERED, &unlabelled(since))?;
     }
@@ -42,21 +48,4 @@ pub fn encode(
         gauges(enc, &ORIGINAL_VERSION_INFO, &[(vec![v.clone()], 1.0)])?;
     }
     Ok(())
-}
-
-/// One sample per known cluster state (the current one 1), plus the sanitised unknown one.
-fn state_samples(c: &Cluster) -> Vec<Sample<f64>> {
-    let mut states: Vec<Sample<f64>> = ClusterState::KNOWN
-        .iter()
-        .map(|s| {
-            (
-                vec![s.as_str().to_string()],
-                bit(c.state.as_ref() == Some(s)),
-            )
-        })
-        .collect();
-    if let Some(ClusterState::Unknown(raw)) = &c.state {
-        states.push((vec![sanitize_state(raw)], 1.0));
-    }
-    states
 }

@@ -62,6 +62,24 @@ fn label_set(family: &Family, values: &[String]) -> Vec<(&'static str, String)> 
         .collect()
 }
 
+/// Writes one family of the catalogue, each sample's value made a metric by `metric`;
+/// nothing when there are no samples.
+fn encode_family<T: Copy, M: EncodeMetric>(
+    enc: &mut DescriptorEncoder<'_>,
+    family: &Family,
+    samples: &[Sample<T>],
+    metric: impl Fn(T) -> M,
+) -> fmt::Result {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(family.name, family.help, None, family.kind.metric_type())?;
+    for (values, v) in samples {
+        metric(*v).encode(m.encode_family(&label_set(family, values))?)?;
+    }
+    Ok(())
+}
+
 /// Writes one gauge family of the catalogue; nothing when there are no samples.
 pub fn gauges(
     enc: &mut DescriptorEncoder<'_>,
@@ -69,14 +87,7 @@ pub fn gauges(
     samples: &[Sample<f64>],
 ) -> fmt::Result {
     debug_assert_eq!(family.kind, Kind::Gauge, "{}", family.name);
-    if samples.is_empty() {
-        return Ok(());
-    }
-    let mut m = enc.encode_descriptor(family.name, family.help, None, family.kind.metric_type())?;
-    for (values, v) in samples {
-        ConstGauge::new(*v).encode(m.encode_family(&label_set(family, values))?)?;
-    }
-    Ok(())
+    encode_family(enc, family, samples, ConstGauge::new)
 }
 
 /// Writes one counter family of the catalogue (the encoder adds `_total`); nothing when there
@@ -87,14 +98,25 @@ pub fn counters<N: EncodeCounterValue + Copy>(
     samples: &[Sample<N>],
 ) -> fmt::Result {
     debug_assert_eq!(family.kind, Kind::Counter, "{}", family.name);
-    if samples.is_empty() {
-        return Ok(());
+    encode_family(enc, family, samples, ConstCounter::new)
+}
+
+/// A `state`-labelled one-hot family: one sample per known value (1 for `current`, 0 for
+/// the others), then the sanitised value of an unknown `current` at 1.
+pub fn one_hot<S: PartialEq>(
+    known: &[S],
+    current: Option<&S>,
+    as_str: fn(&S) -> &str,
+    is_unknown: fn(&S) -> bool,
+) -> Vec<Sample<f64>> {
+    let mut out: Vec<Sample<f64>> = known
+        .iter()
+        .map(|s| (vec![as_str(s).to_string()], bit(current == Some(s))))
+        .collect();
+    if let Some(raw) = current.filter(|c| is_unknown(c)) {
+        out.push((vec![sanitize_state(as_str(raw))], 1.0));
     }
-    let mut m = enc.encode_descriptor(family.name, family.help, None, family.kind.metric_type())?;
-    for (values, v) in samples {
-        ConstCounter::new(*v).encode(m.encode_family(&label_set(family, values))?)?;
-    }
-    Ok(())
+    out
 }
 
 /// Makes an unknown enum value safe and bounded as a label value.

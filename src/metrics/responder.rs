@@ -5,7 +5,7 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::catalogue::{RESPONDER_INFO, RESPONDER_STATE};
-use super::{bit, gauges, sanitize_state, Sample};
+use super::{gauges, one_hot};
 use crate::model::{NodeState, StateResponse};
 
 /// Writes the responder group from a fresh `/state` answer (nothing without build info).
@@ -19,17 +19,11 @@ pub fn encode(enc: &mut DescriptorEncoder<'_>, r: &StateResponse) -> fmt::Result
         node.version.clone().unwrap_or_default(),
     ];
     gauges(enc, &RESPONDER_INFO, &[(info, 1.0)])?;
-    let mut states: Vec<Sample<f64>> = NodeState::KNOWN
-        .iter()
-        .map(|s| {
-            (
-                vec![s.as_str().to_string()],
-                bit(node.state.as_ref() == Some(s)),
-            )
-        })
-        .collect();
-    if let Some(NodeState::Unknown(raw)) = &node.state {
-        states.push((vec![sanitize_state(raw)], 1.0));
-    }
+    let states = one_hot(
+        NodeState::KNOWN,
+        node.state.as_ref(),
+        NodeState::as_str,
+        NodeState::is_unknown,
+    );
     gauges(enc, &RESPONDER_STATE, &states)
 }
