@@ -7,6 +7,8 @@
 //! Adding a metric: add a `pub const` [`Family`] here, list it in [`ALL`] at the place it is
 //! emitted, encode it in its group's module, run `UPDATE_GOLDEN=1 cargo test --test
 //! metrics_contract` and add its README row.
+//!
+//! One cohesive concern, a table: its length is one constant per family with its help text.
 
 use std::fmt;
 
