@@ -61,7 +61,15 @@ for crate in aws-lc-rs aws-lc-sys openssl-sys native-tls; do
 done
 cargo tree -q -i ring >/dev/null
 
-step "cargo test (unit, integration, golden files, router, faults, web config)"
+step "cargo doc --no-deps with warnings as errors"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
+step "fuzz crate compiles (cargo check in fuzz/, stable toolchain, shared target dir)"
+# cargo-fuzz needs nightly -Z flags to *run* the targets (scripts/fuzz.sh); type-checking
+# them, libfuzzer-sys included, works on stable.
+(cd fuzz && CARGO_TARGET_DIR=../target cargo check --locked --bins --quiet)
+
+step "cargo test (unit, integration, golden files, metric contract, router, faults, web config, fuzz regressions)"
 cargo test --all-targets --quiet
 
 step "alert rules, rule unit tests, dashboard lint"

@@ -89,6 +89,30 @@ impl Reason {
     }
 }
 
+/// One value per [`Reason`]: a typed map, so counters are read and written by reason, never
+/// by a position in an array.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerReason<T> {
+    values: [T; Reason::ALL.len()],
+}
+
+impl<T> PerReason<T> {
+    /// The value for `reason`.
+    pub fn get(&self, reason: Reason) -> &T {
+        &self.values[reason as usize]
+    }
+
+    /// The value for `reason`, to change it.
+    pub fn get_mut(&mut self, reason: Reason) -> &mut T {
+        &mut self.values[reason as usize]
+    }
+
+    /// Every reason with its value, in the order of [`Reason::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (Reason, &T)> {
+        Reason::ALL.into_iter().map(move |r| (r, self.get(r)))
+    }
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -616,6 +640,21 @@ impl std::error::Error for ErrNoUrl<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_reason_keys_each_reason_apart() {
+        let mut m = PerReason::<u64>::default();
+        for (i, r) in Reason::ALL.into_iter().enumerate() {
+            *m.get_mut(r) += i as u64 + 1;
+        }
+        let seen: Vec<(Reason, u64)> = m.iter().map(|(r, v)| (r, *v)).collect();
+        let want: Vec<(Reason, u64)> = Reason::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (r, i as u64 + 1))
+            .collect();
+        assert_eq!(seen, want);
+    }
 
     #[test]
     fn status_errors_map_to_reasons() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use rand::Rng;
 
-use crate::client::{FetchError, Reason, ZduClient};
+use crate::client::{FetchError, PerReason, Reason, ZduClient};
 use crate::config::TargetConfig;
 use crate::model::{Cluster, ClusterFigures, StateResponse};
 use crate::tracker::{StateStore, Tracked};
@@ -18,8 +18,8 @@ use crate::tracker::{StateStore, Tracked};
 /// The two endpoints polled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
-    Cluster = 0,
-    State = 1,
+    Cluster,
+    State,
 }
 
 impl Endpoint {
@@ -32,12 +32,42 @@ impl Endpoint {
     }
 }
 
+/// One value per [`Endpoint`]: a typed map instead of an array indexed by position.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerEndpoint<T> {
+    cluster: T,
+    state: T,
+}
+
+impl<T> PerEndpoint<T> {
+    /// The value for `ep`.
+    pub fn get(&self, ep: Endpoint) -> &T {
+        match ep {
+            Endpoint::Cluster => &self.cluster,
+            Endpoint::State => &self.state,
+        }
+    }
+
+    /// The value for `ep`, to change it.
+    pub fn get_mut(&mut self, ep: Endpoint) -> &mut T {
+        match ep {
+            Endpoint::Cluster => &mut self.cluster,
+            Endpoint::State => &mut self.state,
+        }
+    }
+
+    /// Every endpoint with its value, in the order of [`Endpoint::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (Endpoint, &T)> {
+        Endpoint::ALL.into_iter().map(move |ep| (ep, self.get(ep)))
+    }
+}
+
 /// Counters and last-poll figures of one endpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EndpointStats {
     pub polls_total: u64,
-    /// Indexed like [`Reason::ALL`].
-    pub errors_total: [u64; Reason::ALL.len()],
+    /// Failed polls by reason.
+    pub errors_total: PerReason<u64>,
     pub last_duration_seconds: Option<f64>,
     pub last_success_timestamp: Option<f64>,
     /// The last error, if the last poll failed.
@@ -80,7 +110,7 @@ pub struct TargetSnapshot {
     /// The last `/state` poll's data, when that poll succeeded.
     pub responder: Option<Arc<StateResponse>>,
     pub responder_at: Option<Instant>,
-    pub endpoints: [EndpointStats; 2],
+    pub endpoints: PerEndpoint<EndpointStats>,
     pub transitions: BTreeMap<(String, String), u64>,
     /// `field` → count of unknown enum values seen.
     pub unknown_values: BTreeMap<&'static str, u64>,
@@ -131,7 +161,7 @@ impl TargetSnapshot {
         if self.fresh_cluster(now).is_some() {
             return None;
         }
-        if let Some(e) = &self.endpoints[Endpoint::Cluster as usize].last_error {
+        if let Some(e) = &self.endpoints.get(Endpoint::Cluster).last_error {
             return Some(e.reason().as_str());
         }
         Some("stale")
@@ -188,7 +218,7 @@ pub struct Poller {
     shared: Arc<TargetShared>,
     store: Arc<StateStore>,
     tracked: Tracked,
-    last_logged_reason: [Option<Reason>; 2],
+    last_logged_reason: PerEndpoint<Option<Reason>>,
 }
 
 impl Poller {
@@ -200,7 +230,7 @@ impl Poller {
             shared,
             store,
             tracked,
-            last_logged_reason: [None, None],
+            last_logged_reason: PerEndpoint::default(),
         }
     }
 
@@ -280,7 +310,7 @@ impl Poller {
         elapsed: Duration,
         err: Option<&FetchError>,
     ) {
-        let stats = &mut snap.endpoints[ep as usize];
+        let stats = snap.endpoints.get_mut(ep);
         stats.polls_total += 1;
         stats.last_duration_seconds = Some(elapsed.as_secs_f64());
         let target = self.client.target().name();
@@ -288,20 +318,17 @@ impl Poller {
             None => {
                 stats.last_success_timestamp = Some(unix_now());
                 stats.last_error = None;
-                if self.last_logged_reason[ep as usize].take().is_some() {
+                if self.last_logged_reason.get_mut(ep).take().is_some() {
                     tracing::info!(target_name = %target, endpoint = ep.as_str(), "poll recovered");
                 }
             }
             Some(e) => {
                 let reason = e.reason();
-                let idx = Reason::ALL
-                    .iter()
-                    .position(|r| *r == reason)
-                    .expect("listed");
-                stats.errors_total[idx] += 1;
+                *stats.errors_total.get_mut(reason) += 1;
                 stats.last_error = Some(e.clone());
-                if self.last_logged_reason[ep as usize] != Some(reason) {
-                    self.last_logged_reason[ep as usize] = Some(reason);
+                let logged = self.last_logged_reason.get_mut(ep);
+                if *logged != Some(reason) {
+                    *logged = Some(reason);
                     tracing::warn!(
                         target_name = %target,
                         endpoint = ep.as_str(),

@@ -5,13 +5,16 @@
 //! 503, never a hang), closes, bounded memory, and that /metrics stays fast; prints the
 //! figures. Timing asserts are generous bounds only: this runs on a noisy 2-core box.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::server::{self, ServeOptions};
-use bitbucket_zdu_exporter::simulator::{Scenario, SimulateArgs, Simulator};
+use bitbucket_zdu_exporter::simulator::{Scenario, SimulateArgs};
+use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -27,23 +30,12 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// One request on a fresh connection; returns the status and the time to the full reply.
-async fn get(addr: SocketAddr, extra: &str) -> std::io::Result<(u16, Duration)> {
+/// `GET /metrics` on a fresh connection with extra header lines; returns the status and the
+/// time to the full reply.
+async fn get(addr: SocketAddr, headers: &[String]) -> std::io::Result<(u16, Duration)> {
     let t = Instant::now();
-    let mut s = TcpStream::connect(addr).await?;
-    s.write_all(
-        format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut buf = Vec::with_capacity(32 * 1024);
-    s.read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf[..buf.len().min(64)]).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no HTTP reply: {text:?}")))?;
-    Ok((status, t.elapsed()))
+    let reply = http_get(addr, "/metrics", headers).await?;
+    Ok((reply.status, t.elapsed()))
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
@@ -54,7 +46,7 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
 async fn probe(addr: SocketAddr, n: usize) -> Vec<Duration> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let (status, t) = get(addr, "").await.expect("probe scrape");
+        let (status, t) = get(addr, &[]).await.expect("probe scrape");
         assert!(status == 200 || status == 503, "probe got {status}");
         out.push(t);
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -97,18 +89,14 @@ async fn all_closed(conns: Vec<TcpStream>, limit: Duration) -> Duration {
 async fn server_under_abuse() {
     bitbucket_zdu_exporter::client::install_crypto_provider();
     // A simulated cluster in upgrade, polled every 100 ms so polls run during the flood.
-    let sim = Simulator::new(&SimulateArgs {
-        listen_address: "127.0.0.1:0".parse().unwrap(),
+    let sim = Sim::start(SimulateArgs {
         scenario: Scenario::RollingUpgrade,
         speed: 20.0,
         ..SimulateArgs::default()
     })
-    .unwrap();
-    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_addr = sim_listener.local_addr().unwrap();
-    let driver = sim.spawn_driver();
-    let sim_router = sim.router();
-    let sim_server = tokio::spawn(async move { axum::serve(sim_listener, sim_router).await });
+    .await;
+    let sim_addr = sim.addr;
+    let driver = sim.sim.spawn_driver();
     let interval = Duration::from_millis(100);
     // No explicit timeout: the 10s default is clamped to the 100ms interval.
     let target = TargetConfig::builder("abuse", format!("http://{sim_addr}/"))
@@ -146,13 +134,7 @@ async fn server_under_abuse() {
             web_config: None,
         },
     ));
-    // Until the first poll is done.
-    for _ in 0..100 {
-        if runtime.ready() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&runtime).await;
 
     // Idle baseline.
     let _ = probe(addr, 10).await;
@@ -167,7 +149,7 @@ async fn server_under_abuse() {
             tokio::spawn(async move {
                 let (mut ok, mut busy) = (0u32, 0u32);
                 for _ in 0..30 {
-                    match get(addr, "").await.expect("scrape under flood") {
+                    match get(addr, &[]).await.expect("scrape under flood") {
                         (200, _) => ok += 1,
                         (503, _) => busy += 1,
                         (s, _) => panic!("unexpected status {s} under flood"),
@@ -206,7 +188,7 @@ async fn server_under_abuse() {
     // 3. Slowloris above the cap: new connections wait in the accept queue, bounded by the
     //    header read timeout, instead of the server taking unbounded connections.
     let slow = slowloris(addr, MAX_CONNECTIONS + 20).await;
-    let (status, capped_wait) = get(addr, "").await.expect("scrape past the cap");
+    let (status, capped_wait) = get(addr, &[]).await.expect("scrape past the cap");
     assert!(status == 200 || status == 503);
     assert!(
         capped_wait < HEADER_TIMEOUT * 6,
@@ -215,10 +197,10 @@ async fn server_under_abuse() {
     all_closed(slow, HEADER_TIMEOUT * 8).await;
 
     // 4. Oversized and too many headers.
-    let big = format!("X-Big: {}\r\n", "a".repeat(64 * 1024));
+    let big = [format!("X-Big: {}", "a".repeat(64 * 1024))];
     let (status, _) = get(addr, &big).await.expect("oversized header");
     assert_eq!(status, 431, "oversized header");
-    let many: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many: Vec<String> = (0..100).map(|i| format!("X-H{i}: v")).collect();
     let (status, _) = get(addr, &many).await.expect("too many headers");
     assert_eq!(status, 431, "too many headers");
 
@@ -240,7 +222,7 @@ async fn server_under_abuse() {
     drop(slow);
     runtime.shutdown();
     driver.abort();
-    sim_server.abort();
+    drop(sim);
 
     let ratio = |a: Duration| a.as_secs_f64() / idle_p50.as_secs_f64().max(1e-6);
     eprintln!(

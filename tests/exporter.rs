@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::response::IntoResponse;
+use bitbucket_zdu_exporter::client::Reason;
 use bitbucket_zdu_exporter::config::TargetConfig;
 use bitbucket_zdu_exporter::model::{ClusterState, NodeState};
 use bitbucket_zdu_exporter::server::Format;
@@ -202,47 +201,9 @@ async fn ghosts_versions_and_null_counts() {
     );
 }
 
-/// A mock upstream that answers fixed bodies and records every request line.
-struct Mock {
-    addr: std::net::SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Mock {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn mock(cluster: &'static str, state: &'static str) -> Mock {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let rec = seen.clone();
-    let app = axum::Router::new().fallback(move |req: Request| {
-        let rec = rec.clone();
-        async move {
-            rec.lock()
-                .unwrap()
-                .push(format!("{} {}", req.method(), req.uri().path()));
-            let body = if req.uri().path().ends_with("/cluster") {
-                cluster
-            } else {
-                state
-            };
-            ([("content-type", "application/json")], body).into_response()
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Mock { addr, seen, server }
-}
-
 #[tokio::test]
 async fn nulls_and_unknown_enum_values_do_not_fail_a_poll() {
-    let m = mock(
+    let m = Mock::answering(
         r#"{"upgradeModeEnabled":true,"state":"PAUSED_FOR_LUNCH","originalVersion":null,
         "nodes":[{"id":"a","name":"n-a","ipAddress":"10.1.1.1","state":"HIBERNATING","tasksTotal":null,
         "activeUserCount":null,"buildNumber":null,"version":null,"local":null},
@@ -306,7 +267,7 @@ async fn nulls_and_unknown_enum_values_do_not_fail_a_poll() {
 
 #[tokio::test]
 async fn only_gets_are_ever_sent() {
-    let m = mock(r#"{"state":"STABLE","nodes":[]}"#, r#"{"state":"STABLE"}"#).await;
+    let m = Mock::answering(r#"{"state":"STABLE","nodes":[]}"#, r#"{"state":"STABLE"}"#).await;
     let store = Arc::new(StateStore::in_memory());
     let target = TargetConfig::builder("t", format!("http://{}/ctx", m.addr))
         .poll_interval(Duration::from_millis(100))
@@ -320,7 +281,11 @@ async fn only_gets_are_ever_sent() {
     let rt = bitbucket_zdu_exporter::app::Runtime::start(&cfg, store, None, None).unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     rt.shutdown();
-    let seen = m.seen.lock().unwrap().clone();
+    let seen: Vec<String> = m
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
     assert!(seen.len() >= 6, "{seen:?}");
     for line in &seen {
         assert!(
@@ -402,7 +367,7 @@ async fn a_failed_poll_drops_the_cluster_series_and_recovers() {
     // Every reason is present from the start, at 0.
     assert_eq!(
         count(&down, "bitbucket_zdu_poll_errors_total"),
-        2 * bitbucket_zdu_exporter::client::Reason::ALL.len()
+        2 * Reason::ALL.len()
     );
     sim.sim.with_cluster(|c| c.not_clustered = false);
     p.poll_once().await;

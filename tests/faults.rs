@@ -9,21 +9,21 @@
 //! only check that a poll ends at all (within a minute).
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bitbucket_zdu_exporter::client::{Reason, ZduClient};
 use bitbucket_zdu_exporter::config::{AuthConfig, TargetConfig, TlsConfig};
-use bitbucket_zdu_exporter::metrics::TargetCollector;
-use bitbucket_zdu_exporter::poller::{Poller, TargetShared};
+use bitbucket_zdu_exporter::poller::{Endpoint, Poller, TargetShared};
 use bitbucket_zdu_exporter::secret::SecretSource;
-use bitbucket_zdu_exporter::server::{render, Format};
+use bitbucket_zdu_exporter::server::Format;
 use bitbucket_zdu_exporter::tracker::StateStore;
-use prometheus_client::registry::Registry;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 const USER: &str = "zdu-monitor";
 const PASSWORD: &str = "fault-matrix-S3cret-7Qx";
@@ -32,307 +32,10 @@ const SLOW_TIMEOUT: Duration = Duration::from_secs(2);
 /// Request timeout of the cases where the upstream answers at once (generous: 2 cores).
 const FAST_ENOUGH: Duration = Duration::from_secs(20);
 
-const CLUSTER_JSON: &str = r#"{"upgradeModeEnabled":false,"state":"STABLE","originalVersion":null,"nodes":[{"id":"a1","name":"bitbucket-0","ipAddress":"10.0.0.10","state":"ACTIVE","tasksTotal":3,"activeUserCount":20,"buildNumber":"8019000","version":"8.19.0","local":true,"portNumber":5701,"links":[]},{"id":"b2","name":"bitbucket-1","ipAddress":"10.0.0.11","state":"ACTIVE","tasksTotal":4,"activeUserCount":27,"buildNumber":"8019000","version":"8.19.0","local":false,"portNumber":5701,"links":[]}],"links":[]}"#;
-const STATE_JSON: &str = r#"{"state":"STABLE","buildInfo":{"id":"a1","name":"bitbucket-0","ipAddress":"10.0.0.10","state":"ACTIVE","tasksTotal":3,"activeUserCount":20,"buildNumber":"8019000","version":"8.19.0","local":true,"portNumber":5701}}"#;
 const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Log in - SSO</title></head><body><form method=\"post\" action=\"/login\"><input name=\"username\"><input type=\"password\" name=\"password\"></form></body></html>\n";
 const NOT_CLUSTERED: &str = r#"{"errors":[{"context":null,"message":"Rolling upgrades feature requires a clustered installation.","exceptionName":null}]}"#;
 const AUTH_FAILED: &str = r#"{"errors":[{"context":null,"message":"Authentication failed. Please check your credentials and try again.","exceptionName":"com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"}]}"#;
 const NO_PERMISSION: &str = r#"{"errors":[{"context":null,"message":"You are not permitted to access this resource","exceptionName":"com.atlassian.bitbucket.AuthorisationException"}]}"#;
-const HUGE: u64 = 50 * 1024 * 1024;
-
-/// What the mock upstream does with the next request.
-#[derive(Clone, Debug)]
-enum Fault {
-    /// Answers `/cluster` and `/state` correctly.
-    Good,
-    /// Reads the request and never answers (until the client gives up and closes).
-    Hang,
-    /// Answers correctly, but only after this long.
-    Slow(Duration),
-    /// Sends the headers, then the body one byte every 100 ms.
-    Trickle,
-    /// Reads the request, then resets the connection (RST).
-    Reset,
-    /// Announces a body, sends part of it and closes.
-    CutMidBody,
-    /// This status with this JSON body.
-    Status(u16, &'static str),
-    /// 200 with this content type (None: no header) and body.
-    Body(Option<&'static str>, &'static str),
-    /// 200 with 50 MB of valid-looking JSON, chunked (no length) or with Content-Length.
-    Huge { chunked: bool },
-    /// 302 to `<base>/moved<path>`; requests for `/moved...` get the good answer.
-    Redirect(String),
-    /// The inner fault on `/state` only; `/cluster` answers correctly.
-    StateOnly(Box<Fault>),
-}
-
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    authorization: Option<String>,
-}
-
-#[derive(Clone)]
-struct Mock {
-    addr: SocketAddr,
-    fault: Arc<Mutex<Fault>>,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    /// Bytes of body each huge answer managed to send before the client hung up.
-    huge_sent: Arc<Mutex<Vec<u64>>>,
-    tls: Option<Arc<Mutex<Arc<rustls::ServerConfig>>>>,
-}
-
-impl Mock {
-    async fn start(ip: &str) -> std::io::Result<Mock> {
-        Self::start_inner(TcpListener::bind((ip, 0)).await?, None)
-    }
-
-    async fn start_tls(config: Arc<rustls::ServerConfig>) -> Mock {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::start_inner(l, Some(Arc::new(Mutex::new(config)))).unwrap()
-    }
-
-    fn start_inner(
-        listener: TcpListener,
-        tls: Option<Arc<Mutex<Arc<rustls::ServerConfig>>>>,
-    ) -> std::io::Result<Mock> {
-        let mock = Mock {
-            addr: listener.local_addr()?,
-            fault: Arc::new(Mutex::new(Fault::Good)),
-            seen: Arc::new(Mutex::new(Vec::new())),
-            huge_sent: Arc::new(Mutex::new(Vec::new())),
-            tls,
-        };
-        let m = mock.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let m = m.clone();
-                tokio::spawn(async move { m.connection(stream).await });
-            }
-        });
-        Ok(mock)
-    }
-
-    fn set(&self, f: Fault) {
-        *self.fault.lock().unwrap() = f;
-    }
-
-    fn set_tls(&self, config: Arc<rustls::ServerConfig>) {
-        *self.tls.as_ref().expect("a TLS mock").lock().unwrap() = config;
-    }
-
-    fn url(&self) -> String {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    async fn connection(self, mut stream: TcpStream) {
-        if let Some(tls) = &self.tls {
-            let config = tls.lock().unwrap().clone();
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            // A failed handshake (the client refused the certificate) just ends here.
-            if let Ok(s) = acceptor.accept(stream).await {
-                self.serve(s).await;
-            }
-            return;
-        }
-        let Some((path, _)) = self.read_request(&mut stream).await else {
-            return;
-        };
-        if matches!(self.fault_for(&path), Fault::Reset) {
-            let _ = stream.set_zero_linger();
-            drop(stream);
-            return;
-        }
-        self.answer(stream, &path).await;
-    }
-
-    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(&self, mut s: S) {
-        if let Some((path, _)) = self.read_request(&mut s).await {
-            self.answer(s, &path).await;
-        }
-    }
-
-    fn fault_for(&self, path: &str) -> Fault {
-        match self.fault.lock().unwrap().clone() {
-            Fault::StateOnly(inner) if path.ends_with("/rest/zdu/state") => *inner,
-            Fault::StateOnly(_) => Fault::Good,
-            Fault::Redirect(_) if path.starts_with("/moved") => Fault::Good,
-            f => f,
-        }
-    }
-
-    /// Reads one request head (at most 64 KiB); returns its path and Authorization header.
-    async fn read_request<S: AsyncRead + Unpin>(
-        &self,
-        s: &mut S,
-    ) -> Option<(String, Option<String>)> {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = s.read(&mut chunk).await.ok()?;
-            if n == 0 || buf.len() > 64 * 1024 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let head = String::from_utf8_lossy(&buf).to_string();
-        let path = head.split_whitespace().nth(1)?.to_string();
-        let authorization = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("authorization")
-                    .then(|| v.trim().to_string())
-            })
-            .filter(|v| !v.is_empty());
-        self.seen.lock().unwrap().push(Seen {
-            path: path.clone(),
-            authorization: authorization.clone(),
-        });
-        Some((path, authorization))
-    }
-
-    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(&self, mut s: S, path: &str) {
-        let good = |path: &str| -> (u16, &'static str) {
-            if path.ends_with("/rest/zdu/cluster") {
-                (200, CLUSTER_JSON)
-            } else if path.ends_with("/rest/zdu/state") {
-                (200, STATE_JSON)
-            } else {
-                (404, "")
-            }
-        };
-        match self.fault_for(path) {
-            Fault::Good => {
-                let (status, body) = good(path);
-                let _ = write_response(&mut s, status, Some("application/json"), body).await;
-            }
-            Fault::Hang => {
-                // Hold the connection until the client closes it.
-                let mut sink = [0u8; 1024];
-                while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
-            }
-            Fault::Slow(d) => {
-                tokio::time::sleep(d).await;
-                let (status, body) = good(path);
-                let _ = write_response(&mut s, status, Some("application/json"), body).await;
-            }
-            Fault::Trickle => {
-                let (_, body) = good(path);
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                if s.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                for b in body.bytes() {
-                    if s.write_all(&[b]).await.is_err() || s.flush().await.is_err() {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-            Fault::Reset => {} // handled on the raw stream
-            Fault::CutMidBody => {
-                let (_, body) = good(path);
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.write_all(&body.as_bytes()[..body.len() / 2]).await;
-                let _ = s.flush().await;
-                let _ = s.shutdown().await;
-            }
-            Fault::Status(status, body) => {
-                let ct = (!body.is_empty()).then_some("application/json;charset=UTF-8");
-                let _ = write_response(&mut s, status, ct, body).await;
-            }
-            Fault::Body(ct, body) => {
-                let _ = write_response(&mut s, 200, ct, body).await;
-            }
-            Fault::Huge { chunked } => {
-                let sent = stream_huge(&mut s, chunked).await;
-                self.huge_sent.lock().unwrap().push(sent);
-            }
-            Fault::Redirect(base) => {
-                let head = format!(
-                    "HTTP/1.1 302 Found\r\nLocation: {base}/moved{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                let _ = s.write_all(head.as_bytes()).await;
-                let _ = s.shutdown().await;
-            }
-            Fault::StateOnly(_) => unreachable!("resolved by fault_for"),
-        }
-    }
-}
-
-async fn write_response<S: AsyncWrite + Unpin>(
-    s: &mut S,
-    status: u16,
-    content_type: Option<&str>,
-    body: &str,
-) -> std::io::Result<()> {
-    let ct = content_type
-        .map(|c| format!("Content-Type: {c}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "HTTP/1.1 {status} X\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(body.as_bytes()).await?;
-    s.flush().await?;
-    s.shutdown().await
-}
-
-/// Streams a 50 MB `/cluster`-shaped JSON document; returns the body bytes the client took
-/// before it hung up.
-async fn stream_huge<S: AsyncWrite + Unpin>(s: &mut S, chunked: bool) -> u64 {
-    let head = if chunked {
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_string()
-    } else {
-        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {HUGE}\r\nConnection: close\r\n\r\n")
-    };
-    if s.write_all(head.as_bytes()).await.is_err() {
-        return 0;
-    }
-    let node = r#"{"id":"n","name":"bitbucket-0","ipAddress":"10.0.0.10","state":"ACTIVE","version":"8.19.0"},"#;
-    let mut piece = String::from(r#"{"nodes":["#);
-    while piece.len() < 64 * 1024 {
-        piece.push_str(node);
-    }
-    let mut sent = 0u64;
-    while sent < HUGE {
-        let data = piece.as_bytes();
-        let ok = if chunked {
-            let mut frame = format!("{:x}\r\n", data.len()).into_bytes();
-            frame.extend_from_slice(data);
-            frame.extend_from_slice(b"\r\n");
-            s.write_all(&frame).await
-        } else {
-            s.write_all(data).await
-        };
-        if ok.is_err() {
-            return sent;
-        }
-        sent += data.len() as u64;
-        if piece.starts_with('{') {
-            piece = piece[r#"{"nodes":["#.len()..].to_string();
-        }
-    }
-    sent
-}
 
 /// A poller against one URL, and what `/metrics` says about it.
 struct Harness {
@@ -376,40 +79,39 @@ impl Harness {
     }
 
     fn metrics(&self) -> String {
-        let mut r = Registry::default();
-        r.register_collector(Box::new(TargetCollector::new(self.shared.clone())));
-        render(&r, Format::Text004)
+        render_target(&self.shared, Format::Text004)
     }
 
-    fn sample(&self, series: &str) -> Option<f64> {
-        self.metrics().lines().find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-        })
+    fn sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        value(&self.metrics(), name, labels)
     }
 
     fn up(&self) -> f64 {
-        self.sample("bitbucket_zdu_up").expect("up is always there")
+        self.sample("bitbucket_zdu_up", &[])
+            .expect("up is always there")
     }
 
     fn errors(&self, endpoint: &str, reason: Reason) -> f64 {
-        self.sample(&format!(
-            "bitbucket_zdu_poll_errors_total{{endpoint=\"{endpoint}\",reason=\"{reason}\"}}"
-        ))
-        .expect("every reason is pre-declared")
+        let labels = [("endpoint", endpoint), ("reason", reason.as_str())];
+        self.sample("bitbucket_zdu_poll_errors_total", &labels)
+            .expect("every reason is pre-declared")
     }
 
     fn last_error_reasons(&self) -> Vec<String> {
-        self.metrics()
-            .lines()
-            .filter_map(|l| l.strip_prefix("bitbucket_zdu_last_error_info{reason=\""))
-            .filter_map(|r| r.split('"').next().map(str::to_string))
+        samples(&self.metrics())
+            .into_iter()
+            .filter(|s| s.name == "bitbucket_zdu_last_error_info")
+            .flat_map(|s| s.labels.into_iter().filter(|(k, _)| k == "reason"))
+            .map(|(_, v)| v)
             .collect()
     }
 
     fn last_error_text(&self) -> String {
-        self.shared.snapshot.load().endpoints[0]
+        self.shared
+            .snapshot
+            .load()
+            .endpoints
+            .get(Endpoint::Cluster)
             .last_error
             .as_ref()
             .map(|e| e.to_string())
@@ -423,7 +125,11 @@ impl Harness {
             self.last_error_reasons().is_empty(),
             "{context}: no last_error_info when up\n{m}"
         );
-        assert!(m.contains("bitbucket_zdu_cluster_state{state=\"STABLE\"} 1"));
+        assert_eq!(
+            value(&m, "bitbucket_zdu_cluster_state", &[("state", "STABLE")]),
+            Some(1.0),
+            "{context}: STABLE\n{m}"
+        );
     }
 
     fn assert_no_secret(&self) {
@@ -476,7 +182,7 @@ async fn fault_then_recover(h: &mut Harness, mock: &Mock, fault: Fault, want: Re
         "{name}: counters are not reset by recovery"
     );
     assert_eq!(
-        h.sample("bitbucket_zdu_polls_total{endpoint=\"cluster\"}"),
+        h.sample("bitbucket_zdu_polls_total", &[("endpoint", "cluster")]),
         Some(3.0)
     );
     eprintln!("matrix: {name} -> reason={want} up=0 ({text}) -> recovered up=1");
@@ -716,20 +422,28 @@ async fn unknown_enums_nulls_wrong_types_and_extra_fields_keep_the_data() {
     let m = h.metrics();
     assert_eq!(h.up(), 1.0, "lenient payloads keep the target up\n{m}");
     assert!(h.last_error_reasons().is_empty(), "{m}");
-    assert!(
-        m.contains("bitbucket_zdu_cluster_state{state=\"PAUSED_FOR_LUNCH\"} 1"),
-        "{m}"
-    );
-    assert!(
-        m.contains("bitbucket_zdu_unknown_enum_values_total{field=\"cluster_state\"} 1"),
-        "{m}"
-    );
-    assert!(
-        m.contains("bitbucket_zdu_unknown_enum_values_total{field=\"node_state\"} 1"),
-        "{m}"
-    );
     assert_eq!(
-        h.sample("bitbucket_zdu_upgrade_mode_enabled"),
+        value(
+            &m,
+            "bitbucket_zdu_cluster_state",
+            &[("state", "PAUSED_FOR_LUNCH")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    for field in ["cluster_state", "node_state"] {
+        assert_eq!(
+            value(
+                &m,
+                "bitbucket_zdu_unknown_enum_values_total",
+                &[("field", field)]
+            ),
+            Some(1.0),
+            "{field}\n{m}"
+        );
+    }
+    assert_eq!(
+        h.sample("bitbucket_zdu_upgrade_mode_enabled", &[]),
         Some(1.0),
         "{m}"
     );

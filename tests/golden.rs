@@ -1,5 +1,6 @@
 //! Golden `/probe` output for fixed cluster situations, in both exposition formats, and
-//! `promtool check metrics` on the real (unmasked) text output. Regenerate with
+//! `promtool check metrics` on the real (unmasked) text output, whose families and labels
+//! must be the catalogue's. Regenerate with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
 mod common;
@@ -9,38 +10,6 @@ use bitbucket_zdu_exporter::server::Format;
 use bitbucket_zdu_exporter::simulator::SimCluster;
 use common::*;
 
-fn check_golden(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var("UPDATE_GOLDEN").is_ok() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create)",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let diff: Vec<String> = expected
-            .lines()
-            .zip(actual.lines())
-            .enumerate()
-            .filter(|(_, (a, b))| a != b)
-            .take(10)
-            .map(|(i, (a, b))| format!("line {}:\n  golden: {a}\n  actual: {b}", i + 1))
-            .collect();
-        panic!(
-            "{name} differs from the golden file ({} vs {} lines):\n{}\n(UPDATE_GOLDEN=1 to accept)",
-            expected.lines().count(),
-            actual.lines().count(),
-            diff.join("\n")
-        );
-    }
-}
-
 async fn scenario(name: &str, setup: fn(&mut SimCluster)) {
     let sim = Sim::stable(3).await;
     sim.sim.with_cluster(setup);
@@ -48,13 +17,15 @@ async fn scenario(name: &str, setup: fn(&mut SimCluster)) {
     p.poll_once().await;
     let text = render_target(&shared, Format::Text004);
     promtool_check_metrics(&text).unwrap_or_else(|e| panic!("{name}: promtool: {e}\n{text}"));
-    check_golden(&format!("{name}.prom"), &mask(&text));
+    check_golden(&format!("tests/golden/{name}.prom"), &mask(&text));
+    assert_matches_catalogue(&text);
     let om = render_target(&shared, Format::OpenMetrics);
     assert!(
         om.ends_with("# EOF\n"),
         "{name}: OpenMetrics must end with # EOF"
     );
-    check_golden(&format!("{name}.om.txt"), &mask(&om));
+    check_golden(&format!("tests/golden/{name}.om.txt"), &mask(&om));
+    assert_matches_catalogue(&om);
 }
 
 #[tokio::test]

@@ -28,12 +28,7 @@ async fn started(targets: Vec<TargetConfig>) -> Arc<Runtime> {
         None,
     )
     .unwrap();
-    for _ in 0..100 {
-        if rt.ready() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_ready(&rt).await;
     rt
 }
 
@@ -79,6 +74,7 @@ async fn content_negotiation_and_gzip() {
     assert!(text.contains("bitbucket_zdu_exporter_build_info{"));
     assert!(text.contains("process_resident_memory_bytes"));
     promtool_check_metrics(&text).unwrap();
+    assert_matches_catalogue(&text);
 
     let prom_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
     let (_, h, body) = get(&router, "/metrics", &[("accept", prom_accept)]).await;

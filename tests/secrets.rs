@@ -8,20 +8,16 @@
 //! configuration types.
 #![forbid(unsafe_code)]
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener as StdListener};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bitbucket_zdu_exporter::cli::Cli;
 use bitbucket_zdu_exporter::config::{Config, Env};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-zdu-exporter");
 const USER: &str = "zdu";
 /// The known secret. Distinctive, so a hit is never a coincidence.
 const SECRET: &str = "Kn0wn-S3cret-zdu-c4n4ry-93f1";
@@ -47,98 +43,8 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
-/// Kills the child when dropped, so a failing test leaves no process behind.
-struct Proc {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[String], env: &[(&str, &str)]) -> Proc {
-        let stdout = dir.join(format!("{name}.stdout"));
-        let stderr = dir.join(format!("{name}.stderr"));
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .env_remove("BITBUCKET_ZDU_PASSWORD")
-            .env_remove("BITBUCKET_ZDU_TOKEN")
-            .env_remove("RUST_LOG");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Proc {
-            child: cmd.spawn().expect("the binary starts"),
-            stdout,
-            stderr,
-        }
-    }
-
-    fn cmdline(&self) -> String {
-        std::fs::read(format!("/proc/{}/cmdline", self.child.id()))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-            .unwrap_or_default()
-    }
-
-    /// Stops the process (SIGKILL; the logs so far are on disk) and returns stdout + stderr.
-    fn finish(mut self) -> (String, String) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        (
-            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
-            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn get(url: &str) -> Option<(u16, String)> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .no_proxy()
-        .build()
-        .ok()?;
-    let r = client.get(url).send().await.ok()?;
-    let status = r.status().as_u16();
-    Some((status, r.text().await.ok()?))
-}
-
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{what}: not within {timeout:?}");
-}
-
 fn up_of(metrics: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("bitbucket_zdu_up "))
-        .and_then(|v| v.trim().parse().ok())
+    value(metrics, "bitbucket_zdu_up", &[])
 }
 
 /// Everything the exporter serves, concatenated.
@@ -189,32 +95,21 @@ fn exporter_args(upstream: &str, port: u16, format: &str, pw_file: Option<&Path>
 async fn against_the_simulator(format: &str, password_via_env: bool) {
     let dir = tempfile::tempdir().unwrap();
     let pw = secret_file(dir.path());
-    let sim_port = free_port();
-    let sim = Proc::spawn(
-        dir.path(),
-        "sim",
+    let log_format = format!("--log.format={format}");
+    let pw_path = pw.display().to_string();
+    let (sim, sim_url) = spawn_simulator(
+        &["--log.level=debug", &log_format],
         &[
-            "--log.level=debug".into(),
-            format!("--log.format={format}"),
-            "simulate".into(),
-            "--username".into(),
-            USER.into(),
-            "--password-file".into(),
-            pw.display().to_string(),
-            "--scenario".into(),
-            "stable".into(),
-            "--speed".into(),
-            "10".into(),
-            "--web.listen-address".into(),
-            format!("127.0.0.1:{sim_port}"),
+            "--username",
+            USER,
+            "--password-file",
+            &pw_path,
+            "--scenario",
+            "stable",
+            "--speed",
+            "10",
         ],
-        &[],
     );
-    let sim_url = format!("http://127.0.0.1:{sim_port}");
-    wait_until("the simulator answers", Duration::from_secs(60), || async {
-        get(&format!("{sim_url}/rest/zdu/cluster")).await.is_some()
-    })
-    .await;
     // Without credentials the simulator refuses: the exporter's success below proves they
     // were sent.
     let (status, _) = get(&format!("{sim_url}/rest/zdu/cluster")).await.unwrap();
@@ -230,7 +125,7 @@ async fn against_the_simulator(format: &str, password_via_env: bool) {
     } else {
         (exporter_args(&sim_url, port, format, Some(&pw)), vec![])
     };
-    let exp = Proc::spawn(dir.path(), "exporter", &args, &env);
+    let exp = Proc::spawn(&args, &env);
     wait_until("the exporter is up", Duration::from_secs(60), || async {
         match get(&format!("{base}/metrics")).await {
             Some((200, m)) => up_of(&m) == Some(1.0),
@@ -267,122 +162,75 @@ async fn simulator_with_basic_auth_json_password_env() {
     against_the_simulator("json", true).await;
 }
 
-/// An upstream that fails in turn in every way, several of them echoing what it received
-/// (the Authorization header, the whole request) in an error message or a redirect.
-async fn faulting_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let n = Arc::new(AtomicUsize::new(0));
-    let counter = n.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let i = counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                let mut len = 0;
-                while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") && len < buf.len() {
-                    match s.read(&mut buf[len..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => len += k,
-                    }
-                }
-                let request = String::from_utf8_lossy(&buf[..len]).to_string();
-                let auth = request
-                    .lines()
-                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
-                    .unwrap_or("")
-                    .to_string();
-                let echo = serde_json::to_string(&request).unwrap();
-                let (status, ct, body, extra) = match i % 9 {
-                    0 => (
-                        401,
-                        "application/json",
-                        format!(r#"{{"errors":[{{"message":"bad credentials in {auth}"}}]}}"#),
-                        String::new(),
-                    ),
-                    1 => (
-                        403,
-                        "application/json",
-                        format!(r#"{{"errors":[{{"message":{echo}}}]}}"#),
-                        String::new(),
-                    ),
-                    2 => (
-                        500,
-                        "application/json",
-                        format!(r#"{{"errors":[{{"message":{echo}}}]}}"#),
-                        String::new(),
-                    ),
-                    3 => (
-                        400,
-                        "application/json",
-                        format!(r#"{{"errors":[{{"message":"Header {auth} rejected"}}]}}"#),
-                        String::new(),
-                    ),
-                    4 => (
-                        200,
-                        "text/html",
-                        format!("<html>login {request}</html>"),
-                        String::new(),
-                    ),
-                    5 => (
-                        200,
-                        "application/json",
-                        format!("{{\"nodes\": [ {echo}"),
-                        String::new(),
-                    ),
-                    6 => (
-                        302,
-                        "text/plain",
-                        String::new(),
-                        format!(
-                            "Location: http://{USER}:{SECRET}@127.0.0.1:1/?auth={}\r\n",
-                            auth.replace(' ', "+")
-                        ),
-                    ),
-                    // A JSON string where an object belongs: serde quotes it in its error.
-                    7 => (200, "application/json", echo.clone(), String::new()),
-                    _ => (
-                        409,
-                        "application/json",
-                        format!(r#"{{"errors":[{{"message":"conflict","context":{echo}}}]}}"#),
-                        String::new(),
-                    ),
-                };
-                let resp = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    (addr, n)
+/// The answer to request `i` of an upstream that fails in turn in every way, several of them
+/// echoing what it received (the Authorization header, the whole request) in an error
+/// message or a redirect.
+fn echoing_failure(i: usize, request: &str) -> Canned {
+    let auth = request
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .unwrap_or("")
+        .to_string();
+    let echo = serde_json::to_string(request).unwrap();
+    let json = |status: u16, body: String| Canned {
+        status,
+        content_type: Some("application/json".into()),
+        extra_headers: String::new(),
+        body,
+    };
+    match i % 9 {
+        0 => json(
+            401,
+            format!(r#"{{"errors":[{{"message":"bad credentials in {auth}"}}]}}"#),
+        ),
+        1 => json(403, format!(r#"{{"errors":[{{"message":{echo}}}]}}"#)),
+        2 => json(500, format!(r#"{{"errors":[{{"message":{echo}}}]}}"#)),
+        3 => json(
+            400,
+            format!(r#"{{"errors":[{{"message":"Header {auth} rejected"}}]}}"#),
+        ),
+        4 => Canned {
+            content_type: Some("text/html".into()),
+            ..json(200, format!("<html>login {request}</html>"))
+        },
+        5 => json(200, format!("{{\"nodes\": [ {echo}")),
+        6 => Canned {
+            status: 302,
+            content_type: Some("text/plain".into()),
+            extra_headers: format!(
+                "Location: http://{USER}:{SECRET}@127.0.0.1:1/?auth={}\r\n",
+                auth.replace(' ', "+")
+            ),
+            body: String::new(),
+        },
+        // A JSON string where an object belongs: serde quotes it in its error.
+        7 => json(200, echo.clone()),
+        _ => json(
+            409,
+            format!(r#"{{"errors":[{{"message":"conflict","context":{echo}}}]}}"#),
+        ),
+    }
 }
 
 async fn against_a_faulting_upstream(format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let pw = secret_file(dir.path());
-    let (addr, requests) = faulting_upstream().await;
+    let upstream = Mock::scripted(echoing_failure).await;
+    let requests = || upstream.seen().len();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let exp = Proc::spawn(
-        dir.path(),
-        "exporter",
-        &exporter_args(&format!("http://{addr}"), port, format, Some(&pw)),
+        &exporter_args(&upstream.url(), port, format, Some(&pw)),
         &[],
     );
     let mut pages = String::new();
     // Go through every kind of failure at least twice (backoff stays short: 300 ms × 8).
     let start = Instant::now();
-    while requests.load(Ordering::SeqCst) < 40 && start.elapsed() < Duration::from_secs(90) {
+    while requests() < 40 && start.elapsed() < Duration::from_secs(90) {
         pages.push_str(&served(&base).await);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(
-        requests.load(Ordering::SeqCst) >= 18,
-        "the exporter kept polling"
-    );
+    assert!(requests() >= 18, "the exporter kept polling");
     pages.push_str(&served(&base).await);
     assert!(pages.contains("bitbucket_zdu_last_error_info"), "{pages}");
     assert_clean("served pages", &pages);
@@ -484,22 +332,8 @@ fn config_check_on_a_bad_config_never_prints_the_secret() {
     )
     .unwrap();
     let run = |args: &[String], env: &[(&str, &str)]| {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .env_remove("BITBUCKET_ZDU_PASSWORD")
-            .env_remove("BITBUCKET_ZDU_TOKEN");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        let out = run_bin(args, env);
+        (out.status.success(), output_text(&out))
     };
     let cases: Vec<Case> = vec![
         // A bad value next to a good secret file.
@@ -560,37 +394,9 @@ fn config_check_on_a_bad_config_never_prints_the_secret() {
 
 /// Runs the binary with `args`; it must refuse to start. Returns stdout + stderr.
 fn refused(args: &[String]) -> String {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut text = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut text)
-        .unwrap();
+    let mut p = Proc::spawn(args, &[]);
+    let status = p.wait_exit(Duration::from_secs(30));
+    let text = p.stdout() + &p.stderr();
     assert!(
         status.is_some_and(|s| !s.success()),
         "{args:?} must be refused: {text}"

@@ -8,6 +8,8 @@
 //! promtool accepts, this exporter refuses (rustls cannot honour it); `.newer.yml` this
 //! exporter accepts, promtool 2.42 refuses (keys from a newer exporter-toolkit).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,14 +18,13 @@ use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use axum::Router;
-use base64::Engine;
 use bitbucket_zdu_exporter::server::{self, ServeOptions};
 use bitbucket_zdu_exporter::web::{
     AuthResult, Authenticator, WebConfigError, WebConfigRuntime, WebSettings,
 };
+use common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/web-config")
@@ -132,33 +133,9 @@ fn values_rustls_cannot_honour_are_refused_clearly() {
     }
 }
 
-fn promtool() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/bin/promtool");
-    if p.exists() {
-        return Some(p);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("promtool is missing at /usr/bin/promtool; scripts/test.sh installs Debian's prometheus package");
-    }
-    eprintln!("NOTICE: /usr/bin/promtool not found; skipping the promtool agreement test");
-    None
-}
-
 #[test]
 fn promtool_agrees_except_where_documented() {
-    let Some(promtool) = promtool() else { return };
-    let check = |f: &Path| {
-        let out = std::process::Command::new(&promtool)
-            .args(["check", "web-config"])
-            .arg(f)
-            .output()
-            .expect("run promtool");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let check = |f: &Path| promtool_run(&["check".as_ref(), "web-config".as_ref(), f.as_os_str()]);
     for f in fixtures(".good.yml") {
         let (ok, out) = check(&f);
         assert!(ok, "promtool refuses good {}: {out}", f.display());
@@ -273,47 +250,27 @@ async fn start(yaml: &str) -> Server {
     }
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    head: String,
-    server_cert: Option<Vec<u8>>,
+fn b64(input: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
 
 fn request(auth: Option<(&str, &str)>) -> String {
-    let mut r = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n".to_string();
-    if let Some((u, p)) = auth {
-        r.push_str(&format!(
-            "Authorization: Basic {}\r\n",
-            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-        ));
-    }
-    r.push_str("\r\n");
-    r
+    let headers: Vec<String> = auth
+        .map(|(u, p)| {
+            format!(
+                "Authorization: Basic {}",
+                b64(format!("{u}:{p}").as_bytes())
+            )
+        })
+        .into_iter()
+        .collect();
+    request_text("GET", "/metrics", &headers)
 }
 
-fn parse_reply(raw: &[u8]) -> std::io::Result<(u16, String)> {
-    let text = String::from_utf8_lossy(raw).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no HTTP reply: {text:?}")))?;
-    let head = text.split("\r\n\r\n").next().unwrap_or("").to_lowercase();
-    Ok((status, head))
-}
-
-async fn http_get(addr: SocketAddr, auth: Option<(&str, &str)>) -> std::io::Result<Reply> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(request(auth).as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let (status, head) = parse_reply(&buf)?;
-    Ok(Reply {
-        status,
-        head,
-        server_cert: None,
-    })
+async fn http_get_auth(addr: SocketAddr, auth: Option<(&str, &str)>) -> std::io::Result<Reply> {
+    let s = tokio::net::TcpStream::connect(addr).await?;
+    exchange(s, &request(auth)).await
 }
 
 /// GET /metrics over TLS, trusting the fixture CA, optionally with a client certificate
@@ -351,19 +308,10 @@ async fn https_get(
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| c.as_ref().to_vec());
-    tls.write_all(request(auth).as_bytes()).await?;
-    let mut buf = Vec::new();
-    // A close_notify-less close after a full reply is fine.
-    if let Err(e) = tls.read_to_end(&mut buf).await {
-        if buf.is_empty() {
-            return Err(e);
-        }
-    }
-    let (status, head) = parse_reply(&buf)?;
+    let reply = exchange(&mut tls, &request(auth)).await?;
     Ok(Reply {
-        status,
-        head,
         server_cert,
+        ..reply
     })
 }
 
@@ -404,7 +352,7 @@ async fn tls_basic_auth_and_headers() {
         assert!(r.head.contains("x-content-type-options: nosniff"));
     }
     // Plain HTTP to a TLS port gets no HTTP answer.
-    assert!(http_get(s.addr, Some(("alice", "alice-secret")))
+    assert!(http_get_auth(s.addr, Some(("alice", "alice-secret")))
         .await
         .map(|r| r.status != 200)
         .unwrap_or(true));
@@ -415,8 +363,10 @@ async fn tls_basic_auth_and_headers() {
 async fn users_and_headers_are_reread_per_request() {
     let users = fixture("users.good.yml");
     let s = start(&users).await;
-    assert_eq!(http_get(s.addr, None).await.unwrap().status, 401);
-    let r = http_get(s.addr, Some(("bob", "bob-secret"))).await.unwrap();
+    assert_eq!(http_get_auth(s.addr, None).await.unwrap().status, 401);
+    let r = http_get_auth(s.addr, Some(("bob", "bob-secret")))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     // Drop bob, add a header: the next request sees both, no restart.
     let without_bob: String = users.lines().filter(|l| !l.contains("bob")).fold(
@@ -424,14 +374,16 @@ async fn users_and_headers_are_reread_per_request() {
         |acc, l| acc + l + "\n",
     );
     s.write(&without_bob);
-    let r = http_get(s.addr, Some(("bob", "bob-secret"))).await.unwrap();
+    let r = http_get_auth(s.addr, Some(("bob", "bob-secret")))
+        .await
+        .unwrap();
     assert_eq!(r.status, 401);
     assert!(r.head.contains("x-frame-options: sameorigin"), "{}", r.head);
     // An invalid file while running: 500, as the toolkit does; fixed again: served again.
     s.write("basic_auth_users: [\n");
-    assert_eq!(http_get(s.addr, None).await.unwrap().status, 500);
+    assert_eq!(http_get_auth(s.addr, None).await.unwrap().status, 500);
     s.write("");
-    assert_eq!(http_get(s.addr, None).await.unwrap().status, 200);
+    assert_eq!(http_get_auth(s.addr, None).await.unwrap().status, 200);
     s.stop().await;
 }
 
@@ -528,7 +480,7 @@ async fn rate_limit_answers_429() {
     let s = start("rate_limit:\n  interval: 1h\n  burst: 2\n").await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(http_get(s.addr, None).await.unwrap().status);
+        statuses.push(http_get_auth(s.addr, None).await.unwrap().status);
     }
     assert_eq!(statuses, [200, 200, 429, 429]);
     s.stop().await;

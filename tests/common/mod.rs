@@ -1,6 +1,27 @@
-//! Test helpers shared by the integration tests: an in-process simulator on loopback, target
-//! configs pointing at it, one-shot polls, and a small exposition-format reader.
-#![allow(dead_code)]
+//! The one test harness every integration test uses (`mod common; use common::*;`):
+//!
+//! - here: an in-process simulator on loopback, target configs pointing at it, one-shot
+//!   polls and rendering;
+//! - [`upstream`]: the mock Bitbucket (raw TCP, TLS optional) that answers well or fails in
+//!   a chosen way, and records every request;
+//! - [`process`]: the real binary as a child process ([`Proc`]), [`free_port`];
+//! - [`http`]: HTTP requests to what the tests start;
+//! - [`exposition`]: reading sample values out of an exposition, golden files, the
+//!   catalogue check;
+//! - [`promtool`]: the promtool lookup, which fails loudly when promtool is missing.
+#![allow(dead_code, unused_imports)]
+
+pub mod exposition;
+pub mod http;
+pub mod process;
+pub mod promtool;
+pub mod upstream;
+
+pub use exposition::*;
+pub use http::*;
+pub use process::*;
+pub use promtool::*;
+pub use upstream::*;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +75,16 @@ impl Sim {
     }
 }
 
+/// Waits (up to 5 s) until `rt` has finished its first polls.
+pub async fn wait_ready(rt: &bitbucket_zdu_exporter::app::Runtime) {
+    for _ in 0..250 {
+        if rt.ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A target config for `url` with short timings.
 pub fn target(name: &str, url: &str) -> TargetConfig {
     TargetConfig::builder(name, url)
@@ -84,154 +115,4 @@ pub fn render_target(shared: &Arc<TargetShared>, format: Format) -> String {
     let mut r = Registry::default();
     r.register_collector(Box::new(TargetCollector::new(shared.clone())));
     render(&r, format)
-}
-
-/// One sample of a text exposition: name, labels, value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: Vec<(String, String)>,
-    pub value: f64,
-}
-
-/// Parses the samples of a text exposition (enough for tests: no escapes inside values
-/// other than \" \\ \n).
-pub fn samples(text: &str) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let (head, value) = line.rsplit_once(' ').expect("sample line");
-        let value: f64 = value.parse().unwrap_or(f64::NAN);
-        let (name, labels) = match head.find('{') {
-            None => (head.to_string(), Vec::new()),
-            Some(i) => {
-                let name = head[..i].to_string();
-                let body = &head[i + 1..head.len() - 1];
-                (name, parse_labels(body))
-            }
-        };
-        out.push(Sample {
-            name,
-            labels,
-            value,
-        });
-    }
-    out
-}
-
-fn parse_labels(body: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        let eq = rest.find('=').expect("label =");
-        let key = rest[..eq].trim_start_matches(',').to_string();
-        let mut val = String::new();
-        let bytes: Vec<char> = rest[eq + 2..].chars().collect();
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                '\\' => {
-                    i += 1;
-                    val.push(match bytes[i] {
-                        'n' => '\n',
-                        c => c,
-                    });
-                }
-                '"' => break,
-                c => val.push(c),
-            }
-            i += 1;
-        }
-        let consumed: usize = bytes[..=i].iter().map(|c| c.len_utf8()).sum();
-        rest = &rest[eq + 2 + consumed..];
-        rest = rest.trim_start_matches(',');
-        out.push((key, val));
-    }
-    out
-}
-
-/// The value of the sample `name` whose labels include all of `want`.
-pub fn value(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
-    samples(text)
-        .into_iter()
-        .find(|s| {
-            s.name == name
-                && want
-                    .iter()
-                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-        })
-        .map(|s| s.value)
-}
-
-/// How many samples named `name` there are.
-pub fn count(text: &str, name: &str) -> usize {
-    samples(text).into_iter().filter(|s| s.name == name).count()
-}
-
-/// Replaces values that change from run to run (timestamps, durations, process figures) so
-/// that output can be compared with a golden file.
-pub fn mask(text: &str) -> String {
-    text.lines()
-        .map(|l| {
-            let volatile = ["_timestamp_seconds", "bitbucket_zdu_poll_duration_seconds"];
-            if !l.starts_with('#') && volatile.iter().any(|v| l.contains(v)) {
-                match l.rsplit_once(' ') {
-                    Some((head, _)) => format!("{head} <volatile>"),
-                    None => l.to_string(),
-                }
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
-/// Path to promtool, or None (with a notice) when it is missing outside CI. In CI a missing
-/// promtool is a failure: the test command installs it.
-pub fn promtool() -> Option<std::path::PathBuf> {
-    for p in ["/usr/bin/promtool", "/usr/local/bin/promtool"] {
-        if std::path::Path::new(p).exists() {
-            return Some(p.into());
-        }
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("promtool is missing in CI; scripts/test.sh installs Debian's prometheus package");
-    }
-    eprintln!("NOTICE: promtool not found; skipping the promtool check (run scripts/test.sh to install it)");
-    None
-}
-
-/// Runs `promtool check metrics` on `text`, returning its complaints.
-pub fn promtool_check_metrics(text: &str) -> Result<(), String> {
-    use std::io::Write;
-    let Some(bin) = promtool() else {
-        return Ok(());
-    };
-    let mut child = std::process::Command::new(bin)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
 }

@@ -1,0 +1,534 @@
+//! The metric catalogue: every family the exporter serves, defined once with its name, type,
+//! help text, label names and group. Encoders refer to these descriptors and only supply
+//! label values and sample values; `docs/metrics.json` (the contract the README table check
+//! and the alert and dashboard tooling read) is generated from [`ALL`] by
+//! `tests/metrics_contract.rs`.
+//!
+//! Adding a metric: add a `pub const` [`Family`] here, list it in [`ALL`] at the place it is
+//! emitted, encode it in its group's module, run `UPDATE_GOLDEN=1 cargo test --test
+//! metrics_contract` and add its README row.
+//!
+//! One cohesive concern, a table: its length is one constant per family with its help text.
+
+use std::fmt;
+
+use prometheus_client::metrics::MetricType;
+
+/// The suffix of help texts whose values come from the background poll.
+macro_rules! polled {
+    ($text:literal) => {
+        concat!(
+            $text,
+            " (from the exporter's background poll of Bitbucket's ZDU API)."
+        )
+    };
+}
+
+/// The type of a family, as written in `# TYPE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A value that goes up and down (also used for `_info` families).
+    Gauge,
+    /// A monotonically increasing count; its samples carry `_total`.
+    Counter,
+}
+
+impl Kind {
+    /// The name in the text format's `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+        }
+    }
+
+    /// The `prometheus-client` type.
+    pub fn metric_type(self) -> MetricType {
+        match self {
+            Kind::Gauge => MetricType::Gauge,
+            Kind::Counter => MetricType::Counter,
+        }
+    }
+}
+
+/// Which encoding function emits a family (one function, one module per group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// The cluster as a whole: up, last error, upgrade mode, cluster state, versions.
+    Cluster,
+    /// Node entries and the figures derived from them.
+    Nodes,
+    /// The node that answered `/rest/zdu/state`.
+    Responder,
+    /// Poll bookkeeping: counters and timings of the two endpoints, transitions, unknown values.
+    Polls,
+    /// The exporter itself: build, targets, reloads.
+    Exporter,
+    /// The standard `process_*` metrics.
+    Process,
+}
+
+impl Group {
+    /// The group's name in `docs/metrics.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Cluster => "cluster",
+            Group::Nodes => "nodes",
+            Group::Responder => "responder",
+            Group::Polls => "polls",
+            Group::Exporter => "exporter",
+            Group::Process => "process",
+        }
+    }
+}
+
+/// The descriptor of one metric family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// The family name; for a counter without `_total` (the encoder adds it).
+    pub name: &'static str,
+    /// Gauge or counter.
+    pub kind: Kind,
+    /// The `# HELP` text.
+    pub help: &'static str,
+    /// The label names the exporter puts on every sample, in the order emitted.
+    pub labels: &'static [&'static str],
+    /// The encoding group.
+    pub group: Group,
+}
+
+impl Family {
+    /// The sample name as written in PromQL: counters with `_total`.
+    pub fn sample_name(&self) -> String {
+        match self.kind {
+            Kind::Counter => format!("{}_total", self.name),
+            Kind::Gauge => self.name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.sample_name())
+    }
+}
+
+const fn family(
+    name: &'static str,
+    kind: Kind,
+    group: Group,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Family {
+    Family {
+        name,
+        kind,
+        help,
+        labels,
+        group,
+    }
+}
+
+use Group::{Cluster, Exporter, Nodes, Polls, Process, Responder};
+use Kind::{Counter, Gauge};
+
+const NODE: &[&str] = &["node_id", "node_name"];
+
+// --- exporter -------------------------------------------------------------------------------
+
+/// `bitbucket_zdu_exporter_build_info`.
+pub const EXPORTER_BUILD_INFO: Family = family(
+    "bitbucket_zdu_exporter_build_info",
+    Gauge,
+    Exporter,
+    &["version", "revision", "rustc"],
+    "A metric with a constant '1' value labeled by version, revision and rustc of the exporter.",
+);
+/// `bitbucket_zdu_exporter_targets`.
+pub const EXPORTER_TARGETS: Family = family(
+    "bitbucket_zdu_exporter_targets",
+    Gauge,
+    Exporter,
+    &[],
+    "Number of Bitbucket targets configured.",
+);
+/// `bitbucket_zdu_exporter_config_last_reload_successful`.
+pub const EXPORTER_RELOAD_SUCCESSFUL: Family = family(
+    "bitbucket_zdu_exporter_config_last_reload_successful",
+    Gauge,
+    Exporter,
+    &[],
+    "1 when the last configuration reload succeeded.",
+);
+/// `bitbucket_zdu_exporter_config_last_reload_success_timestamp_seconds`.
+pub const EXPORTER_RELOAD_SUCCESS_TIMESTAMP: Family = family(
+    "bitbucket_zdu_exporter_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    Exporter,
+    &[],
+    "Unix time of the last successful configuration (re)load.",
+);
+
+// --- process --------------------------------------------------------------------------------
+
+/// `process_cpu_seconds_total`.
+pub const PROCESS_CPU: Family = family(
+    "process_cpu_seconds",
+    Counter,
+    Process,
+    &[],
+    "Total user and system CPU time spent in seconds.",
+);
+/// `process_resident_memory_bytes`.
+pub const PROCESS_RESIDENT_MEMORY: Family = family(
+    "process_resident_memory_bytes",
+    Gauge,
+    Process,
+    &[],
+    "Resident memory size in bytes.",
+);
+/// `process_virtual_memory_bytes`.
+pub const PROCESS_VIRTUAL_MEMORY: Family = family(
+    "process_virtual_memory_bytes",
+    Gauge,
+    Process,
+    &[],
+    "Virtual memory size in bytes.",
+);
+/// `process_start_time_seconds`.
+pub const PROCESS_START_TIME: Family = family(
+    "process_start_time_seconds",
+    Gauge,
+    Process,
+    &[],
+    "Start time of the process since unix epoch in seconds.",
+);
+/// `process_open_fds`.
+pub const PROCESS_OPEN_FDS: Family = family(
+    "process_open_fds",
+    Gauge,
+    Process,
+    &[],
+    "Number of open file descriptors.",
+);
+/// `process_max_fds`.
+pub const PROCESS_MAX_FDS: Family = family(
+    "process_max_fds",
+    Gauge,
+    Process,
+    &[],
+    "Maximum number of open file descriptors.",
+);
+
+// --- cluster --------------------------------------------------------------------------------
+
+/// `bitbucket_zdu_up`.
+pub const UP: Family = family(
+    "bitbucket_zdu_up",
+    Gauge,
+    Cluster,
+    &[],
+    polled!("1 when the last poll of /rest/zdu/cluster succeeded and is fresh, else 0"),
+);
+/// `bitbucket_zdu_last_error_info`.
+pub const LAST_ERROR_INFO: Family = family(
+    "bitbucket_zdu_last_error_info",
+    Gauge,
+    Cluster,
+    &["reason"],
+    "Why bitbucket_zdu_up is 0: the failure reason of the last /rest/zdu/cluster poll, or stale.",
+);
+/// `bitbucket_zdu_upgrade_mode_enabled`.
+pub const UPGRADE_MODE_ENABLED: Family = family(
+    "bitbucket_zdu_upgrade_mode_enabled",
+    Gauge,
+    Cluster,
+    &[],
+    polled!("1 when rolling-upgrade mode is enabled"),
+);
+/// `bitbucket_zdu_cluster_state`.
+pub const CLUSTER_STATE: Family = family(
+    "bitbucket_zdu_cluster_state",
+    Gauge,
+    Cluster,
+    &["state"],
+    polled!("1 for the cluster's current ZDU state, 0 for the others"),
+);
+/// `bitbucket_zdu_cluster_state_entered_timestamp_seconds`.
+pub const CLUSTER_STATE_ENTERED: Family = family(
+    "bitbucket_zdu_cluster_state_entered_timestamp_seconds",
+    Gauge,
+    Cluster,
+    &[],
+    polled!("Unix time the cluster entered its current state, as first seen by the exporter (kept across restarts with --state.file)"),
+);
+/// `bitbucket_zdu_original_version_info`.
+pub const ORIGINAL_VERSION_INFO: Family = family(
+    "bitbucket_zdu_original_version_info",
+    Gauge,
+    Cluster,
+    &["version"],
+    polled!("The version the cluster ran when upgrade mode was enabled"),
+);
+
+// --- nodes ----------------------------------------------------------------------------------
+
+/// `bitbucket_zdu_nodes`.
+pub const NODES: Family = family(
+    "bitbucket_zdu_nodes",
+    Gauge,
+    Nodes,
+    &["state"],
+    polled!("Number of cluster node entries per node state, ghost entries included"),
+);
+/// `bitbucket_zdu_node_info`.
+pub const NODE_INFO: Family = family(
+    "bitbucket_zdu_node_info",
+    Gauge,
+    Nodes,
+    &[
+        "node_id",
+        "node_name",
+        "address",
+        "version",
+        "build_number",
+        "local",
+    ],
+    polled!("One series per cluster node entry with its address, version and build number"),
+);
+/// `bitbucket_zdu_node_state`.
+pub const NODE_STATE: Family = family(
+    "bitbucket_zdu_node_state",
+    Gauge,
+    Nodes,
+    &["node_id", "node_name", "state"],
+    polled!("1 for the node's current state, 0 for the others"),
+);
+/// `bitbucket_zdu_node_state_entered_timestamp_seconds`.
+pub const NODE_STATE_ENTERED: Family = family(
+    "bitbucket_zdu_node_state_entered_timestamp_seconds",
+    Gauge,
+    Nodes,
+    NODE,
+    polled!("Unix time the node entered its current state, as first seen by the exporter"),
+);
+/// `bitbucket_zdu_node_ghost`.
+pub const NODE_GHOST: Family = family(
+    "bitbucket_zdu_node_ghost",
+    Gauge,
+    Nodes,
+    NODE,
+    polled!("1 when this OFFLINE entry is a ghost: a live node with the same name exists (a pod back with a new IP)"),
+);
+/// `bitbucket_zdu_node_active_tasks`.
+pub const NODE_ACTIVE_TASKS: Family = family(
+    "bitbucket_zdu_node_active_tasks",
+    Gauge,
+    Nodes,
+    NODE,
+    polled!("Active tasks on the node (absent when Bitbucket reports null)"),
+);
+/// `bitbucket_zdu_node_active_users`.
+pub const NODE_ACTIVE_USERS: Family = family(
+    "bitbucket_zdu_node_active_users",
+    Gauge,
+    Nodes,
+    NODE,
+    polled!("Active users on the node (absent when Bitbucket reports null)"),
+);
+/// `bitbucket_zdu_distinct_versions`.
+pub const DISTINCT_VERSIONS: Family = family(
+    "bitbucket_zdu_distinct_versions",
+    Gauge,
+    Nodes,
+    &[],
+    polled!("Distinct product versions among nodes that are not OFFLINE"),
+);
+/// `bitbucket_zdu_nodes_upgraded`.
+pub const NODES_UPGRADED: Family = family(
+    "bitbucket_zdu_nodes_upgraded",
+    Gauge,
+    Nodes,
+    &[],
+    polled!("Nodes not OFFLINE whose version differs from the original version (0 without one)"),
+);
+/// `bitbucket_zdu_ghost_nodes`.
+pub const GHOST_NODES: Family = family(
+    "bitbucket_zdu_ghost_nodes",
+    Gauge,
+    Nodes,
+    &[],
+    polled!("OFFLINE node entries whose name matches a live node"),
+);
+
+// --- responder ------------------------------------------------------------------------------
+
+/// `bitbucket_zdu_responder_info`.
+pub const RESPONDER_INFO: Family = family(
+    "bitbucket_zdu_responder_info",
+    Gauge,
+    Responder,
+    &["node_id", "node_name", "version"],
+    polled!(
+        "The node that answered GET /rest/zdu/state (a sidecar on localhost sees its own node)"
+    ),
+);
+/// `bitbucket_zdu_responder_state`.
+pub const RESPONDER_STATE: Family = family(
+    "bitbucket_zdu_responder_state",
+    Gauge,
+    Responder,
+    &["state"],
+    polled!("1 for the state of the node that answered GET /rest/zdu/state"),
+);
+
+// --- polls ----------------------------------------------------------------------------------
+
+/// `bitbucket_zdu_cluster_state_transitions_total`.
+pub const CLUSTER_STATE_TRANSITIONS: Family = family(
+    "bitbucket_zdu_cluster_state_transitions",
+    Counter,
+    Polls,
+    &["from", "to"],
+    polled!("Cluster state changes seen by the exporter"),
+);
+/// `bitbucket_zdu_unknown_enum_values_total`.
+pub const UNKNOWN_ENUM_VALUES: Family = family(
+    "bitbucket_zdu_unknown_enum_values",
+    Counter,
+    Polls,
+    &["field"],
+    "State values this exporter version does not know, seen in polls (exported verbatim, sanitised).",
+);
+/// `bitbucket_zdu_poll_duration_seconds`.
+pub const POLL_DURATION: Family = family(
+    "bitbucket_zdu_poll_duration_seconds",
+    Gauge,
+    Polls,
+    &["endpoint"],
+    "Duration of the last poll of each ZDU endpoint.",
+);
+/// `bitbucket_zdu_polls_total`.
+pub const POLLS: Family = family(
+    "bitbucket_zdu_polls",
+    Counter,
+    Polls,
+    &["endpoint"],
+    "Polls of each ZDU endpoint.",
+);
+/// `bitbucket_zdu_poll_errors_total`.
+pub const POLL_ERRORS: Family = family(
+    "bitbucket_zdu_poll_errors",
+    Counter,
+    Polls,
+    &["endpoint", "reason"],
+    "Failed polls of each ZDU endpoint by reason.",
+);
+/// `bitbucket_zdu_last_poll_success_timestamp_seconds`.
+pub const LAST_POLL_SUCCESS: Family = family(
+    "bitbucket_zdu_last_poll_success_timestamp_seconds",
+    Gauge,
+    Polls,
+    &["endpoint"],
+    "Unix time of the last successful poll of each ZDU endpoint.",
+);
+
+/// Every family, in the order `/metrics` emits them for a single target (the exporter's own
+/// families first, then the target's).
+pub const ALL: &[Family] = &[
+    EXPORTER_BUILD_INFO,
+    EXPORTER_TARGETS,
+    EXPORTER_RELOAD_SUCCESSFUL,
+    EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
+    PROCESS_CPU,
+    PROCESS_RESIDENT_MEMORY,
+    PROCESS_VIRTUAL_MEMORY,
+    PROCESS_START_TIME,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    UP,
+    LAST_ERROR_INFO,
+    UPGRADE_MODE_ENABLED,
+    CLUSTER_STATE,
+    CLUSTER_STATE_ENTERED,
+    ORIGINAL_VERSION_INFO,
+    NODES,
+    NODE_INFO,
+    NODE_STATE,
+    NODE_STATE_ENTERED,
+    NODE_GHOST,
+    NODE_ACTIVE_TASKS,
+    NODE_ACTIVE_USERS,
+    DISTINCT_VERSIONS,
+    NODES_UPGRADED,
+    GHOST_NODES,
+    RESPONDER_INFO,
+    RESPONDER_STATE,
+    CLUSTER_STATE_TRANSITIONS,
+    UNKNOWN_ENUM_VALUES,
+    POLL_DURATION,
+    POLLS,
+    POLL_ERRORS,
+    LAST_POLL_SUCCESS,
+];
+
+/// The machine-readable contract (`docs/metrics.json`): every family's sample name, type,
+/// help, labels and group, in emission order.
+pub fn contract_json() -> String {
+    #[derive(serde::Serialize)]
+    struct Entry {
+        name: String,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        group: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Contract {
+        metrics: Vec<Entry>,
+    }
+    let doc = Contract {
+        metrics: ALL
+            .iter()
+            .map(|f| Entry {
+                name: f.sample_name(),
+                kind: f.kind.as_str(),
+                help: f.help,
+                labels: f.labels,
+                group: f.group.as_str(),
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&doc).expect("JSON of plain values") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_groups_are_contiguous() {
+        let mut names: Vec<String> = ALL.iter().map(Family::sample_name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "duplicate family names");
+        // Each group is emitted by one function, so its families stand together.
+        let mut seen: Vec<Group> = Vec::new();
+        for f in ALL {
+            if seen.last() != Some(&f.group) {
+                assert!(!seen.contains(&f.group), "{} splits group {:?}", f, f.group);
+                seen.push(f.group);
+            }
+        }
+    }
+
+    #[test]
+    fn counters_do_not_carry_total_in_the_family_name() {
+        for f in ALL {
+            if f.kind == Kind::Counter {
+                assert!(!f.name.ends_with("_total"), "{}", f.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The cluster group: `up`, the last error, upgrade mode, the cluster state and the original
+//! version.
+
+use std::fmt;
+use std::time::Instant;
+
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::catalogue::{
+    CLUSTER_STATE, CLUSTER_STATE_ENTERED, LAST_ERROR_INFO, ORIGINAL_VERSION_INFO, UP,
+    UPGRADE_MODE_ENABLED,
+};
+use super::{bit, gauges, one_hot, unlabelled};
+use crate::model::ClusterState;
+use crate::poller::{ClusterView, TargetSnapshot};
+
+/// Writes the cluster group; `fresh` is the snapshot's fresh cluster view, if any.
+pub fn encode(
+    enc: &mut DescriptorEncoder<'_>,
+    snap: &TargetSnapshot,
+    fresh: Option<&ClusterView>,
+    now: Instant,
+) -> fmt::Result {
+    gauges(enc, &UP, &unlabelled(bit(fresh.is_some())))?;
+    if snap.first_poll_done {
+        if let Some(reason) = snap.down_reason(now) {
+            gauges(enc, &LAST_ERROR_INFO, &[(vec![reason.to_string()], 1.0)])?;
+        }
+    }
+    let Some(view) = fresh else {
+        return Ok(());
+    };
+    let c = &view.cluster;
+    if let Some(enabled) = c.upgrade_mode_enabled {
+        gauges(enc, &UPGRADE_MODE_ENABLED, &unlabelled(bit(enabled)))?;
+    }
+    let states = one_hot(
+        ClusterState::KNOWN,
+        c.state.as_ref(),
+        ClusterState::as_str,
+        ClusterState::is_unknown,
+    );
+    gauges(enc, &CLUSTER_STATE, &states)?;
+    if let Some(since) = view.cluster_since {
+        gauges(enc, &CLUSTER_STATE_ENTERED, &unlabelled(since))?;
+    }
+    if let Some(v) = &c.original_version {
+        gauges(enc, &ORIGINAL_VERSION_INFO, &[(vec![v.clone()], 1.0)])?;
+    }
+    Ok(())
+}

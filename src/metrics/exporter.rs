@@ -1,0 +1,45 @@
+//! The exporter group: the exporter's own build, targets and reload status, followed by the
+//! process group ([`crate::process`]).
+
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::catalogue::{
+    EXPORTER_BUILD_INFO, EXPORTER_RELOAD_SUCCESSFUL, EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
+    EXPORTER_TARGETS,
+};
+use super::{bit, gauges, unlabelled};
+use crate::poller::TargetShared;
+
+/// The exporter's own metrics: build info, targets, reloads and the process.
+#[derive(Debug)]
+pub struct ExporterCollector {
+    /// The outcome of the last configuration (re)load.
+    pub status: Arc<crate::status::ReloadStatus>,
+    /// The configured targets.
+    pub targets: Arc<arc_swap::ArcSwap<Vec<Arc<TargetShared>>>>,
+}
+
+impl Collector for ExporterCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let build = vec![
+            crate::build::VERSION.to_string(),
+            crate::build::REVISION.to_string(),
+            crate::build::RUSTC.to_string(),
+        ];
+        gauges(&mut enc, &EXPORTER_BUILD_INFO, &[(build, 1.0)])?;
+        let targets = self.targets.load().len() as f64;
+        gauges(&mut enc, &EXPORTER_TARGETS, &unlabelled(targets))?;
+        let (ok, ts) = self.status.get();
+        gauges(&mut enc, &EXPORTER_RELOAD_SUCCESSFUL, &unlabelled(bit(ok)))?;
+        gauges(
+            &mut enc,
+            &EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
+            &unlabelled(ts),
+        )?;
+        crate::process::encode(&mut enc)
+    }
+}
