@@ -157,14 +157,15 @@ start_exporter() {
   port="$(free_port)"
   BITBUCKET_ZDU_PASSWORD=bench "${SERVER_PIN[@]}" "$1" \
     --bitbucket.url="http://$2" --bitbucket.username=bench \
-    --web.listen-address="127.0.0.1:$port" --poll.interval="$3" --log.level="$4" \
+    --web.listen-address="127.0.0.1:$port" --poll.interval="$3" --bitbucket.timeout="$3" \
+    --log.level="$4" \
     >"$log" 2>&1 &
   EX_PID=$!; PIDS+=("$EX_PID"); EX_ADDR="127.0.0.1:$port"; EX_LOG="$log"
   # Ready once the first poll landed: a sample line `bitbucket_zdu_up 1` (with or without
   # labels), not a substring of a HELP text.
   for i in $(seq 1 300); do
     if curl -fsS -H 'Accept:' "http://$EX_ADDR/metrics" 2>/dev/null \
-        | grep -Eq '^bitbucket_zdu_up(\{[^}]*\})? 1$'; then return 0; fi
+        | grep -E '^bitbucket_zdu_up(\{[^}]*\})? 1(\.0)?$' >/dev/null; then return 0; fi
     kill -0 "$EX_PID" 2>/dev/null || { cat "$log" >&2; die "exporter $1 exited"; }
     sleep 0.1
   done
