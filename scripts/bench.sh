@@ -17,7 +17,7 @@
 #   BENCH_DECODE_NODES   cluster size of the poll-decode cell [5000]
 #   BENCH_DECODE_POLLS   polls sampled in that cell (1 s apart) [7]
 #   BENCH_IDLE_SECONDS   idle-CPU window at --poll.interval=30s [60]
-#   BENCH_LOAD_POLL      --poll.interval of the load and latency exporters [5s]
+#   BENCH_LOAD_POLL      --poll.interval of the exporters in the load cells [5s]
 #   BENCH_PIN            1: pin servers to CPU 0 and the client (wrk, curl) to CPU 1 with
 #                        taskset; 0: no pinning [1 when nproc >= 2]
 #   BENCH_KEEP           1: keep the work directory (bodies, logs, raw wrk output) [0]
@@ -29,6 +29,7 @@
 # The upstream is examples/bench_static.rs in `upstream` mode, not `simulate`: the built-in
 # simulator caps a cluster at 12 nodes, and the benchmark needs 1000 and 5000.
 set -euo pipefail
+CALLER_PWD="$PWD"
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
@@ -89,6 +90,7 @@ STATIC_BIN="$PWD/target/$PROFILE_DIR/examples/bench_static"
 names=(); bins=()
 for pair in $EXPORTERS; do
   name="${pair%%=*}"; path="${pair#*=}"
+  case "$path" in /*) ;; *) path="$CALLER_PWD/$path" ;; esac
   [ "$name" != "$pair" ] && [ -n "$name" ] || die "EXPORTERS entries are name=path, got '$pair'"
   [ -x "$path" ] || die "exporter '$name': $path is not an executable"
   names+=("$name"); bins+=("$(cd "$(dirname "$path")" && pwd)/$(basename "$path")")
@@ -255,6 +257,7 @@ for n in $BENCH_LOAD_NODES; do
       read -r s_rps s_p50 s_p99 s_err <<<"$res"
       s_rss="$(rss_kib "$ST_PID")"
       stop "$ST_PID"
+      if [ "$SMOKE" = 1 ] && [ "$e_err" != 0 ]; then die "$name: $e_err errors under load ($prefix.wrk-exporter)"; fi
       ratio="$(awk -v a="$e_rps" -v b="$s_rps" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')"
       p99r="$(awk -v a="$e_p99" -v b="$s_p99" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
       LOAD_ROWS+=("| $n | $style | $name | $body_kib | $e_rps | $e_p50 | $e_p99 | $(mib "$e_rss") | $e_err | $s_rps | $s_p50 | $s_p99 | $(mib "$s_rss") | $ratio | $p99r |")
