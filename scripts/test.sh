@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and CI (.ci/run) run it.
-# Installs what it needs (Debian's prometheus for promtool, alertmanager, jsonnet) when missing.
+# Installs what it needs (Debian's prometheus for promtool, alertmanager, jsonnet, wrk) when missing.
 # Usage: scripts/test.sh            everything
 #        SKIP_E2E=1 scripts/test.sh without the real-Prometheus end-to-end run
 set -euo pipefail
@@ -13,6 +13,7 @@ need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ] || need_apt+=(prometheus-alertmanager)
 command -v jsonnet >/dev/null 2>&1 || need_apt+=(jsonnet)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_apt[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -71,6 +72,11 @@ step "fuzz crate compiles (cargo check in fuzz/, stable toolchain, shared target
 
 step "cargo test (unit, integration, golden files, metric contract, router, faults, web config, fuzz regressions)"
 cargo test --all-targets --quiet
+
+# The debug build that cargo test just made: a release build would double CI's build time, and
+# the smoke run checks only that the benchmark runs and prints its tables (docs/performance.md).
+step "benchmark smoke run (scripts/bench.sh --smoke, debug build)"
+BENCH_SMOKE=1 BENCH_PROFILE=debug bash scripts/bench.sh
 
 step "alert rules, rule unit tests, dashboard lint"
 bash alerts/test.sh

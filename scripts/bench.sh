@@ -1,0 +1,373 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of one or more exporter binaries against a static-bytes server that
+# serves the very /metrics body each exporter produced (issue 9). See docs/performance.md.
+#
+# Usage: scripts/bench.sh [--smoke]
+#   EXPORTERS="before=/path/a after=/path/b" scripts/bench.sh   compare binaries in one run
+#   BENCH_SMOKE=1 scripts/bench.sh                             a few seconds per cell, small N
+#
+# Settings (environment, defaults in brackets):
+#   EXPORTERS            name=path pairs [current=target/<profile>/bitbucket-zdu-exporter, built]
+#   BENCH_PROFILE        release|debug: profile of the default exporter and of the helper
+#                        examples/bench_static.rs [release]
+#   WRK_THREADS, WRK_CONNS, WRK_DURATION   the load client, same for every server [1, 8, 8s]
+#   BENCH_LOAD_NODES     cluster sizes of the load cells ["4 1000"]
+#   BENCH_LATENCY_NODES  cluster sizes of the single-scrape latency cells ["1000 5000"]
+#   BENCH_LATENCY_RUNS   scrapes per latency cell, the median is reported [31]
+#   BENCH_DECODE_NODES   cluster size of the poll-decode cell [5000]
+#   BENCH_DECODE_POLLS   polls sampled in that cell (1 s apart) [7]
+#   BENCH_IDLE_SECONDS   idle-CPU window at --poll.interval=30s [60]
+#   BENCH_LOAD_POLL      --poll.interval of the exporters in the load cells [5s]
+#   BENCH_PIN            1: pin servers to CPU 0 and the client (wrk, curl) to CPU 1 with
+#                        taskset; 0: no pinning [1 when nproc >= 2]
+#   BENCH_KEEP           1: keep the work directory (bodies, logs, raw wrk output) [0]
+# --smoke sets WRK_DURATION=2s, BENCH_LOAD_NODES="4 100", BENCH_LATENCY_NODES="100 200",
+# BENCH_LATENCY_RUNS=5, BENCH_DECODE_NODES=200, BENCH_DECODE_POLLS=2, BENCH_IDLE_SECONDS=3
+# (each only when not set). It checks that everything runs and the tables print; its
+# figures mean nothing.
+#
+# The upstream is examples/bench_static.rs in `upstream` mode, not `simulate`: the built-in
+# simulator caps a cluster at 12 nodes, and the benchmark needs 1000 and 5000.
+set -euo pipefail
+CALLER_PWD="$PWD"
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) BENCH_SMOKE=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ -n "${BENCH_SMOKE:-}" ] && [ "${BENCH_SMOKE}" != 0 ]; then
+  SMOKE=1
+  : "${WRK_DURATION:=2s}" "${BENCH_LOAD_NODES:=4 100}" "${BENCH_LATENCY_NODES:=100 200}"
+  : "${BENCH_LATENCY_RUNS:=5}" "${BENCH_DECODE_NODES:=200}" "${BENCH_DECODE_POLLS:=2}"
+  : "${BENCH_IDLE_SECONDS:=3}"
+else
+  SMOKE=0
+fi
+: "${BENCH_PROFILE:=release}" "${WRK_THREADS:=1}" "${WRK_CONNS:=8}" "${WRK_DURATION:=8s}"
+: "${BENCH_LOAD_NODES:=4 1000}" "${BENCH_LATENCY_NODES:=1000 5000}" "${BENCH_LATENCY_RUNS:=31}"
+: "${BENCH_DECODE_NODES:=5000}" "${BENCH_DECODE_POLLS:=7}" "${BENCH_IDLE_SECONDS:=60}"
+: "${BENCH_LOAD_POLL:=5s}" "${BENCH_KEEP:=0}"
+if [ -z "${BENCH_PIN:-}" ]; then
+  if [ "$(nproc)" -ge 2 ]; then BENCH_PIN=1; else BENCH_PIN=0; fi
+fi
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null 2>&1; then
+  log "wrk is missing: installing Debian's package"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null; } \
+    || die "wrk is not installed and 'apt-get install -y wrk' failed"
+  command -v wrk >/dev/null 2>&1 || die "wrk is still missing after apt-get install"
+fi
+for tool in curl taskset strip getconf awk sort; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
+done
+
+# --- binaries ----------------------------------------------------------------------------
+case "$BENCH_PROFILE" in
+  release) PROFILE_FLAG=(--release); PROFILE_DIR=release ;;
+  debug) PROFILE_FLAG=(); PROFILE_DIR=debug ;;
+  *) die "BENCH_PROFILE must be release or debug" ;;
+esac
+build=(--example bench_static)
+[ -z "${EXPORTERS:-}" ] && build+=(--bin bitbucket-zdu-exporter)
+log "cargo build ${PROFILE_FLAG[*]} ${build[*]}"
+cargo build --quiet "${PROFILE_FLAG[@]}" "${build[@]}"
+STATIC_BIN="$PWD/target/$PROFILE_DIR/examples/bench_static"
+: "${EXPORTERS:=current=$PWD/target/$PROFILE_DIR/bitbucket-zdu-exporter}"
+
+names=(); bins=()
+for pair in $EXPORTERS; do
+  name="${pair%%=*}"; path="${pair#*=}"
+  case "$path" in /*) ;; *) path="$CALLER_PWD/$path" ;; esac
+  [ "$name" != "$pair" ] && [ -n "$name" ] || die "EXPORTERS entries are name=path, got '$pair'"
+  [ -x "$path" ] || die "exporter '$name': $path is not an executable"
+  names+=("$name"); bins+=("$(cd "$(dirname "$path")" && pwd)/$(basename "$path")")
+done
+[ ${#names[@]} -gt 0 ] || die "EXPORTERS is empty"
+
+# --- processes ---------------------------------------------------------------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/zdu-bench.XXXXXX")"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "$BENCH_KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+if [ "$BENCH_PIN" = 1 ]; then SERVER_PIN=(taskset -c 0); CLIENT_PIN=(taskset -c 1)
+else SERVER_PIN=(); CLIENT_PIN=(); fi
+
+stop() { # stop PID: one process this script started
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  local kept=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+  PIDS=("${kept[@]}")
+}
+
+wait_listening() { # wait_listening LOGFILE PID -> prints host:port from "listening on http://…"
+  local i addr
+  for i in $(seq 1 100); do
+    addr="$(sed -n 's|^listening on http://||p' "$1" | head -1)"
+    if [ -n "$addr" ]; then echo "$addr"; return 0; fi
+    kill -0 "$2" 2>/dev/null || { cat "$1" >&2; die "helper exited before listening"; }
+    sleep 0.1
+  done
+  die "helper did not start listening: $1"
+}
+
+start_upstream() { # start_upstream NODES -> sets UP_PID, UP_ADDR
+  local out="$WORK/upstream-$1.out"
+  "${CLIENT_PIN[@]}" "$STATIC_BIN" upstream --nodes "$1" >"$out" 2>&1 &
+  UP_PID=$!; PIDS+=("$UP_PID")
+  UP_ADDR="$(wait_listening "$out" "$UP_PID")"
+}
+
+start_static() { # start_static FILE CONTENT_TYPE CONTENT_ENCODING -> sets ST_PID, ST_ADDR
+  local out="$WORK/static-$RANDOM.out" enc=()
+  [ -n "$3" ] && enc=(--content-encoding "$3")
+  "${SERVER_PIN[@]}" "$STATIC_BIN" serve-file --content-type "$2" "${enc[@]}" "$1" >"$out" 2>&1 &
+  ST_PID=$!; PIDS+=("$ST_PID")
+  ST_ADDR="$(wait_listening "$out" "$ST_PID")"
+}
+
+free_port() {
+  local p
+  for p in $(seq 19900 19999); do
+    if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return 0; fi
+  done
+  die "no free port in 19900-19999"
+}
+
+# start_exporter BIN UPSTREAM_ADDR POLL_INTERVAL LOG_LEVEL -> sets EX_PID, EX_ADDR
+start_exporter() {
+  local port log="$WORK/exporter-$RANDOM.log" i
+  port="$(free_port)"
+  BITBUCKET_ZDU_PASSWORD=bench "${SERVER_PIN[@]}" "$1" \
+    --bitbucket.url="http://$2" --bitbucket.username=bench \
+    --web.listen-address="127.0.0.1:$port" --poll.interval="$3" --bitbucket.timeout="$3" \
+    --log.level="$4" \
+    >"$log" 2>&1 &
+  EX_PID=$!; PIDS+=("$EX_PID"); EX_ADDR="127.0.0.1:$port"; EX_LOG="$log"
+  # Ready once the first poll landed: a sample line `bitbucket_zdu_up 1` (with or without
+  # labels), not a substring of a HELP text.
+  for i in $(seq 1 300); do
+    if curl -fsS -H 'Accept:' "http://$EX_ADDR/metrics" 2>/dev/null \
+        | grep -E '^bitbucket_zdu_up(\{[^}]*\})? 1(\.0)?$' >/dev/null; then return 0; fi
+    kill -0 "$EX_PID" 2>/dev/null || { cat "$log" >&2; die "exporter $1 exited"; }
+    sleep 0.1
+  done
+  cat "$log" >&2
+  die "exporter $1 did not reach bitbucket_zdu_up 1 within 30 s"
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; } # utime+stime
+CLK_TCK="$(getconf CLK_TCK)"
+
+# Scrape styles: plain (no Accept, no compression, as curl/wrk without headers) and
+# Prometheus-style (OpenMetrics 1.0.0 and gzip, as Prometheus asks).
+style_headers() {
+  case "$1" in
+    plain) echo "" ;;
+    prom) echo "Accept: application/openmetrics-text;version=1.0.0|Accept-Encoding: gzip" ;;
+  esac
+}
+hdr_args() { # hdr_args TOOL STYLE: -H arguments, one per line
+  local IFS='|' h
+  for h in $(style_headers "$2"); do printf -- '-H\n%s\n' "$h"; done
+  if [ "$1" = curl ] && [ -z "$(style_headers "$2")" ]; then printf -- '-H\nAccept:\n'; fi
+}
+
+to_ms() { # wrk's 1.23us / 4.56ms / 1.2s -> milliseconds
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else printf "?" }'
+}
+
+# run_wrk URL STYLE OUTFILE -> prints "req/s p50_ms p99_ms errors"
+run_wrk() {
+  local args=() line
+  while IFS= read -r line; do args+=("$line"); done < <(hdr_args wrk "$2")
+  "${CLIENT_PIN[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency \
+    "${args[@]}" "$1" >"$3" 2>&1 || { cat "$3" >&2; die "wrk failed on $1"; }
+  local rps p50 p99 errs
+  rps="$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$3")"
+  p50="$(to_ms "$(awk '$1 == "50%" {print $2; exit}' "$3")")"
+  p99="$(to_ms "$(awk '$1 == "99%" {print $2; exit}' "$3")")"
+  errs="$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {
+      gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END {print n + 0}' "$3")"
+  [ -n "$rps" ] || { cat "$3" >&2; die "cannot read wrk's output"; }
+  echo "$rps $p50 $p99 $errs"
+}
+
+# fetch URL STYLE PREFIX: body to PREFIX.body, headers to PREFIX.hdr; sets CT and CE
+fetch() {
+  local args=() line
+  while IFS= read -r line; do args+=("$line"); done < <(hdr_args curl "$2")
+  curl -fsS "${args[@]}" -D "$3.hdr" -o "$3.body" "$1" || die "fetching $1 failed"
+  CT="$(awk -F': ' 'tolower($1) == "content-type" {sub(/\r$/, "", $2); print $2}' "$3.hdr")"
+  CE="$(awk -F': ' 'tolower($1) == "content-encoding" {sub(/\r$/, "", $2); print $2}' "$3.hdr")"
+  [ -n "$CT" ] || die "no Content-Type from $1"
+  if [ "$2" = prom ] && [ "$CE" != gzip ]; then die "$1 did not gzip a Prometheus-style scrape"; fi
+}
+
+median() { sort -g | awk '{a[NR] = $1} END { if (NR == 0) print "?"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+
+# --- the run -----------------------------------------------------------------------------
+started=$(date +%s)
+log "work directory $WORK; pinning: $([ "$BENCH_PIN" = 1 ] && echo 'servers CPU 0, client CPU 1' || echo off)"
+log "exporters: $EXPORTERS"
+LOAD_ROWS=(); LAT_ROWS=(); DEC_ROWS=(); IDLE_ROWS=(); SIZE_ROWS=()
+
+for n in $BENCH_LOAD_NODES; do
+  start_upstream "$n"
+  for i in "${!names[@]}"; do
+    name="${names[$i]}"
+    start_exporter "${bins[$i]}" "$UP_ADDR" "$BENCH_LOAD_POLL" warn
+    for style in plain prom; do
+      prefix="$WORK/$name-$n-$style"
+      fetch "http://$EX_ADDR/metrics" "$style" "$prefix"
+      body_kib="$(awk -v b="$(stat -c %s "$prefix.body")" 'BEGIN {printf "%.1f", b / 1024}')"
+      log "load: $n nodes, $style, $name ($body_kib KiB body)"
+      res="$(run_wrk "http://$EX_ADDR/metrics" "$style" "$prefix.wrk-exporter")"
+      read -r e_rps e_p50 e_p99 e_err <<<"$res"
+      e_rss="$(rss_kib "$EX_PID")"
+      start_static "$prefix.body" "$CT" "$CE"
+      log "load: $n nodes, $style, static bytes of $name"
+      res="$(run_wrk "http://$ST_ADDR/metrics" "$style" "$prefix.wrk-static")"
+      read -r s_rps s_p50 s_p99 s_err <<<"$res"
+      s_rss="$(rss_kib "$ST_PID")"
+      stop "$ST_PID"
+      if [ "$SMOKE" = 1 ] && [ "$e_err" != 0 ]; then die "$name: $e_err errors under load ($prefix.wrk-exporter)"; fi
+      ratio="$(awk -v a="$e_rps" -v b="$s_rps" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')"
+      p99r="$(awk -v a="$e_p99" -v b="$s_p99" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+      LOAD_ROWS+=("| $n | $style | $name | $body_kib | $e_rps | $e_p50 | $e_p99 | $(mib "$e_rss") | $e_err | $s_rps | $s_p50 | $s_p99 | $(mib "$s_rss") | $ratio | $p99r |")
+    done
+    stop "$EX_PID"
+  done
+  stop "$UP_PID"
+done
+
+for n in $BENCH_LATENCY_NODES; do
+  start_upstream "$n"
+  for i in "${!names[@]}"; do
+    name="${names[$i]}"
+    # 30 s: no poll lands during the measurement.
+    start_exporter "${bins[$i]}" "$UP_ADDR" 30s warn
+    row="| $n | $name"
+    for style in plain prom; do
+      log "single-scrape latency: $n nodes, $style, $name, median of $BENCH_LATENCY_RUNS"
+      args=()
+      while IFS= read -r line; do args+=("$line"); done < <(hdr_args curl "$style")
+      curl -fsS "${args[@]}" -o /dev/null "http://$EX_ADDR/metrics" # warm-up
+      med="$(for r in $(seq 1 "$BENCH_LATENCY_RUNS"); do
+          "${CLIENT_PIN[@]}" curl -fsS "${args[@]}" -o /dev/null -w '%{time_total}\n' "http://$EX_ADDR/metrics"
+        done | median)"
+      size="$(curl -fsS "${args[@]}" -o /dev/null -w '%{size_download}' "http://$EX_ADDR/metrics")"
+      row+=" | $(awk -v s="$med" 'BEGIN {printf "%.2f", s * 1000}') | $(awk -v b="$size" 'BEGIN {printf "%.0f", b / 1024}')"
+    done
+    row+=" | $(mib "$(rss_kib "$EX_PID")") |"
+    LAT_ROWS+=("$row")
+    stop "$EX_PID"
+  done
+  stop "$UP_PID"
+done
+
+# Poll decode: bitbucket_zdu_poll_duration_seconds{endpoint="cluster"} is the GET of
+# /rest/zdu/cluster over loopback (the upstream serves prebuilt bytes) plus the JSON decode;
+# the debug log's "poll done" elapsed_ms adds building the cluster view.
+n="$BENCH_DECODE_NODES"
+start_upstream "$n"
+for i in "${!names[@]}"; do
+  name="${names[$i]}"
+  start_exporter "${bins[$i]}" "$UP_ADDR" 1s debug
+  log "poll decode: $n nodes, $name, $BENCH_DECODE_POLLS polls"
+  samples="$WORK/$name-decode.samples"; : >"$samples"
+  for r in $(seq 1 "$BENCH_DECODE_POLLS"); do
+    curl -fsS -H 'Accept:' "http://$EX_ADDR/metrics" \
+      | awk '/^bitbucket_zdu_poll_duration_seconds\{.*endpoint="cluster"/ {print $NF}' >>"$samples"
+    sleep 1.1
+  done
+  med="$(median <"$samples")"; min="$(sort -g "$samples" | head -1)"
+  whole="$(sed -n 's/.*elapsed_ms=\([0-9]*\).*poll done.*/\1/p; s/.*poll done.*elapsed_ms=\([0-9]*\).*/\1/p' "$EX_LOG" | median)"
+  DEC_ROWS+=("| $n | $name | $(awk -v s="$med" 'BEGIN {printf "%.2f", s * 1000}') | $(awk -v s="$min" 'BEGIN {printf "%.2f", s * 1000}') | $whole | $(wc -l <"$samples") | $(mib "$(rss_kib "$EX_PID")") |")
+  stop "$EX_PID"
+done
+stop "$UP_PID"
+
+# Idle CPU: 4 nodes, --poll.interval=30s, nobody scrapes.
+start_upstream 4
+for i in "${!names[@]}"; do
+  name="${names[$i]}"
+  start_exporter "${bins[$i]}" "$UP_ADDR" 30s warn
+  log "idle CPU: $name, ${BENCH_IDLE_SECONDS}s"
+  t0="$(cpu_ticks "$EX_PID")"; sleep "$BENCH_IDLE_SECONDS"; t1="$(cpu_ticks "$EX_PID")"
+  IDLE_ROWS+=("| $name | $BENCH_IDLE_SECONDS | $(awk -v d="$((t1 - t0))" -v h="$CLK_TCK" 'BEGIN {printf "%.2f", d / h}') | $(awk -v d="$((t1 - t0))" -v h="$CLK_TCK" -v s="$BENCH_IDLE_SECONDS" 'BEGIN {printf "%.3f", 100 * d / h / s}') | $(mib "$(rss_kib "$EX_PID")") |")
+  stop "$EX_PID"
+done
+stop "$UP_PID"
+
+for i in "${!names[@]}"; do
+  size="$(stat -c %s "${bins[$i]}")"
+  strip -o "$WORK/stripped" "${bins[$i]}"
+  stripped="$(stat -c %s "$WORK/stripped")"
+  SIZE_ROWS+=("| ${names[$i]} | $(mib "$((size / 1024))") | $(mib "$((stripped / 1024))") |")
+done
+
+# --- the tables --------------------------------------------------------------------------
+echo
+echo "## bitbucket-zdu-exporter benchmark $( [ "$SMOKE" = 1 ] && echo '(SMOKE: figures mean nothing)')"
+echo
+echo "$(date -u +%Y-%m-%dT%H:%MZ); $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(awk '/^MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION; pinning $([ "$BENCH_PIN" = 1 ] && echo 'servers CPU 0, wrk/curl CPU 1' || echo off); upstream polled every $BENCH_LOAD_POLL during load; exporter profile of the default build: $BENCH_PROFILE"
+echo
+echo "### Load: exporter vs static bytes of its own body"
+echo
+echo "| nodes | scrape | exporter | body KiB | req/s | p50 ms | p99 ms | RSS MiB | errors | static req/s | static p50 ms | static p99 ms | static RSS MiB | req/s ratio | p99 ratio |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${LOAD_ROWS[@]}"
+echo
+echo "### Single scrape (curl, median of $BENCH_LATENCY_RUNS, no poll during it)"
+echo
+echo "| nodes | exporter | plain ms | plain KiB | prom ms | prom KiB (gzip) | RSS MiB |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${LAT_ROWS[@]}"
+echo
+echo "### Poll of /rest/zdu/cluster (bitbucket_zdu_poll_duration_seconds: GET + decode)"
+echo
+echo "| nodes | exporter | median ms | min ms | whole poll ms (log) | samples | RSS MiB |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${DEC_ROWS[@]}"
+echo
+echo "### Idle CPU (4 nodes, --poll.interval=30s, no scrapes)"
+echo
+echo "| exporter | seconds | CPU s | % of one core | RSS MiB |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${IDLE_ROWS[@]}"
+echo
+echo "### Binary size"
+echo
+echo "| exporter | MiB | stripped MiB |"
+echo "|---|---|---|"
+printf '%s\n' "${SIZE_ROWS[@]}"
+echo
+log "done in $(( $(date +%s) - started )) s"
