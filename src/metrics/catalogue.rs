@@ -390,7 +390,7 @@ pub const CLUSTER_STATE_TRANSITIONS: Family = family(
     Counter,
     Polls,
     &["from", "to"],
-    polled!("Cluster state changes seen by the exporter"),
+    polled!("Cluster state changes seen by the exporter, every pair of known states present from the start (0) so increase() sees each first transition"),
 );
 /// `bitbucket_zdu_unknown_enum_values_total`.
 pub const UNKNOWN_ENUM_VALUES: Family = family(

@@ -10,17 +10,42 @@ use super::catalogue::{
     UNKNOWN_ENUM_VALUES,
 };
 use super::{counters, gauges, sanitize_state, Sample};
+use crate::model::ClusterState;
 use crate::poller::TargetSnapshot;
 
 /// The `field` values of `bitbucket_zdu_unknown_enum_values_total`, all present from the start.
 const UNKNOWN_FIELDS: [&str; 3] = ["cluster_state", "node_state", "responder_state"];
 
+/// The `(from, to)` samples of `bitbucket_zdu_cluster_state_transitions_total`: every ordered
+/// pair of distinct known cluster states (in [`ClusterState::KNOWN`] order, 0 until seen), so
+/// each first transition is an increase from 0 that `increase()` can see, then pairs with an
+/// unknown state as seen (sanitised; raw values that sanitise alike are summed).
+pub fn transition_samples(
+    seen: &std::collections::BTreeMap<(String, String), u64>,
+) -> Vec<((String, String), u64)> {
+    let mut out: Vec<((String, String), u64)> = Vec::new();
+    for from in ClusterState::KNOWN {
+        for to in ClusterState::KNOWN {
+            if from != to {
+                out.push(((from.as_str().to_string(), to.as_str().to_string()), 0));
+            }
+        }
+    }
+    for ((from, to), n) in seen {
+        let key = (sanitize_state(from), sanitize_state(to));
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v += n,
+            None => out.push((key, *n)),
+        }
+    }
+    out
+}
+
 /// Writes the polls group.
 pub fn encode(enc: &mut DescriptorEncoder<'_>, snap: &TargetSnapshot) -> fmt::Result {
-    let transitions: Vec<Sample<u64>> = snap
-        .transitions
-        .iter()
-        .map(|((from, to), n)| (vec![sanitize_state(from), sanitize_state(to)], *n))
+    let transitions: Vec<Sample<u64>> = transition_samples(&snap.transitions)
+        .into_iter()
+        .map(|((from, to), n)| (vec![from, to], n))
         .collect();
     counters(enc, &CLUSTER_STATE_TRANSITIONS, &transitions)?;
     let unknown: Vec<Sample<u64>> = UNKNOWN_FIELDS
@@ -61,4 +86,33 @@ pub fn encode(enc: &mut DescriptorEncoder<'_>, snap: &TargetSnapshot) -> fmt::Re
         .filter_map(|(e, s)| s.last_success_timestamp.map(|t| (ep(e), t)))
         .collect();
     gauges(enc, &LAST_POLL_SUCCESS, &success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn every_known_transition_is_present_at_zero_and_seen_ones_count() {
+        let none = transition_samples(&BTreeMap::new());
+        let n = ClusterState::KNOWN.len();
+        assert_eq!(none.len(), n * (n - 1));
+        assert!(none.iter().all(|(_, v)| *v == 0));
+        assert!(none.iter().all(|((f, t), _)| f != t));
+        let mut seen = BTreeMap::new();
+        seen.insert(("STABLE".to_string(), "READY_TO_UPGRADE".to_string()), 2);
+        seen.insert(("MIXED".to_string(), "new state".to_string()), 1);
+        seen.insert(("MIXED".to_string(), "NEW-STATE".to_string()), 1);
+        let got = transition_samples(&seen);
+        assert_eq!(got.len(), n * (n - 1) + 1);
+        let get = |f: &str, t: &str| {
+            got.iter()
+                .find(|((a, b), _)| a == f && b == t)
+                .map(|(_, v)| *v)
+        };
+        assert_eq!(get("STABLE", "READY_TO_UPGRADE"), Some(2));
+        assert_eq!(get("MIXED", "STABLE"), Some(0));
+        assert_eq!(get("MIXED", "NEW_STATE"), Some(2));
+    }
 }
