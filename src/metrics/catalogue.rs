@@ -350,7 +350,7 @@ pub const NODES_UPGRADED: Family = family(
     Gauge,
     Nodes,
     &[],
-    polled!("Nodes not OFFLINE whose version differs from the original version (0 without one)"),
+    polled!("Nodes not OFFLINE known to run a version other than the original version (a null version is not upgraded; 0 without an original version)"),
 );
 /// `bitbucket_zdu_ghost_nodes`.
 pub const GHOST_NODES: Family = family(
