@@ -262,6 +262,14 @@ pub const CLUSTER_STATE_ENTERED: Family = family(
     &[],
     polled!("Unix time the cluster entered its current state, as first seen by the exporter (kept across restarts with --state.file)"),
 );
+/// `bitbucket_zdu_node_state_last_change_timestamp_seconds`.
+pub const NODE_STATE_LAST_CHANGE: Family = family(
+    "bitbucket_zdu_node_state_last_change_timestamp_seconds",
+    Gauge,
+    Cluster,
+    &[],
+    polled!("Unix time a node entry of the cluster last changed state, appeared or disappeared, as first seen by the exporter (kept across restarts with --state.file): the upgrade's last progress"),
+);
 /// `bitbucket_zdu_original_version_info`.
 pub const ORIGINAL_VERSION_INFO: Family = family(
     "bitbucket_zdu_original_version_info",
@@ -451,6 +459,7 @@ pub const ALL: &[Family] = &[
     UPGRADE_MODE_ENABLED,
     CLUSTER_STATE,
     CLUSTER_STATE_ENTERED,
+    NODE_STATE_LAST_CHANGE,
     ORIGINAL_VERSION_INFO,
     NODES,
     NODE_INFO,

@@ -7,8 +7,8 @@ use std::time::Instant;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::catalogue::{
-    CLUSTER_STATE, CLUSTER_STATE_ENTERED, LAST_ERROR_INFO, ORIGINAL_VERSION_INFO, UP,
-    UPGRADE_MODE_ENABLED,
+    CLUSTER_STATE, CLUSTER_STATE_ENTERED, LAST_ERROR_INFO, NODE_STATE_LAST_CHANGE,
+    ORIGINAL_VERSION_INFO, UP, UPGRADE_MODE_ENABLED,
 };
 use super::{bit, gauges, one_hot, unlabelled};
 use crate::model::ClusterState;
@@ -44,6 +44,11 @@ pub fn encode(
     if let Some(since) = view.cluster_since {
         gauges(enc, &CLUSTER_STATE_ENTERED, &unlabelled(since))?;
     }
+    gauges(
+        enc,
+        &NODE_STATE_LAST_CHANGE,
+        &unlabelled(view.last_node_change),
+    )?;
     if let Some(v) = &c.original_version {
         gauges(enc, &ORIGINAL_VERSION_INFO, &[(vec![v.clone()], 1.0)])?;
     }
