@@ -408,6 +408,14 @@ pub const UNKNOWN_ENUM_VALUES: Family = family(
     &["field"],
     "State values this exporter version does not know, seen in polls (exported verbatim, sanitised).",
 );
+/// `bitbucket_zdu_poll_interval_seconds`.
+pub const POLL_INTERVAL: Family = family(
+    "bitbucket_zdu_poll_interval_seconds",
+    Gauge,
+    Polls,
+    &[],
+    "The configured interval between polls of this target (--poll.interval or the target's poll_interval); backoff after failures can make the real gap longer.",
+);
 /// `bitbucket_zdu_poll_duration_seconds`.
 pub const POLL_DURATION: Family = family(
     "bitbucket_zdu_poll_duration_seconds",
@@ -475,6 +483,7 @@ pub const ALL: &[Family] = &[
     RESPONDER_STATE,
     CLUSTER_STATE_TRANSITIONS,
     UNKNOWN_ENUM_VALUES,
+    POLL_INTERVAL,
     POLL_DURATION,
     POLLS,
     POLL_ERRORS,

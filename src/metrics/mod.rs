@@ -174,6 +174,7 @@ impl Collector for TargetCollector {
         if let Some(r) = snap.fresh_responder(now) {
             responder::encode(&mut enc, r)?;
         }
-        polls::encode(&mut enc, &snap)
+        let interval = self.shared.config.load().poll_interval();
+        polls::encode(&mut enc, &snap, interval)
     }
 }

@@ -6,10 +6,10 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::catalogue::{
-    CLUSTER_STATE_TRANSITIONS, LAST_POLL_SUCCESS, POLLS, POLL_DURATION, POLL_ERRORS,
+    CLUSTER_STATE_TRANSITIONS, LAST_POLL_SUCCESS, POLLS, POLL_DURATION, POLL_ERRORS, POLL_INTERVAL,
     UNKNOWN_ENUM_VALUES,
 };
-use super::{counters, gauges, sanitize_state, Sample};
+use super::{counters, gauges, sanitize_state, unlabelled, Sample};
 use crate::model::ClusterState;
 use crate::poller::TargetSnapshot;
 
@@ -41,8 +41,12 @@ pub fn transition_samples(
     out
 }
 
-/// Writes the polls group.
-pub fn encode(enc: &mut DescriptorEncoder<'_>, snap: &TargetSnapshot) -> fmt::Result {
+/// Writes the polls group; `interval` is the target's configured poll interval.
+pub fn encode(
+    enc: &mut DescriptorEncoder<'_>,
+    snap: &TargetSnapshot,
+    interval: std::time::Duration,
+) -> fmt::Result {
     let transitions: Vec<Sample<u64>> = transition_samples(&snap.transitions)
         .into_iter()
         .map(|((from, to), n)| (vec![from, to], n))
@@ -63,6 +67,7 @@ pub fn encode(enc: &mut DescriptorEncoder<'_>, snap: &TargetSnapshot) -> fmt::Re
         .iter()
         .filter_map(|(e, s)| s.last_duration_seconds.map(|d| (ep(e), d)))
         .collect();
+    gauges(enc, &POLL_INTERVAL, &unlabelled(interval.as_secs_f64()))?;
     gauges(enc, &POLL_DURATION, &durations)?;
     let polls: Vec<Sample<u64>> = snap
         .endpoints
