@@ -328,6 +328,14 @@ pub const NODE_GHOST: Family = family(
     NODE,
     polled!("1 when this OFFLINE entry is a ghost: a live node with the same name exists (a pod back with a new IP)"),
 );
+/// `bitbucket_zdu_node_name_offline_since_timestamp_seconds`.
+pub const NODE_NAME_OFFLINE_SINCE: Family = family(
+    "bitbucket_zdu_node_name_offline_since_timestamp_seconds",
+    Gauge,
+    Nodes,
+    &["node_name"],
+    polled!("Per node name with entries but no live (not OFFLINE) one: Unix time since which no live entry with that name has been seen, as first seen by the exporter (kept across restarts with --state.file); absent while the name has a live entry"),
+);
 /// `bitbucket_zdu_node_active_tasks`.
 pub const NODE_ACTIVE_TASKS: Family = family(
     "bitbucket_zdu_node_active_tasks",
@@ -474,6 +482,7 @@ pub const ALL: &[Family] = &[
     NODE_STATE,
     NODE_STATE_ENTERED,
     NODE_GHOST,
+    NODE_NAME_OFFLINE_SINCE,
     NODE_ACTIVE_TASKS,
     NODE_ACTIVE_USERS,
     DISTINCT_VERSIONS,

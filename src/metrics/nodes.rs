@@ -8,7 +8,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::catalogue::{
     DISTINCT_VERSIONS, GHOST_NODES, NODES, NODES_UPGRADED, NODE_ACTIVE_TASKS, NODE_ACTIVE_USERS,
-    NODE_GHOST, NODE_INFO, NODE_STATE, NODE_STATE_ENTERED,
+    NODE_GHOST, NODE_INFO, NODE_NAME_OFFLINE_SINCE, NODE_STATE, NODE_STATE_ENTERED,
 };
 use super::{bit, extra_state_label, gauges, unlabelled, Sample};
 use crate::model::{Cluster, NodeState};
@@ -34,6 +34,12 @@ pub fn encode(enc: &mut DescriptorEncoder<'_>, view: &ClusterView) -> fmt::Resul
         .map(|(i, id)| (id.clone(), bit(view.figures.ghosts.contains(&i))))
         .collect();
     gauges(enc, &NODE_GHOST, &ghost)?;
+    let offline_names: Vec<Sample<f64>> = view
+        .names_offline
+        .iter()
+        .map(|(name, since)| (vec![name.clone()], *since))
+        .collect();
+    gauges(enc, &NODE_NAME_OFFLINE_SINCE, &offline_names)?;
     let per_node = |count: fn(&crate::model::Node) -> Option<u64>| -> Vec<Sample<f64>> {
         c.nodes
             .iter()
