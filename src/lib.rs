@@ -6,11 +6,13 @@
 //! [`model`] types and publishes immutable snapshots; [`server`] renders them with
 //! [`metrics`] on every scrape, behind the exporter-toolkit style [`web_config`] (TLS, basic
 //! auth, headers, rate limit). [`run`] is the start-up sequence `main` calls; [`simulator`]
-//! is a fake ZDU API for demos and tests, and [`demo`] runs both in one process.
+//! is a fake ZDU API for demos and tests, and [`demo`] runs both in one process;
+//! [`cli_docs`] writes shell completions and man pages from the clap definitions.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod build;
+pub mod cli_docs;
 pub mod client;
 pub mod config;
 pub mod demo;
