@@ -46,6 +46,10 @@ pub enum Command {
     Simulate(crate::simulator::SimulateArgs),
     /// Run the simulator and the exporter together in one process and print the URL to open.
     Demo(crate::demo::DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(crate::cli_docs::CompletionsArgs),
+    /// Print the man page (roff) to stdout, or write one page per command with --dir.
+    Man(crate::cli_docs::ManArgs),
 }
 
 /// Log output format.

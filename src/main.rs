@@ -2,10 +2,10 @@
 //! from the library and prints any error with its chain. All logic lives in the library.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use bitbucket_zdu_exporter::config::{Cli, Command};
-use bitbucket_zdu_exporter::{client, demo, logging, run, shutdown_signal, simulator};
+use bitbucket_zdu_exporter::{cli_docs, client, demo, logging, run, shutdown_signal, simulator};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -39,6 +39,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Demo(demo_args)) => {
             logging::init(args.log_level, args.log_format);
             demo::run(demo_args, shutdown_signal()).await?;
+        }
+        Some(Command::Completions(c)) => {
+            cli_docs::write_completions(Cli::command(), c.shell, &mut std::io::stdout().lock())?
+        }
+        Some(Command::Man(m)) => {
+            cli_docs::run_man(Cli::command(), &m, &mut std::io::stdout().lock())?
         }
         None if args.config_check => println!("{}", run::check_config(&args)?),
         None => {
