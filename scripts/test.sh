@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and CI (.ci/run) run it.
-# Installs what it needs (Debian's prometheus for promtool, alertmanager, jsonnet, wrk) when missing.
+# Installs what it needs (Debian's prometheus for promtool, alertmanager, jsonnet, wrk) when
+# missing; scripts/manifests.sh, systemd.sh and image.sh install their own tools.
 # Usage: scripts/test.sh            everything
 #        SKIP_E2E=1 scripts/test.sh without the real-Prometheus end-to-end run
+#        SKIP_IMAGE=1 scripts/test.sh without the container image (says so when skipping)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -80,6 +82,32 @@ BENCH_SMOKE=1 BENCH_PROFILE=debug bash scripts/bench.sh
 
 step "alert rules, rule unit tests, dashboard lint"
 bash alerts/test.sh
+
+step "Kubernetes manifests (kubernetes-validate, operator kinds, cross-references)"
+bash scripts/manifests.sh
+
+step "systemd unit (systemd-analyze verify and security)"
+bash scripts/systemd.sh
+
+if [ -n "${SKIP_IMAGE:-}" ]; then
+  step "container image: SKIPPED because SKIP_IMAGE is set"
+else
+  step "container image (static binary, podman build, contents, empty-root run)"
+  bash scripts/image.sh test
+  step "cargo install --path . puts a binary whose --version names this revision"
+  install_root="$(mktemp -d)"
+  # Same target and flags as the image's build, so this reuses it instead of building again.
+  RUSTFLAGS="-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"" \
+    cargo install --quiet --locked --path . --root "$install_root" --target-dir target \
+    --target x86_64-unknown-linux-gnu
+  installed_version="$("$install_root/bin/bitbucket-zdu-exporter" --version)"
+  rm -rf "$install_root"
+  echo "$installed_version"
+  case "$installed_version" in
+    *"revision $(git rev-parse --short=12 HEAD),"*) ;;
+    *) echo "FAIL: the installed binary's --version does not name revision $(git rev-parse --short=12 HEAD)"; exit 1 ;;
+  esac
+fi
 
 for extra in tests/browser/landing.sh tests/e2e/run.sh; do
   if [ -f "$extra" ] && [ -z "${SKIP_E2E:-}" ]; then

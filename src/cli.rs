@@ -1,5 +1,6 @@
-//! The command line of the binary: the exporter's flags, the logging flags every mode shares
-//! and, with the `simulator` feature, the `simulate` and `demo` subcommands. This module sits
+//! The command line of the binary: the exporter's flags, the logging flags every mode shares,
+//! the `completions` and `man` subcommands and, with the `simulator` feature, the `simulate`
+//! and `demo` subcommands. This module sits
 //! above [`config`](crate::config), `demo` and `simulator`, so none of them depends on
 //! another through it.
 
@@ -21,7 +22,6 @@ use crate::config::{ExporterArgs, LogArgs};
 )]
 pub struct Cli {
     /// A subcommand instead of the exporter.
-    #[cfg(feature = "simulator")]
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Logging, for every mode.
@@ -33,13 +33,18 @@ pub struct Cli {
 }
 
 /// Subcommands.
-#[cfg(feature = "simulator")]
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Serve a simulated Bitbucket ZDU API on loopback (no Bitbucket needed).
+    #[cfg(feature = "simulator")]
     Simulate(crate::simulator::SimulateArgs),
     /// Run the simulator and the exporter together in one process and print the URL to open.
+    #[cfg(feature = "simulator")]
     Demo(crate::demo::DemoArgs),
+    /// Print a shell completion script for this binary to standard output.
+    Completions(crate::cli_docs::CompletionsArgs),
+    /// Print the man page (or write one page per subcommand with --dir).
+    Man(crate::cli_docs::ManArgs),
 }
 
 impl Cli {

@@ -8,12 +8,13 @@
 //! auth, headers, rate limit, landing page). [`run`] is the start-up sequence `main` calls and
 //! [`cli`] the command line it parses. With the default `simulator` feature, `simulator` is a
 //! fake ZDU API for demos and tests, and `demo` runs both in one process; nothing else depends
-//! on them.
+//! on them. [`cli_docs`] writes shell completions and man pages from the clap definitions.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod build;
 pub mod cli;
+pub mod cli_docs;
 pub mod client;
 pub mod config;
 #[cfg(feature = "simulator")]

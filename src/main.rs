@@ -2,10 +2,12 @@
 //! from the library and prints any error with its chain. All logic lives in the library.
 #![forbid(unsafe_code)]
 
-use bitbucket_zdu_exporter::cli::Cli;
+use clap::CommandFactory;
+
+use bitbucket_zdu_exporter::cli::{Cli, Command};
+use bitbucket_zdu_exporter::{cli_docs, client, logging, run, shutdown_signal};
 #[cfg(feature = "simulator")]
-use bitbucket_zdu_exporter::{cli::Command, demo, simulator};
-use bitbucket_zdu_exporter::{client, logging, run, shutdown_signal};
+use bitbucket_zdu_exporter::{demo, simulator};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_checked();
@@ -34,25 +36,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     client::install_crypto_provider();
     let args = cli.exporter;
     let log = cli.log;
-    #[cfg(feature = "simulator")]
     match cli.command {
+        #[cfg(feature = "simulator")]
         Some(Command::Simulate(sim)) => {
             logging::init(log.log_level, log.log_format);
             simulator::run(sim, shutdown_signal()).await?;
-            return Ok(());
         }
+        #[cfg(feature = "simulator")]
         Some(Command::Demo(demo_args)) => {
             logging::init(log.log_level, log.log_format);
             demo::run(demo_args, shutdown_signal()).await?;
-            return Ok(());
         }
-        None => {}
-    }
-    if args.config_check {
-        println!("{}", run::check_config(&args)?);
-    } else {
-        logging::init(log.log_level, log.log_format);
-        run::run_exporter(args, shutdown_signal()).await?;
+        Some(Command::Completions(c)) => {
+            cli_docs::write_completions(Cli::command(), c.shell, &mut std::io::stdout().lock())?
+        }
+        Some(Command::Man(m)) => {
+            cli_docs::run_man(Cli::command(), &m, &mut std::io::stdout().lock())?
+        }
+        None if args.config_check => println!("{}", run::check_config(&args)?),
+        None => {
+            logging::init(log.log_level, log.log_format);
+            run::run_exporter(args, shutdown_signal()).await?;
+        }
     }
     Ok(())
 }
