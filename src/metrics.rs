@@ -99,6 +99,31 @@ fn extra_state_label(state: &Option<NodeState>) -> Option<String> {
     }
 }
 
+/// The `(from, to)` samples of `bitbucket_zdu_cluster_state_transitions_total`: every ordered
+/// pair of distinct known cluster states (in [`ClusterState::KNOWN`] order, 0 until seen), so
+/// each first transition is an increase from 0 that `increase()` can see, then pairs with an
+/// unknown state as seen (sanitised; raw values that sanitise alike are summed).
+pub fn transition_samples(
+    seen: &std::collections::BTreeMap<(String, String), u64>,
+) -> Vec<((String, String), u64)> {
+    let mut out: Vec<((String, String), u64)> = Vec::new();
+    for from in ClusterState::KNOWN {
+        for to in ClusterState::KNOWN {
+            if from != to {
+                out.push(((from.as_str().to_string(), to.as_str().to_string()), 0));
+            }
+        }
+    }
+    for ((from, to), n) in seen {
+        let key = (sanitize_state(from), sanitize_state(to));
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v += n,
+            None => out.push((key, *n)),
+        }
+    }
+    out
+}
+
 /// The metrics of one target, rendered from its latest snapshot.
 #[derive(Debug)]
 pub struct TargetCollector {
@@ -362,20 +387,14 @@ impl Collector for TargetCollector {
             }
         }
 
-        let transitions: Vec<(Labels, u64)> = snap
-            .transitions
-            .iter()
-            .map(|((from, to), n)| {
-                (
-                    vec![("from", sanitize_state(from)), ("to", sanitize_state(to))],
-                    *n,
-                )
-            })
+        let transitions: Vec<(Labels, u64)> = transition_samples(&snap.transitions)
+            .into_iter()
+            .map(|((from, to), n)| (vec![("from", from), ("to", to)], n))
             .collect();
         counters(
             &mut enc,
             "bitbucket_zdu_cluster_state_transitions",
-            &format!("Cluster state changes seen by the exporter {POLL_NOTE}."),
+            &format!("Cluster state changes seen by the exporter, every pair of known states present from the start (0) so increase() sees each first transition {POLL_NOTE}."),
             &transitions,
         )?;
         let unknown: Vec<(Labels, u64)> = ["cluster_state", "node_state", "responder_state"]
@@ -493,5 +512,34 @@ impl Collector for ExporterCollector {
             &one(ts),
         )?;
         crate::process::encode(&mut enc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn every_known_transition_is_present_at_zero_and_seen_ones_count() {
+        let none = transition_samples(&BTreeMap::new());
+        let n = ClusterState::KNOWN.len();
+        assert_eq!(none.len(), n * (n - 1));
+        assert!(none.iter().all(|(_, v)| *v == 0));
+        assert!(none.iter().all(|((f, t), _)| f != t));
+        let mut seen = BTreeMap::new();
+        seen.insert(("STABLE".to_string(), "READY_TO_UPGRADE".to_string()), 2);
+        seen.insert(("MIXED".to_string(), "new state".to_string()), 1);
+        seen.insert(("MIXED".to_string(), "NEW-STATE".to_string()), 1);
+        let got = transition_samples(&seen);
+        assert_eq!(got.len(), n * (n - 1) + 1);
+        let get = |f: &str, t: &str| {
+            got.iter()
+                .find(|((a, b), _)| a == f && b == t)
+                .map(|(_, v)| *v)
+        };
+        assert_eq!(get("STABLE", "READY_TO_UPGRADE"), Some(2));
+        assert_eq!(get("MIXED", "STABLE"), Some(0));
+        assert_eq!(get("MIXED", "NEW_STATE"), Some(2));
     }
 }

@@ -59,11 +59,18 @@ async fn every_cluster_state_shows_exactly_once() {
         }
     }
     let text = render_target(&shared, Format::Text004);
-    // STABLE→RTU→MIXED→RTRUT→RUNNING→FAILED: five transitions, one each.
+    // Every pair of the six known states is present (30 series), and
+    // STABLE→RTU→MIXED→RTRUT→RUNNING→FAILED counted five transitions, one each.
     assert_eq!(
         count(&text, "bitbucket_zdu_cluster_state_transitions_total"),
-        5
+        30
     );
+    let total: f64 = samples(&text)
+        .iter()
+        .filter(|s| s.name == "bitbucket_zdu_cluster_state_transitions_total")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(total, 5.0);
     assert_eq!(
         value(
             &text,
@@ -485,6 +492,36 @@ async fn responder_is_the_node_that_answered() {
             &text,
             "bitbucket_zdu_node_info",
             &[("node_name", "bitbucket-0"), ("local", "true")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn first_cluster_transition_is_an_increase_from_zero() {
+    // A counter series that appears at 1 is invisible to increase(); every known pair must
+    // already be there at 0 before the first transition.
+    let sim = Sim::stable(3).await;
+    let (shared, mut p) = poller(target("t", &sim.url()));
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    let pair = [("from", "STABLE"), ("to", "READY_TO_UPGRADE")];
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_cluster_state_transitions_total",
+            &pair
+        ),
+        Some(0.0)
+    );
+    sim.sim.with_cluster(|c| c.start().unwrap());
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    assert_eq!(
+        value(
+            &text,
+            "bitbucket_zdu_cluster_state_transitions_total",
+            &pair
         ),
         Some(1.0)
     );
