@@ -340,7 +340,7 @@ impl Collector for TargetCollector {
             gauges(
                 &mut enc,
                 "bitbucket_zdu_nodes_upgraded",
-                &format!("Nodes not OFFLINE whose version differs from the original version (0 without one) {POLL_NOTE}."),
+                &format!("Nodes not OFFLINE known to run a version other than the original version (a null version is not upgraded; 0 without an original version) {POLL_NOTE}."),
                 &one(view.figures.nodes_upgraded as f64),
             )?;
             gauges(

@@ -201,7 +201,8 @@ impl ErrorBody {
 pub struct ClusterFigures {
     /// Distinct versions among nodes that are not OFFLINE.
     pub distinct_versions: usize,
-    /// Non-OFFLINE nodes whose version differs from `originalVersion` (0 without one).
+    /// Non-OFFLINE nodes known to run a version other than `originalVersion` (a null version
+    /// is not upgraded; 0 without an original version).
     pub nodes_upgraded: usize,
     /// Indexes (into `nodes`) of OFFLINE entries whose name matches a live node.
     pub ghosts: Vec<usize>,
@@ -237,7 +238,7 @@ impl Cluster {
         let nodes_upgraded = match &self.original_version {
             Some(orig) => live
                 .iter()
-                .filter(|n| n.version.as_deref() != Some(orig.as_str()))
+                .filter(|n| n.version.as_deref().is_some_and(|v| v != orig))
                 .count(),
             None => 0,
         };
@@ -392,5 +393,20 @@ mod tests {
         assert_eq!(f.distinct_versions, 2);
         assert_eq!(f.nodes_upgraded, 1);
         assert_eq!(f.ghosts, vec![1]);
+    }
+
+    #[test]
+    fn a_live_node_without_a_version_is_not_upgraded() {
+        let c = Cluster {
+            upgrade_mode_enabled: Some(true),
+            state: Some(ClusterState::ReadyToUpgrade),
+            original_version: Some("8.19.0".into()),
+            nodes: vec![
+                node("bb-0", "10.0.0.1", NodeState::Starting, None),
+                node("bb-1", "10.0.0.2", NodeState::Active, Some("8.19.0")),
+                node("bb-2", "10.0.0.3", NodeState::Active, Some("8.19.1")),
+            ],
+        };
+        assert_eq!(c.figures().nodes_upgraded, 1);
     }
 }

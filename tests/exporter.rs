@@ -526,3 +526,20 @@ async fn first_cluster_transition_is_an_increase_from_zero() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn a_live_node_with_a_null_version_is_not_counted_as_upgraded() {
+    let sim = Sim::stable(3).await;
+    sim.sim.with_cluster(|c| {
+        c.start().unwrap();
+        // bitbucket-1 is starting and does not report its version yet.
+        c.nodes[1].state = NodeState::Starting;
+        c.nodes[1].version = None;
+    });
+    let text = poll_and_render(&sim).await;
+    assert_eq!(value(&text, "bitbucket_zdu_nodes_upgraded", &[]), Some(0.0));
+    sim.sim
+        .with_cluster(|c| c.nodes[1].version = Some("8.19.1".into()));
+    let text = poll_and_render(&sim).await;
+    assert_eq!(value(&text, "bitbucket_zdu_nodes_upgraded", &[]), Some(1.0));
+}
