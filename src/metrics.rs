@@ -195,6 +195,12 @@ impl Collector for TargetCollector {
                     &one(since),
                 )?;
             }
+            gauges(
+                &mut enc,
+                "bitbucket_zdu_node_state_last_change_timestamp_seconds",
+                &format!("Unix time a node entry of the cluster last changed state, appeared or disappeared, as first seen by the exporter (kept across restarts with --state.file): the upgrade's last progress {POLL_NOTE}."),
+                &one(view.last_node_change),
+            )?;
             if let Some(v) = &c.original_version {
                 gauges(
                     &mut enc,

@@ -51,6 +51,8 @@ pub struct ClusterView {
     pub figures: ClusterFigures,
     pub cluster_since: Option<f64>,
     pub node_since: Vec<f64>,
+    /// When a node entry last changed state, appeared or disappeared (persisted).
+    pub last_node_change: f64,
 }
 
 impl ClusterView {
@@ -64,6 +66,7 @@ impl ClusterView {
             figures,
             cluster_since: observed.cluster_since,
             node_since: observed.node_since,
+            last_node_change: observed.last_node_change,
         };
         (view, changed)
     }

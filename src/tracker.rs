@@ -22,6 +22,10 @@ pub struct Tracked {
     /// `(from, to)` → count.
     #[serde(default, with = "transitions_as_list")]
     pub transitions: BTreeMap<(String, String), u64>,
+    /// When a node entry last changed state, appeared or disappeared (unix seconds); the
+    /// first answer seen counts as a change. The cluster's "last progress".
+    #[serde(default)]
+    pub last_node_change: Option<f64>,
 }
 
 /// A state and when it was entered.
@@ -74,6 +78,8 @@ pub struct Observed {
     pub cluster_since: Option<f64>,
     /// Per node, in the answer's order.
     pub node_since: Vec<f64>,
+    /// When a node entry last changed state, appeared or disappeared.
+    pub last_node_change: f64,
 }
 
 impl Tracked {
@@ -102,6 +108,7 @@ impl Tracked {
             }
         });
         let mut nodes = BTreeMap::new();
+        let mut node_changed = false;
         let mut node_since = Vec::with_capacity(cluster.nodes.len());
         for (n, key) in cluster.nodes.iter().zip(cluster.node_keys()) {
             let state = n
@@ -113,7 +120,7 @@ impl Tracked {
             let entered = match self.nodes.get(&key) {
                 Some(e) if e.state == state => e.clone(),
                 _ => {
-                    changed = true;
+                    node_changed = true;
                     Entered { state, since: now }
                 }
             };
@@ -121,15 +128,24 @@ impl Tracked {
             nodes.insert(key, entered);
         }
         if nodes.len() != self.nodes.len() {
-            changed = true;
+            node_changed = true;
         }
         self.nodes = nodes;
+        let last_node_change = match self.last_node_change {
+            Some(t) if !node_changed => t,
+            _ => {
+                node_changed = true;
+                self.last_node_change = Some(now);
+                now
+            }
+        };
         (
             Observed {
                 cluster_since,
                 node_since,
+                last_node_change,
             },
-            changed,
+            changed || node_changed,
         )
     }
 }
@@ -289,6 +305,38 @@ mod tests {
         assert_eq!(o.cluster_since, Some(160.0));
         assert_eq!(o.node_since, vec![160.0]);
         assert_eq!(t.transitions[&("STABLE".into(), "MIXED".into())], 1);
+    }
+
+    #[test]
+    fn last_node_change_moves_only_when_a_node_changes() {
+        let mut t = Tracked::default();
+        let (o, _) = t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 100.0);
+        assert_eq!(o.last_node_change, 100.0);
+        let (o, changed) = t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 200.0);
+        assert!(!changed);
+        assert_eq!(o.last_node_change, 100.0);
+        let (o, changed) = t.observe(&cluster(ClusterState::Mixed, NodeState::Draining), 300.0);
+        assert!(changed);
+        assert_eq!(o.last_node_change, 300.0);
+        // a node entry appearing is progress too
+        let mut two = cluster(ClusterState::Mixed, NodeState::Draining);
+        two.nodes.push(Node {
+            id: Some("n2".into()),
+            state: Some(NodeState::Starting),
+            ..Node::default()
+        });
+        let (o, _) = t.observe(&two, 400.0);
+        assert_eq!(o.last_node_change, 400.0);
+        // and it survives a restart through the state file format
+        let json = serde_json::to_string(&t).unwrap();
+        let mut back: Tracked = serde_json::from_str(&json).unwrap();
+        let (o, changed) = back.observe(&two, 500.0);
+        assert!(!changed);
+        assert_eq!(o.last_node_change, 400.0);
+        // a state file written before this field existed still loads
+        let old: Tracked =
+            serde_json::from_str(r#"{"cluster":null,"nodes":{},"transitions":[]}"#).unwrap();
+        assert_eq!(old.last_node_change, None);
     }
 
     #[test]

@@ -543,3 +543,33 @@ async fn a_live_node_with_a_null_version_is_not_counted_as_upgraded() {
     let text = poll_and_render(&sim).await;
     assert_eq!(value(&text, "bitbucket_zdu_nodes_upgraded", &[]), Some(1.0));
 }
+
+#[tokio::test]
+async fn last_node_change_survives_a_restart_and_moves_on_progress() {
+    const M: &str = "bitbucket_zdu_node_state_last_change_timestamp_seconds";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let sim = Sim::stable(3).await;
+    sim.sim.with_cluster(|c| {
+        c.start().unwrap();
+        upgrade(c, 0);
+    });
+    let first = {
+        let (store, _) = StateStore::open(&path);
+        let (shared, mut p) = poller_with_store(target("t", &sim.url()), Arc::new(store));
+        p.poll_once().await;
+        value(&render_target(&shared, Format::Text004), M, &[]).unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (store, _) = StateStore::open(&path);
+    let (shared, mut p) = poller_with_store(target("t", &sim.url()), Arc::new(store));
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    assert_eq!(value(&text, M, &[]), Some(first), "no progress, no move");
+    // a node changing state is progress
+    sim.sim
+        .with_cluster(|c| c.nodes[1].state = NodeState::Draining);
+    p.poll_once().await;
+    let moved = value(&render_target(&shared, Format::Text004), M, &[]).unwrap();
+    assert!(moved > first + 1.0, "{moved} vs {first}");
+}
