@@ -430,6 +430,12 @@ impl Collector for TargetCollector {
             .collect();
         gauges(
             &mut enc,
+            "bitbucket_zdu_poll_interval_seconds",
+            "The configured interval between polls of this target (--poll.interval or the target's poll_interval); backoff after failures can make the real gap longer.",
+            &one(self.shared.config.load().poll_interval.as_secs_f64()),
+        )?;
+        gauges(
+            &mut enc,
             "bitbucket_zdu_poll_duration_seconds",
             "Duration of the last poll of each ZDU endpoint.",
             &durations,

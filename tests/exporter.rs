@@ -573,3 +573,22 @@ async fn last_node_change_survives_a_restart_and_moves_on_progress() {
     let moved = value(&render_target(&shared, Format::Text004), M, &[]).unwrap();
     assert!(moved > first + 1.0, "{moved} vs {first}");
 }
+
+#[tokio::test]
+async fn the_poll_interval_is_a_metric_even_before_the_first_poll() {
+    let sim = Sim::stable(1).await;
+    let mut t = target("t", &sim.url());
+    t.poll_interval = Duration::from_millis(1500);
+    let (shared, mut p) = poller(t);
+    let text = render_target(&shared, Format::Text004);
+    assert_eq!(
+        value(&text, "bitbucket_zdu_poll_interval_seconds", &[]),
+        Some(1.5)
+    );
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    assert_eq!(
+        value(&text, "bitbucket_zdu_poll_interval_seconds", &[]),
+        Some(1.5)
+    );
+}
