@@ -309,6 +309,17 @@ impl Collector for TargetCollector {
                 &format!("1 when this OFFLINE entry is a ghost: a live node with the same name exists (a pod back with a new IP) {POLL_NOTE}."),
                 &ghost,
             )?;
+            let offline_names: Vec<(Labels, f64)> = view
+                .names_offline
+                .iter()
+                .map(|(name, since)| (vec![("node_name", name.clone())], *since))
+                .collect();
+            gauges(
+                &mut enc,
+                "bitbucket_zdu_node_name_offline_since_timestamp_seconds",
+                &format!("Per node name with entries but no live (not OFFLINE) one: Unix time since which no live entry with that name has been seen, as first seen by the exporter (kept across restarts with --state.file); absent while the name has a live entry {POLL_NOTE}."),
+                &offline_names,
+            )?;
             let tasks: Vec<(Labels, f64)> = c
                 .nodes
                 .iter()

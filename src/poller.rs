@@ -53,6 +53,8 @@ pub struct ClusterView {
     pub node_since: Vec<f64>,
     /// When a node entry last changed state, appeared or disappeared (persisted).
     pub last_node_change: f64,
+    /// Node names without a live entry, and since when (persisted).
+    pub names_offline: Vec<(String, f64)>,
 }
 
 impl ClusterView {
@@ -67,6 +69,7 @@ impl ClusterView {
             cluster_since: observed.cluster_since,
             node_since: observed.node_since,
             last_node_change: observed.last_node_change,
+            names_offline: observed.names_offline,
         };
         (view, changed)
     }

@@ -26,6 +26,10 @@ pub struct Tracked {
     /// first answer seen counts as a change. The cluster's "last progress".
     #[serde(default)]
     pub last_node_change: Option<f64>,
+    /// Per node name that has entries but no live (not OFFLINE) one: since when no live entry
+    /// with that name has been seen (unix seconds). A name with a live entry is not listed.
+    #[serde(default)]
+    pub names_offline: BTreeMap<String, f64>,
 }
 
 /// A state and when it was entered.
@@ -80,6 +84,9 @@ pub struct Observed {
     pub node_since: Vec<f64>,
     /// When a node entry last changed state, appeared or disappeared.
     pub last_node_change: f64,
+    /// Node names without a live entry and since when, sorted by name (see
+    /// [`Tracked::names_offline`]). A node without a name is named by its key.
+    pub names_offline: Vec<(String, f64)>,
 }
 
 impl Tracked {
@@ -139,11 +146,36 @@ impl Tracked {
                 now
             }
         };
+        let mut live_names = std::collections::BTreeSet::new();
+        let mut all_names = std::collections::BTreeSet::new();
+        for (n, key) in cluster.nodes.iter().zip(cluster.node_keys()) {
+            let name = n.name.clone().unwrap_or(key);
+            if !n.is_offline() {
+                live_names.insert(name.clone());
+            }
+            all_names.insert(name);
+        }
+        let names_offline: BTreeMap<String, f64> = all_names
+            .difference(&live_names)
+            .map(|name| {
+                let since = self.names_offline.get(name).copied().unwrap_or(now);
+                (name.clone(), since)
+            })
+            .collect();
+        if names_offline != self.names_offline {
+            changed = true;
+            self.names_offline = names_offline;
+        }
         (
             Observed {
                 cluster_since,
                 node_since,
                 last_node_change,
+                names_offline: self
+                    .names_offline
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
             },
             changed || node_changed,
         )
@@ -337,6 +369,49 @@ mod tests {
         let old: Tracked =
             serde_json::from_str(r#"{"cluster":null,"nodes":{},"transitions":[]}"#).unwrap();
         assert_eq!(old.last_node_change, None);
+    }
+
+    fn named(id: &str, name: &str, state: NodeState) -> Node {
+        Node {
+            id: Some(id.into()),
+            name: Some(name.into()),
+            state: Some(state),
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn a_name_is_offline_from_when_its_last_live_entry_went() {
+        let mut c = cluster(ClusterState::Mixed, NodeState::Active);
+        // bb-0: an old OFFLINE entry plus its live replacement (a ghost); bb-1 live.
+        c.nodes = vec![
+            named("old", "bb-0", NodeState::Offline),
+            named("new", "bb-0", NodeState::Active),
+            named("b1", "bb-1", NodeState::Active),
+        ];
+        let mut t = Tracked::default();
+        let (o, _) = t.observe(&c, 100.0);
+        assert!(o.names_offline.is_empty(), "a ghost's name is live");
+        // The replacement pod is deleted at 1000: from then on the name has no live entry,
+        // however long the old entry has been OFFLINE.
+        c.nodes[1].state = Some(NodeState::Offline);
+        let (o, changed) = t.observe(&c, 1000.0);
+        assert!(changed);
+        assert_eq!(o.names_offline, vec![("bb-0".to_string(), 1000.0)]);
+        let (o, changed) = t.observe(&c, 1030.0);
+        assert!(!changed);
+        assert_eq!(o.names_offline, vec![("bb-0".to_string(), 1000.0)]);
+        // survives a restart
+        let mut back: Tracked = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        let (o, _) = back.observe(&c, 2000.0);
+        assert_eq!(o.names_offline, vec![("bb-0".to_string(), 1000.0)]);
+        // back live: no longer listed; offline again later starts a new clock
+        c.nodes[1].state = Some(NodeState::Starting);
+        let (o, _) = back.observe(&c, 2100.0);
+        assert!(o.names_offline.is_empty());
+        c.nodes[1].state = Some(NodeState::Offline);
+        let (o, _) = back.observe(&c, 2200.0);
+        assert_eq!(o.names_offline, vec![("bb-0".to_string(), 2200.0)]);
     }
 
     #[test]

@@ -592,3 +592,38 @@ async fn the_poll_interval_is_a_metric_even_before_the_first_poll() {
         Some(1.5)
     );
 }
+
+#[tokio::test]
+async fn node_names_without_a_live_entry_are_exported_with_their_offline_since() {
+    const M: &str = "bitbucket_zdu_node_name_offline_since_timestamp_seconds";
+    let sim = Sim::stable(3).await;
+    sim.sim.with_cluster(|c| {
+        c.start().unwrap();
+        // bitbucket-0 came back with a new IP: the old entry is a ghost, the name is live.
+        let mut live = c.nodes[0].clone();
+        live.ip = "10.0.1.50".into();
+        live.id = "new-id".into();
+        c.nodes[0].state = NodeState::Offline;
+        c.nodes.push(live);
+    });
+    let (shared, mut p) = poller(target("t", &sim.url()));
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    assert_eq!(count(&text, M), 0, "a ghost's name has a live entry");
+    // The replacement pod is deleted: now the name has no live entry.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    sim.sim
+        .with_cluster(|c| c.nodes[3].state = NodeState::Offline);
+    p.poll_once().await;
+    let text = render_target(&shared, Format::Text004);
+    assert_eq!(count(&text, M), 1);
+    let since = value(&text, M, &[("node_name", "bitbucket-0")]).unwrap();
+    assert!(
+        since >= before - 0.5,
+        "counts from the replacement's loss, not the ghost's age"
+    );
+}
