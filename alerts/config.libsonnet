@@ -1,68 +1,93 @@
-// THE one place for every selector, label convention and threshold used by the
-// bitbucket-zdu-exporter alert rules (and by the dashboard's colour thresholds).
+// The ONE configuration of the bitbucket-zdu monitoring mixin: selectors, the cluster labels
+// every rule and panel aggregates by, thresholds and opt-in switches. Used as
 //
-// Change a value here and re-render with `alerts/render.sh > alerts/bitbucket-zdu-alerts.yaml`,
-// or keep this file untouched and pass an override file (JSON or jsonnet, deep-merged
-// over this object with std.mergePatch):
+//   (import 'mixin.libsonnet') + { _config+:: { clusterLabels: ['namespace', 'cluster'] } }
 //
-//   alerts/render.sh --config my-overrides.json > /etc/prometheus/rules/bitbucket-zdu.yaml
-//
-// Durations use Prometheus syntax with the units s, m, h, d, w (e.g. "90s", "1h30m").
-// An alert whose rule has `after` fires once the condition has held for `after`
-// (measured from the exporter's *_state_entered_timestamp_seconds, so it survives an
-// exporter restart) and then for a further `for` window: total = after + for.
-// The justification of every number is in docs/runbooks.md.
+// or, without writing jsonnet, with an override file (JSON or jsonnet) deep-merged over
+// `_config` by alerts/render.sh --config FILE (std.mergePatch: objects merge, lists replace).
+// Durations use Prometheus syntax (s, m, h, d, w; e.g. "90s", "1h30m"). The justification of
+// every number is in docs/runbooks.md.
 {
-  // PromQL label matchers (without braces) that select this exporter's series and its
-  // scrape targets (`up`). Use the job name(s) of your scrape config / PodMonitor.
-  selector: 'job=~".*bitbucket-zdu.*"',
+  _config+:: {
+    // PromQL label matchers (without braces) that select this exporter's series and its
+    // scrape targets (`up`). With a kubernetes-pods job use e.g. 'container="zdu-exporter"'.
+    selector: 'job=~".*bitbucket-zdu.*"',
 
-  // Labels that differ between the N sidecars (one per Bitbucket pod / node) that all
-  // export the SAME cluster-level series. Rules aggregate them away
-  // (`max without (...)`) so one cluster yields one alert. Every other target label
-  // (job, cluster, namespace, ...) is kept and identifies the cluster.
-  // Add e.g. "kubernetes_pod_name" or "container_id" if your relabelling creates them.
-  perSidecarLabels: ['instance', 'pod'],
+    // THE labels that identify one Bitbucket cluster. Every rule and every dashboard panel
+    // aggregates `by` exactly these, so N sidecars of one cluster (one per Bitbucket pod)
+    // give one series, one alert, one page. Every other label is dropped, including per-pod
+    // labels a kubernetes-pods relabelling copies in (pod, instance,
+    // controller_revision_hash, statefulset_kubernetes_io_pod_name, ...). A label listed here
+    // that a series lacks is simply empty. Add the label your scrape config uses to tell
+    // clusters apart (e.g. app_kubernetes_io_instance).
+    clusterLabels: ['job', 'namespace', 'cluster'],
 
-  // How long the last value of a series is carried over a gap (exporter restart,
-  // sidecar restarting with its pod, a few failed polls). Keeps pending/firing alerts
-  // from resetting when the exporter restarts mid-upgrade. Must exceed the exporter's
-  // restart time plus two scrape intervals; keep it well below the smallest `after`.
-  gapTolerance: '5m',
+    // Go-template snippet naming the cluster in summaries/descriptions.
+    clusterName: '{{ with $labels.cluster }}{{ . }}{{ else }}{{ $labels.job }}{{ end }}{{ with $labels.namespace }} (namespace {{ . }}){{ end }}',
 
-  // Go-template snippet naming the cluster in summaries/descriptions. Convention: the
-  // `cluster` target label if you relabel one in, else `job`; plus `namespace` if set.
-  clusterName: '{{ with $labels.cluster }}{{ . }}{{ else }}{{ $labels.job }}{{ end }}{{ with $labels.namespace }} (namespace {{ . }}){{ end }}',
+    // Base of the runbook_url annotation; "#<alertname lower-cased>" is appended.
+    runbookUrl: 'https://github.com/bitbucket-zdu-exporter/bitbucket-zdu-exporter/blob/main/docs/runbooks.md',
 
-  // Base of the runbook_url annotation; "#<alertname lower-cased>" is appended.
-  runbookUrl: 'https://github.com/bitbucket-zdu-exporter/bitbucket-zdu-exporter/blob/main/docs/runbooks.md',
+    // Rule group names (recording rules first: alerts read them).
+    recordingGroupName: 'bitbucket-zdu.rules',
+    alertGroupName: 'bitbucket-zdu',
 
-  // Name of the single rule group.
-  groupName: 'bitbucket-zdu',
+    // While a cluster's state is unknown (every exporter of it unreachable, down or gone),
+    // a firing cluster-state alert keeps firing instead of resolving ("nothing known" is not
+    // "fixed"), for at most this long after the last known state. The exporter-health alerts
+    // say why nothing is known.
+    unknownHold: '6h',
 
-  thresholds: {
-    // --- exporter / connectivity -------------------------------------------------
-    exporterDown: { 'for': '5m', severity: 'warning' },
-    exporterAbsent: { 'for': '15m', severity: 'warning' },
-    bitbucketUnreachable: { 'for': '10m', severity: 'warning' },
-    credentialsRejected: { 'for': '5m', severity: 'warning' },
-    notClustered: { 'for': '10m', severity: 'warning' },
-    exporterStale: { 'for': '5m', severity: 'warning' },
+    // Bridges short gaps for exporter-health alerts (Prometheus >= 2.42 keep_firing_for):
+    // a flapping Bitbucket or a restarting exporter does not resolve and re-page.
+    healthKeepFiringFor: '5m',
 
-    // --- cluster state -----------------------------------------------------------
-    stuckMixed: { after: '1h', 'for': '2m', severity: 'critical' },
-    upgradeTasksFailed: { after: '1m', 'for': '2m', severity: 'critical' },
-    upgradeTasksRunningTooLong: { after: '15m', 'for': '2m', severity: 'warning' },
-    awaitingApproval: { after: '1h', 'for': '2m', severity: 'warning' },
-    upgradeModeIdle: { after: '1h', 'for': '2m', severity: 'warning' },
-    unknownClusterState: { 'for': '15m', severity: 'info' },
-    versionSkew: { 'for': '10m', severity: 'critical' },
+    thresholds: {
+      // --- exporter / connectivity -------------------------------------------------
+      exporterDown: { 'for': '5m', severity: 'warning' },
+      // Must stay shorter than the time a state alert would need to resolve: it fires
+      // while the held state alert is still firing, so on-call sees why.
+      bitbucketUnreachable: { 'for': '3m', severity: 'warning' },
+      credentialsRejected: { 'for': '5m', severity: 'warning' },
+      notClustered: { 'for': '10m', severity: 'warning' },
+      exporterStale: { 'for': '5m', severity: 'warning' },
 
-    // --- nodes ---------------------------------------------------------------------
-    nodeError: { after: '2m', 'for': '2m', severity: 'critical' },
-    nodeStarting: { after: '15m', 'for': '2m', severity: 'warning' },
-    nodeDraining: { after: '5m', 'for': '2m', severity: 'warning' },
-    nodeTerminating: { after: '5m', 'for': '2m', severity: 'warning' },
-    nodeLost: { after: '30m', 'for': '5m', severity: 'warning' },
+      // --- cluster state -----------------------------------------------------------
+      // Progress: no node entry changed state (or appeared/disappeared) for `noProgress`
+      // while upgrade mode waits for nodes (READY_TO_UPGRADE or MIXED).
+      upgradeStalled: { noProgress: '20m', 'for': '2m', severity: 'warning' },
+      // The page: MIXED and no progress for the longer `noProgress`, or MIXED longer than
+      // `maxTotal` whatever the progress (a node flapping forever is not progress).
+      stuckMixed: { noProgress: '45m', maxTotal: '8h', 'for': '2m', severity: 'critical' },
+      upgradeTasksFailed: { after: '1m', 'for': '2m', severity: 'critical' },
+      upgradeTasksRunningTooLong: { after: '15m', 'for': '2m', severity: 'warning' },
+      awaitingApproval: { after: '1h', 'for': '2m', severity: 'warning' },
+      unknownClusterState: { 'for': '15m', severity: 'info' },
+      versionSkew: { 'for': '10m', severity: 'critical' },
+
+      // --- nodes ---------------------------------------------------------------------
+      nodeError: { after: '2m', 'for': '2m', severity: 'critical' },
+      nodeStarting: { after: '15m', 'for': '2m', severity: 'warning' },
+      nodeDraining: { after: '5m', 'for': '2m', severity: 'warning' },
+      nodeTerminating: { after: '5m', 'for': '2m', severity: 'warning' },
+      // No live node entry with this NAME for `after` (a ghost's age never counts).
+      nodeLost: { after: '30m', 'for': '5m', severity: 'warning' },
+    },
+
+    // Opt-in: "no exporter of this cluster is scraped at all". absent() only has the labels
+    // of its equality matchers, so the alert exists only for clusters listed here, each with
+    // the labels that route it, e.g. [{ job: 'bitbucket-zdu', cluster: 'prod' }]: equality
+    // matchers on `up` that select that cluster's scrape targets (_config.selector is not
+    // added, since absent() keeps only labels matched once).
+    // Empty (default): no such rule, so a Prometheus that loads the rules without any
+    // Bitbucket never fires it.
+    exporterAbsent: { clusters: [], 'for': '15m', severity: 'warning' },
+
+    // Dashboard.
+    dashboard: {
+      uid: 'bitbucket-zdu-overview',
+      title: 'Bitbucket rolling upgrade (ZDU)',
+      refresh: '30s',
+    },
   },
 }

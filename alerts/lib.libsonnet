@@ -1,4 +1,4 @@
-// Helpers shared by rules.jsonnet and the dashboard. No thresholds here: see config.libsonnet.
+// Helpers shared by the mixin (rules, alerts, dashboard). No thresholds here: see config.libsonnet.
 {
   // "1h30m" -> 5400. Units: s m h d w (Prometheus duration syntax, no ms).
   seconds(d)::

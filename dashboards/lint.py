@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Lint Grafana dashboards the way grafana/dashboard-linter would, plus project rules.
 
-usage: lint.py [--metrics FILE]... [--rules RULES.json] DASHBOARD.json...
+usage: lint.py [--metrics FILE]... [--contract docs/metrics.json] [--rules RULES.json]
+               [--cluster-labels a,b] DASHBOARD.json...
 
 Rules (each violation is printed as "<file>: [<rule>] <where>: <message>"):
   uid             dashboard uid set, <= 40 safe characters, equal to the file name (stable);
@@ -12,15 +13,25 @@ Rules (each violation is printed as "<file>: [<rule>] <where>: <message>"):
                   every panel, every target, every query variable and every annotation query
                   uses it (${datasource}), never a fixed uid
   selector-vars   template variables `job` and `instance` exist and every metric selector in
-                  every panel/annotation query filters on both of them
+                  every panel/annotation query filters on both of them (a recorded per-cluster
+                  series, `bitbucket_zdu:*`, has no instance: job is enough)
+  cluster-by      every aggregation in a panel or annotation query groups `by` all the cluster
+                  labels (_config.clusterLabels of the mixin, or --cluster-labels): a query never
+                  adds up several clusters when "All" is selected
+  state-colour    a stat that shows time in the cluster state (..._state_entered_timestamp...)
+                  colours per state (field overrides per state) and STABLE is never red
+  promql          every query is valid PromQL: all of them, with the Grafana variables
+                  substituted, go into one rule file as recording rules and `promtool check
+                  rules` must accept it (promtool is required)
   rate-interval   rate(), irate() and increase() use [$__rate_interval]
   metrics         every metric a query names (panels, annotations, variables, and the alert
                   rules given with --rules) is one the exporter emits: with --metrics FILE
                   (real /metrics exposition text; repeat for a union) the name must appear there
                   (X_bucket/X_sum/X_count accepted only when X is a histogram/summary there);
-                  without --metrics, only bitbucket_zdu_* and process_* names are accepted.
-                  Recording rules from --rules and Prometheus's own series (up, ALERTS,
-                  ALERTS_FOR_STATE, scrape_*) are always known.
+                  without --metrics, the name must be in the metric contract docs/metrics.json
+                  (or --contract FILE).
+                  Recording rules (--rules, default: the mixin's, rendered) and Prometheus's
+                  own series (up, ALERTS, ALERTS_FOR_STATE, scrape_*) are always known.
 
 Exit status 1 if any violation was found. Python 3 stdlib only.
 """
@@ -28,13 +39,19 @@ import argparse
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 
 REQUIRED_SELECTOR_VARS = ("job", "instance")
 PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds",
                        "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
                        "scrape_series_added"}
-STATIC_PREFIXES = ("bitbucket_zdu_", "process_")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONTRACT = os.path.join(ROOT, "docs", "metrics.json")
+AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+                "bottomk", "topk", "quantile"}
 KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
             "group_right", "bool", "offset", "atan2", "inf", "nan", "Inf", "NaN"}
 LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
@@ -207,9 +224,105 @@ def load_metrics(paths):
     return known
 
 
-def load_rules(path):
+def load_contract(path):
+    """Sample names of the metric contract (docs/metrics.json)."""
     with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
+        metrics = json.load(f)["metrics"]
+    known = set()
+    for m in metrics:
+        if m["type"] == "histogram":
+            known.update({m["name"] + "_bucket", m["name"] + "_sum", m["name"] + "_count"})
+        else:
+            known.add(m["name"])
+    return known
+
+
+def default_cluster_labels():
+    out = subprocess.run(["jsonnet", "-J", os.path.join(ROOT, "alerts"), "-e",
+                          "(import 'config.libsonnet')._config.clusterLabels"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def aggregations(expr):
+    """Yield (operator, modifier, labels) for every aggregation: modifier is by/without/None."""
+    toks = list(tokenize(expr))
+    for k, (kind, text) in enumerate(toks):
+        if kind != "ident" or text not in AGGREGATIONS:
+            continue
+        nxt = toks[k + 1] if k + 1 < len(toks) else (None, None)
+        if nxt[0] == "ident" and nxt[1] in ("by", "without"):
+            labels, j = [], k + 3
+            while j < len(toks) and toks[j] != ("op", ")"):
+                if toks[j][0] == "ident":
+                    labels.append(toks[j][1])
+                j += 1
+            yield text, nxt[1], labels
+        elif nxt == ("op", "("):
+            # `sum (x) by (l)`: find the matching paren, then look for by/without
+            depth, j = 0, k + 1
+            while j < len(toks):
+                if toks[j] == ("op", "("):
+                    depth += 1
+                elif toks[j] == ("op", ")"):
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            after = toks[j + 1] if j + 1 < len(toks) else (None, None)
+            if after[0] == "ident" and after[1] in ("by", "without"):
+                labels, i = [], j + 3
+                while i < len(toks) and toks[i] != ("op", ")"):
+                    if toks[i][0] == "ident":
+                        labels.append(toks[i][1])
+                    i += 1
+                yield text, after[1], labels
+            else:
+                yield text, None, []
+
+
+GRAFANA_VARS = {"__rate_interval": "1m", "__interval": "1m", "__range": "5m"}
+
+
+def grafana_substitute(expr):
+    expr = re.sub(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)(?::\w+)?\]\]|\$(\w+)",
+                  lambda m: GRAFANA_VARS.get(m.group(1) or m.group(2) or m.group(3), ".*"), expr)
+    return expr
+
+
+def promtool_check(queries):
+    """Run every (where, expr) through `promtool check rules`; return [(where, error)]."""
+    promtool = shutil.which("promtool")
+    if not promtool:
+        raise SystemExit("lint.py: promtool not found (Debian package prometheus): the [promql] rule needs it")
+    errors = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (where, expr) in enumerate(queries):
+            # one file per query, so an error is attributed to exactly its query
+            path = os.path.join(tmp, "q%d.yaml" % i)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump({"groups": [{"name": "lint", "rules": [
+                    {"record": "lint:query", "expr": grafana_substitute(expr)}]}]}, f)
+        paths = [os.path.join(tmp, "q%d.yaml" % i) for i in range(len(queries))]
+        if not paths:
+            return errors
+        r = subprocess.run([promtool, "check", "rules"] + paths, capture_output=True, text=True)
+        if r.returncode != 0:
+            for line in (r.stdout + r.stderr).splitlines():
+                for i, p in enumerate(paths):
+                    if line.strip().startswith(p + ":"):
+                        errors.append((queries[i][0], line.strip()[len(p) + 1:].strip()))
+    return errors
+
+
+def load_rules(path):
+    """Recording rule names and rule expressions; path None = the mixin's rules (render.sh --json)."""
+    if path is None:
+        doc = json.loads(subprocess.run([os.path.join(ROOT, "alerts", "render.sh"), "--json"],
+                                        check=True, capture_output=True, text=True).stdout)
+    else:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
     records, exprs = set(), []
     for g in doc.get("groups", []):
         for r in g.get("rules", []):
@@ -221,10 +334,12 @@ def load_rules(path):
 
 # ----------------------------------------------------------------------------- lint
 class Linter:
-    def __init__(self, known_metrics, records):
-        self.known = known_metrics      # None = static mode
+    def __init__(self, known_metrics, records, cluster_labels):
+        self.known = known_metrics
         self.records = records
+        self.cluster_labels = cluster_labels
         self.violations = []
+        self.queries = []               # (fname, where, expr) for the [promql] check
 
     def v(self, fname, rule, where, msg):
         self.violations.append("%s: [%s] %s: %s" % (fname, rule, where, msg))
@@ -232,20 +347,30 @@ class Linter:
     def metric_ok(self, name):
         if name in PROMETHEUS_BUILTINS or name in self.records:
             return True
-        if self.known is None:
-            return name.startswith(STATIC_PREFIXES)
         return name in self.known
 
     def check_metrics(self, fname, where, expr):
         for name, _ in selectors(expr):
             if name and not self.metric_ok(name):
-                src = "the --metrics file(s)" if self.known is not None else "the static allow-list (bitbucket_zdu_*, process_*)"
+                src = self.known_source
                 self.v(fname, "metrics", where, "metric %r is not in %s" % (name, src))
 
     def check_query(self, fname, where, expr, var_names):
         self.check_metrics(fname, where, expr)
+        self.queries.append((fname, where, expr))
+        for op, mod, labels in aggregations(expr):
+            if mod is None:
+                self.v(fname, "cluster-by", where, "%s() without `by (%s)` adds clusters together"
+                       % (op, ", ".join(self.cluster_labels)))
+            elif mod == "by" and not set(self.cluster_labels) <= set(labels):
+                self.v(fname, "cluster-by", where, "%s by (%s) does not keep the cluster labels %s"
+                       % (op, ", ".join(labels), ", ".join(self.cluster_labels)))
+            elif mod == "without" and set(self.cluster_labels) & set(labels):
+                self.v(fname, "cluster-by", where, "%s without (%s) drops a cluster label" % (op, ", ".join(labels)))
         for name, matchers in selectors(expr):
             for var in REQUIRED_SELECTOR_VARS:
+                if name and ":" in name and var == "instance":
+                    continue  # recorded per-cluster series have no instance
                 if var not in var_names:
                     continue
                 ok = any(lbl == var and ("$" + var in val or "${" + var in val) for lbl, _, val in matchers)
@@ -324,12 +449,34 @@ class Linter:
                 self.v(fname, "description", where, "panel has no description")
             if not self.ds_ok(p.get("datasource")):
                 self.v(fname, "datasource", where, "panel must use the ${datasource} variable, got %r" % (p.get("datasource"),))
+            self.check_state_colour(fname, where, p)
             for t in p.get("targets", []):
                 tw = "%s target %s" % (where, t.get("refId"))
                 if not self.ds_ok(t.get("datasource")):
                     self.v(fname, "datasource", tw, "target must use the ${datasource} variable, got %r" % (t.get("datasource"),))
                 if t.get("expr") is not None:
                     self.check_query(fname, tw, t["expr"], var_names)
+
+    def check_state_colour(self, fname, where, p):
+        exprs = " ".join(t.get("expr") or "" for t in p.get("targets", []))
+        if p.get("type") != "stat" or "cluster_state_entered_timestamp" not in exprs:
+            return
+        overrides = (p.get("fieldConfig") or {}).get("overrides") or []
+        stable = [o for o in overrides if "STABLE" in str((o.get("matcher") or {}).get("options", ""))]
+        if not stable:
+            self.v(fname, "state-colour", where, "time in state has no per-state colours (no STABLE override)")
+            return
+        for o in stable:
+            for prop in o.get("properties", []):
+                if prop.get("id") == "thresholds":
+                    colours = [st.get("color") for st in prop.get("value", {}).get("steps", [])]
+                    if any("red" in (c or "") for c in colours):
+                        self.v(fname, "state-colour", where, "STABLE turns red (%s)" % colours)
+
+    def check_promql(self):
+        for (where, err) in promtool_check([("%s: %s" % (f, w), e) for f, w, e in self.queries]):
+            fname, w = where.split(": ", 1)
+            self.v(fname, "promql", w, "promtool check rules: " + err)
 
     def all_panels(self, panels):
         for p in panels:
@@ -345,19 +492,29 @@ def main(argv=None):
     ap.add_argument("--rules", metavar="RULES.json",
                     help="rendered rules as JSON (alerts/render.sh --json): recording rules count as "
                          "known metrics and the alert expressions are checked against --metrics too")
+    ap.add_argument("--contract", default=DEFAULT_CONTRACT, metavar="metrics.json",
+                    help="the metric contract used without --metrics (default docs/metrics.json)")
+    ap.add_argument("--cluster-labels", metavar="a,b",
+                    help="labels every aggregation must keep (default: the mixin's _config.clusterLabels)")
     ap.add_argument("dashboards", nargs="+")
     args = ap.parse_args(argv)
 
-    known = load_metrics(args.metrics) if args.metrics else None
-    records, rule_exprs = load_rules(args.rules) if args.rules else (set(), [])
-    linter = Linter(known, records)
+    if args.metrics:
+        known, source = load_metrics(args.metrics), "the --metrics file(s)"
+    else:
+        known, source = load_contract(args.contract), os.path.relpath(args.contract, os.getcwd())
+    records, rule_exprs = load_rules(args.rules)
+    cluster_labels = args.cluster_labels.split(",") if args.cluster_labels else default_cluster_labels()
+    linter = Linter(known, records, cluster_labels)
+    linter.known_source = source
     for path in args.dashboards:
         linter.lint(path)
+    linter.check_promql()
     for name, expr in rule_exprs:
-        linter.check_metrics(os.path.basename(args.rules), "rule %s" % name, expr)
+        linter.check_metrics(os.path.basename(args.rules or "alerts/render.sh --json"), "rule %s" % name, expr)
     for line in linter.violations:
         print(line)
-    mode = "against %d metrics file(s)" % len(args.metrics) if args.metrics else "static"
+    mode = "against %d metrics file(s)" % len(args.metrics) if args.metrics else "against the contract"
     print("lint.py (%s): %d dashboard(s), %d violation(s)" % (mode, len(args.dashboards), len(linter.violations)))
     return 1 if linter.violations else 0
 

@@ -11,9 +11,17 @@ Assertions:
              READY_TO_RUN_UPGRADE_TASKS -> (RUNNING_UPGRADE_TASKS) -> STABLE
   quiet      no alert ever fires (ALERTS{alertstate="firing"}, polled) except the expected ones
              (--expect ALERTNAME@CLUSTER); the webhook receives nothing for the healthy cluster
-  stuck      the stuck-MIXED alert reaches the webhook for the stuck cluster, firing, exactly
-             one alert (one label set) of that name per cluster although several exporters
-             (sidecars) scrape that cluster; Prometheus agrees (one ALERTS series per cluster)
+  stuck      the stuck-MIXED alert reaches the webhook for the stuck cluster, firing, in exactly
+             ONE notification with one alert (one label set, cluster labels only) although three
+             sidecars scrape that cluster through a kubernetes-pods job whose pod labels differ
+             (controller_revision_hash); Prometheus agrees (one ALERTS series per cluster)
+  kill       while the page is pending (the last minutes of MIXED) one sidecar's pod "dies":
+             its target leaves service discovery (--file-sd) and its process is killed; the
+             page still arrives once, on time (last progress + noProgress + for)
+  unknown    once it paged, the stuck simulator is stopped (Bitbucket unreachable from every
+             sidecar): for --unknown-watch seconds the page stays firing in Prometheus, no
+             resolve of it ever reaches the webhook, and the unreachable / unobserved alerts
+             (--expect-after-unknown) arrive
   dashboard  every query of every dashboard (panel targets, annotations, template variables),
              with Grafana variables substituted, returns data at some point: with the healthy
              cluster selected, except queries that only have data when something is wrong
@@ -24,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -183,7 +192,23 @@ def main():
     ap.add_argument("--dashboards", nargs="+", required=True)
     ap.add_argument("--lint", required=True, help="path of dashboards/lint.py")
     ap.add_argument("--rules-json", required=True, help="rendered rules (JSON) loaded by Prometheus")
-    ap.add_argument("--job", required=True)
+    ap.add_argument("--job", required=True, help="the job of the healthy cluster's exporter")
+    ap.add_argument("--jobs", required=True, help="regex of every job of this set-up (dashboard $job)")
+    ap.add_argument("--exporter-job", required=True,
+                    help="job of the central exporter's own /metrics: the dashboard's $job must offer it")
+    ap.add_argument("--stuck-alert", required=True)
+    ap.add_argument("--stuck-no-progress", type=float, required=True, help="seconds (rule threshold)")
+    ap.add_argument("--stuck-for", type=float, required=True, help="seconds (rule for:)")
+    ap.add_argument("--expect-after-unknown", action="append", default=[], metavar="ALERTNAME@CLUSTER",
+                    help="an alert that must fire once the stuck cluster is unknown")
+    ap.add_argument("--kill-sidecar", required=True, metavar="PID=INSTANCE",
+                    help="the stuck-cluster sidecar to kill while the page is pending")
+    ap.add_argument("--file-sd", required=True, help="file_sd file listing the stuck sidecars")
+    ap.add_argument("--stop-simulator", type=int, required=True, metavar="PID",
+                    help="the stuck cluster's simulator, stopped once the page arrived")
+    ap.add_argument("--unknown-watch", type=float, default=30)
+    ap.add_argument("--early-capture", action="append", default=[], metavar="NAME=URL",
+                    help="exporter output to capture before the faults (repeatable)")
     ap.add_argument("--healthy-cluster", default="healthy")
     ap.add_argument("--stuck-cluster", default="stuck")
     ap.add_argument("--stuck-exporters", type=int, required=True,
@@ -203,19 +228,18 @@ def main():
     deadline = T0 + args.deadline
     os.makedirs(args.out_dir, exist_ok=True)
 
-    # The stuck-MIXED alert: the rule of the rendered file that tests state="MIXED" for time.
     rules = json.load(open(args.rules_json, encoding="utf-8"))
     alert_rules = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    stuck_names = [r["alert"] for r in alert_rules
-                   if 'state="MIXED"' in r["expr"] and "entered_timestamp" in r["expr"]]
-    if len(stuck_names) != 1:
-        log("FAIL: cannot identify the stuck-MIXED rule in %s (candidates %s)" % (args.rules_json, stuck_names))
-        return 1
-    stuck_alert = stuck_names[0]
+    stuck_alert = args.stuck_alert
     expected = {(stuck_alert, args.stuck_cluster)}
-    for e in args.expect:
+    after_unknown = set()
+    for e in args.expect + args.expect_after_unknown:
         name, _, cluster = e.partition("@")
         expected.add((name, cluster))
+        if e in args.expect_after_unknown:
+            after_unknown.add((name, cluster))
+    kill_pid, _, kill_instance = args.kill_sidecar.partition("=")
+    kill_pid = int(kill_pid)
     known_alerts = {r["alert"] for r in alert_rules}
     for name, _ in expected:
         if name not in known_alerts:
@@ -227,7 +251,7 @@ def main():
     # ---- wait for every target to be up and Alertmanager discovered
     while True:
         try:
-            up = prom.query('up{job="%s"} == 1' % args.job)
+            up = prom.query('up{job=~"%s"} == 1' % args.jobs)
             ams = prom.api("alertmanagers", {})["activeAlertmanagers"]
             rule_groups = prom.api("rules", {"type": "alert"})["groups"]
             if len(up) >= args.targets and ams and rule_groups:
@@ -256,7 +280,7 @@ def main():
         vals = dict(grafana_builtins)
         for n in var_names:
             vals[n] = ".*"
-        vals.update({"datasource": "prometheus", "job": args.job, "cluster": cluster, "instance": ".*"})
+        vals.update({"datasource": "prometheus", "job": args.jobs, "cluster": cluster, "instance": ".*"})
         variants[variant] = vals
     queries = []
     for where, kind, expr in dashboard_queries(args.dashboards):
@@ -299,6 +323,26 @@ def main():
     start_times = {}       # instance -> process_start_time_seconds
     restarts = []          # (seconds, instance)
     healthy_sel = '{job="%s", cluster="%s"}' % (args.job, args.healthy_cluster)
+    killed_at = None       # the sidecar killed while the page was pending
+    unknown_at = None      # the stuck simulator stopped
+    stuck_gaps = []        # polls during the unknown phase without the page firing
+    stuck_notifications = 0
+    revisions = set()      # controller_revision_hash values seen on the stuck sidecars
+
+    def kill_sidecar():
+        # the pod is gone: out of service discovery first (Prometheus drops the target and
+        # writes staleness markers), then the process
+        with open(args.file_sd, encoding="utf-8") as f:
+            text = f.read()
+        blocks = text.split("- targets:")
+        kept = [b for b in blocks if b.strip() and ("'%s'" % kill_instance) not in b]
+        with open(args.file_sd + ".tmp", "w", encoding="utf-8") as f:
+            f.write("".join("- targets:" + b for b in kept))
+        os.replace(args.file_sd + ".tmp", args.file_sd)
+        try:
+            os.kill(kill_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
     def capture(name, url):
         path = os.path.join(args.out_dir, "%02d-%s.txt" % (len(captures), name))
@@ -310,6 +354,10 @@ def main():
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         captures.append(path)
+
+    for c in args.early_capture:
+        name, _, url = c.partition("=")
+        capture(name, url)
 
     while True:
         now = time.time()
@@ -347,9 +395,18 @@ def main():
 
         # alerts, as Prometheus evaluates them
         try:
+            stuck_firing_now = False
             for r in prom.query('ALERTS{alertstate=~"firing|pending"}'):
                 m = r["metric"]
                 name, cluster, state = m.get("alertname"), m.get("cluster", ""), m.get("alertstate")
+                if name == stuck_alert and cluster == args.stuck_cluster:
+                    if state == "pending" and killed_at is None:
+                        kill_sidecar()
+                        killed_at = now - T0
+                        log("%s pending for the stuck cluster: pod of sidecar %s gone (out of file_sd, process killed)"
+                            % (stuck_alert, kill_instance))
+                    if state == "firing":
+                        stuck_firing_now = True
                 if state == "pending":
                     if cluster == args.healthy_cluster and name not in pending_healthy:
                         pending_healthy[name] = now - T0
@@ -361,6 +418,9 @@ def main():
                     log("Prometheus: %s firing for cluster=%r instance=%r" % (name, cluster, m.get("instance")))
                     if (name, cluster) not in expected:
                         violations.append("unexpected alert firing in Prometheus: %s" % m)
+            if unknown_at is not None and not stuck_firing_now:
+                stuck_gaps.append(now - T0)
+                log("%s NOT firing for the stuck cluster while it is unknown" % stuck_alert)
         except (RuntimeError, OSError) as e:
             log("ALERTS query failed: %s" % e)
 
@@ -375,12 +435,19 @@ def main():
             if status == "firing" and name == stuck_alert and cluster == args.stuck_cluster and stuck_alert_at is None:
                 stuck_alert_at = rec_t - T0
                 log("webhook: %s firing for cluster %s" % (name, cluster))
+        if stuck_alert_at is not None and unknown_at is None:
+            try:
+                os.kill(args.stop_simulator, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            unknown_at = now - T0
+            log("stuck simulator stopped: the stuck cluster is now unknown (Bitbucket unreachable from every sidecar)")
 
         poll_dashboard()
 
         # exporter restarts (process_start_time_seconds changes)
         try:
-            for r in prom.query('process_start_time_seconds{job="%s"}' % args.job):
+            for r in prom.query('process_start_time_seconds{job=~"%s"}' % args.jobs):
                 inst, v = r["metric"].get("instance"), float(r["value"][1])
                 if inst in start_times and start_times[inst] != v:
                     restarts.append((now - T0, inst))
@@ -391,9 +458,11 @@ def main():
 
         # how many exporters report the stuck cluster MIXED at once (the alert must still be one)
         try:
-            res = prom.query('count(bitbucket_zdu_cluster_state{job="%s", cluster="%s", state="MIXED"} == 1)'
-                             % (args.job, args.stuck_cluster))
+            res = prom.query('count(bitbucket_zdu_cluster_state{job=~"%s", cluster="%s", state="MIXED"} == 1)'
+                             % (args.jobs, args.stuck_cluster))
             n = int(float(res[0]["value"][1])) if res else 0
+            for r in prom.query('up{job=~"%s", cluster="%s"}' % (args.jobs, args.stuck_cluster)):
+                revisions.add(r["metric"].get("controller_revision_hash", ""))
             if n > stuck_exporters_max:
                 stuck_exporters_max = n
                 log("stuck cluster: %d exporter(s) report MIXED" % n)
@@ -401,7 +470,8 @@ def main():
             log("stuck exporters query failed: %s" % e)
 
         got_expected = {(lab.get("alertname"), lab.get("cluster", "")) for _, s, lab in wh if s == "firing"}
-        all_there = expected <= got_expected and cycle_done_at is not None and dashboard_done()
+        all_there = (expected <= got_expected and cycle_done_at is not None and dashboard_done()
+                     and unknown_at is not None and now - T0 - unknown_at >= args.unknown_watch)
         if all_there and settled_at is None:
             settled_at = now
             log("everything settled; watching %.0fs more for duplicates and late alerts" % args.settle)
@@ -432,6 +502,49 @@ def main():
         failures.append("at most %d exporter(s) reported the stuck cluster MIXED at once (want %d): the "
                         "one-alert-per-cluster check proves nothing" % (stuck_exporters_max, args.stuck_exporters))
 
+    if killed_at is None:
+        failures.append("the stuck sidecar was never killed (%s never pending?)" % stuck_alert)
+    elif stuck_alert_at is not None and killed_at > stuck_alert_at:
+        failures.append("the sidecar was killed after the page, not while it was pending")
+    if len(revisions - {""}) < 2:
+        failures.append("the stuck sidecars did not carry differing controller_revision_hash labels: %s" % revisions)
+    if unknown_at is None:
+        failures.append("the stuck cluster was never made unknown (no page to wait for)")
+    elif now - T0 - unknown_at < args.unknown_watch:
+        failures.append("the unknown phase lasted only %.0fs (want %.0fs)" % (now - T0 - unknown_at, args.unknown_watch))
+    if stuck_gaps:
+        failures.append("%s stopped firing while the stuck cluster was unknown, at %s"
+                        % (stuck_alert, ", ".join("%.1fs" % t for t in stuck_gaps[:5])))
+    recs = read_webhook(args.webhook_log)
+    notif_per_cluster = {}
+    for r in recs:
+        for a in (r.get("body") or {}).get("alerts") or []:
+            lab = a.get("labels") or {}
+            if lab.get("alertname") != stuck_alert:
+                continue
+            c = lab.get("cluster", "")
+            if a.get("status") == "resolved":
+                failures.append("%s was RESOLVED at the webhook for cluster %s at %.1fs (still stuck or unknown)"
+                                % (stuck_alert, c, r["received"] - T0))
+            else:
+                notif_per_cluster[c] = notif_per_cluster.get(c, 0) + 1
+            leaked = sorted(set(lab) & {"pod", "instance", "controller_revision_hash",
+                                        "statefulset_kubernetes_io_pod_name", "container"})
+            if leaked:
+                failures.append("%s carries per-pod labels %s: %s" % (stuck_alert, leaked, lab))
+    stuck_notifications = notif_per_cluster.get(args.stuck_cluster, 0)
+    for c, n in notif_per_cluster.items():
+        if n != 1:
+            failures.append("%s reached the webhook in %d firing notifications for cluster %s (want exactly 1)"
+                            % (stuck_alert, n, c))
+    for name, cluster in sorted(after_unknown):
+        firsts = [rt - T0 for rt, s, lab in webhook_alerts(recs)
+                  if s == "firing" and lab.get("alertname") == name and lab.get("cluster", "") == cluster]
+        if firsts and unknown_at is not None and min(firsts) < unknown_at:
+            failures.append("%s fired for %s before the cluster was made unknown" % (name, cluster))
+        elif firsts and unknown_at is not None:
+            log("%s reached the webhook %.1fs after the cluster became unknown" % (name, min(firsts) - unknown_at))
+
     wh = webhook_alerts(read_webhook(args.webhook_log))
     per_cluster = {}
     for _, status, lab in wh:
@@ -446,25 +559,23 @@ def main():
     healthy_wh = [lab for _, _, lab in wh if lab.get("cluster") == args.healthy_cluster]
     if healthy_wh:
         failures.append("the webhook received %d alert(s) for the healthy cluster: %s" % (len(healthy_wh), healthy_wh))
-    # on time? MIXED entered (earliest exporter) -> webhook, against the rule's threshold + for
-    stuck_rule = [r for r in alert_rules if r["alert"] == stuck_alert][0]
-    m = re.search(r">\s*([0-9.]+)\s*$", stuck_rule["expr"])
-    threshold = float(m.group(1)) if m else 0.0
-    fr = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", stuck_rule.get("for", "0s"))
-    for_s = (int(fr.group(1) or 0) * 60 + int(fr.group(2) or 0)) if fr else 0
+    # on time? last progress of the stuck cluster -> webhook, against noProgress + for
+    threshold, for_s = args.stuck_no_progress, args.stuck_for
     try:
-        res = prom.query('min(last_over_time(bitbucket_zdu_cluster_state_entered_timestamp_seconds'
-                         '{job="%s", cluster="%s"}[15m]))' % (args.job, args.stuck_cluster))
+        res = prom.query('min(last_over_time(bitbucket_zdu:node_state_last_change_timestamp_seconds:min'
+                         '{cluster="%s"}[15m]))' % args.stuck_cluster)
         entered = float(res[0]["value"][1]) if res else None
     except (RuntimeError, OSError):
         entered = None
     if entered and stuck_alert_at is not None:
         delay = stuck_alert_at + T0 - entered
-        log("stuck cluster entered MIXED at %.1fs; %s reached the webhook %.1fs later (rule: %.0fs + for %ds)"
-            % (entered - T0, stuck_alert, delay, threshold, for_s))
+        log("stuck cluster: last node change at %.1fs; %s reached the webhook %.1fs later (rule: no progress "
+            "for %.0fs + for %.0fs)" % (entered - T0, stuck_alert, delay, threshold, for_s))
         if delay > threshold + for_s + 30 or delay < threshold + for_s:
-            failures.append("%s reached the webhook %.1fs after MIXED began; the rule says %.0fs + %ds"
+            failures.append("%s reached the webhook %.1fs after the last progress; the rule says %.0fs + %.0fs"
                             % (stuck_alert, delay, threshold, for_s))
+    elif stuck_alert_at is not None:
+        failures.append("no bitbucket_zdu:node_state_last_change_timestamp_seconds:min for the stuck cluster")
     try:
         series = prom.query('ALERTS{alertname="%s", alertstate="firing"}' % stuck_alert)
         n_stuck = [r for r in series if r["metric"].get("cluster") == args.stuck_cluster]
@@ -479,6 +590,18 @@ def main():
         if not any(s == "firing" and lab.get("alertname") == name and lab.get("cluster", "") == cluster
                    for _, s, lab in wh):
             failures.append("expected alert %s never reached the webhook for cluster %s" % (name, cluster))
+
+    # /probe mode: the exporter's own job is selectable in the dashboard ($job offers it)
+    job_vars = [q for q in queries if q["kind"] == "variable" and q["where"].endswith("variable job")]
+    if len(job_vars) != 1:
+        failures.append("the dashboard has no (single) $job variable query")
+    else:
+        m = LABEL_VALUES_RE.match(job_vars[0]["expr"]["all"])
+        jobs = prom.api("label/%s/values" % m.group(2), {"match[]": m.group(1)}) if m else []
+        log("dashboard $job offers %s" % jobs)
+        if args.exporter_job not in jobs:
+            failures.append("the dashboard's $job does not offer the exporter's own job %s (offers %s)"
+                            % (args.exporter_job, jobs))
 
     # dashboard report
     print("\n---- dashboard queries (first time with data: seconds since start, healthy cluster state then)")
@@ -519,6 +642,10 @@ def main():
     events += [(t, "Prometheus: %s pending for the healthy cluster (never fired)" % name)
                for name, t in pending_healthy.items()]
     events += [(t, "exporter %s restarted (seen through process_start_time_seconds)" % i) for t, i in restarts]
+    if killed_at is not None:
+        events.append((killed_at, "sidecar %s killed, its pod gone from service discovery (page pending)" % kill_instance))
+    if unknown_at is not None:
+        events.append((unknown_at, "stuck simulator stopped: stuck cluster unknown"))
     for r in read_webhook(args.webhook_log):
         for a in (r.get("body") or {}).get("alerts") or []:
             lab = a.get("labels") or {}
@@ -532,9 +659,11 @@ def main():
         for f in failures:
             print("FAIL: " + f)
         return 1
-    print("PASS: healthy rolling upgrade cycle seen at %.1fs with no alert; %s reached the webhook once for "
-          "cluster %s at %.1fs; %d dashboard queries returned data; lint passed on real output"
-          % (cycle_done_at, stuck_alert, args.stuck_cluster, stuck_alert_at or -1, len(queries)))
+    print("PASS: healthy rolling upgrade cycle seen at %.1fs with no alert; %s reached the webhook in %d "
+          "notification for cluster %s at %.1fs (sidecar killed at %.1fs while pending), never resolved while "
+          "unknown for %.0fs; %d dashboard queries returned data; lint passed on real output"
+          % (cycle_done_at, stuck_alert, stuck_notifications, args.stuck_cluster, stuck_alert_at or -1,
+             killed_at or -1, now - T0 - (unknown_at or 0), len(queries)))
     return 0
 
 

@@ -3,13 +3,18 @@
 #
 # Starts, all on 127.0.0.1 with free ports and everything in one temp dir:
 #   simulators   healthy (rolling-upgrade), stuck (stuck-mixed), broken (not-clustered)
-#   exporters    healthy: one, /metrics;  stuck: two "sidecars" (/metrics) plus one central
-#                multi-target exporter scraped through /probe?target=stuck, which also
-#                serves /probe?target=broken
-#   prometheus   Debian's, loading alerts/ rendered with alerts/examples/fast-thresholds.json
-#                (the documented override: alerts/render.sh --config FILE)
+#   exporters    healthy: one, /metrics (job bitbucket-zdu);
+#                stuck: three "sidecars", one per Bitbucket pod, scraped by a job
+#                kubernetes-pods through file_sd targets carrying __meta_kubernetes_* labels
+#                and the usual labelmap relabelling (pod labels copied, including
+#                controller_revision_hash, which differs between upgraded and old pods);
+#                central: one multi-target exporter, /probe?target=broken (job bitbucket-zdu)
+#                and its own /metrics (job bitbucket-zdu-exporter)
+#   prometheus   Debian's, loading the mixin's rules rendered with
+#                alerts/examples/fast-thresholds.json (alerts/render.sh --config FILE)
 #   alertmanager Debian's, routing everything to tests/e2e/webhook.py
-# then runs tests/e2e/check.py (the assertions; see its docstring) and cleans up.
+# then runs tests/e2e/check.py (the assertions and the faults it injects: kill a stuck sidecar
+# while the page is pending, stop the stuck simulator once it paged) and cleans up.
 #
 # Usage: tests/e2e/run.sh              (from anywhere; docs/e2e.md explains the output)
 # Env:   E2E_SPEED=10                  simulator speed factor
@@ -17,7 +22,8 @@
 #        E2E_PROFILE=debug|release     cargo profile of the exporter build (debug: shared with cargo test)
 #        E2E_KEEP=1                    keep the temp dir (configs, logs, captures) and print its path
 #        E2E_THRESHOLDS=FILE           another alerts/render.sh --config override
-#        E2E_RESTART_AT=45             when to restart one stuck-cluster sidecar (seconds into the checks)
+#        E2E_RESTART_AT=15             when to restart one stuck-cluster sidecar (seconds into the checks)
+#        E2E_UNKNOWN_WATCH=30          seconds to watch the stuck cluster while nothing is known
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -28,8 +34,12 @@ HARD_TIMEOUT="${E2E_TIMEOUT:-420}"
 PROFILE="${E2E_PROFILE:-debug}"
 THRESHOLDS="${E2E_THRESHOLDS:-$ROOT/alerts/examples/fast-thresholds.json}"
 JOB="bitbucket-zdu"
+K8S_JOB="kubernetes-pods"
+EXPORTER_JOB="bitbucket-zdu-exporter"
+JOBS="$JOB|$K8S_JOB|$EXPORTER_JOB"
 SCRAPE=1   # seconds; scrape and rule evaluation interval
-RESTART_AT="${E2E_RESTART_AT:-45}"  # seconds after the checks start: restart a stuck sidecar
+RESTART_AT="${E2E_RESTART_AT:-15}"  # seconds after the checks start: restart a stuck sidecar
+UNKNOWN_WATCH="${E2E_UNKNOWN_WATCH:-30}"
 
 say() { printf '[e2e] %s\n' "$*"; }
 
@@ -130,10 +140,10 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/bbzdu-e2e.XXXXXX")"
 mkdir -p "$TMP/logs" "$TMP/prometheus-data" "$TMP/alertmanager-data" "$TMP/captures"
 
 # ---- free loopback ports
-read -r P_SIM_H P_SIM_S P_SIM_B P_EXP_H P_EXP_S1 P_EXP_S2 P_EXP_C P_PROM P_AM P_WH < <(python3 - <<'EOF'
+read -r P_SIM_H P_SIM_S P_SIM_B P_EXP_H P_EXP_S1 P_EXP_S2 P_EXP_S3 P_EXP_C P_PROM P_AM P_WH < <(python3 - <<'EOF'
 import socket
 socks = []
-for _ in range(10):
+for _ in range(11):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -143,9 +153,19 @@ EOF
 L=127.0.0.1
 
 # ---- alert rules through the documented override, checked by promtool
+# The thresholds file, plus the selector of this set-up (its kubernetes-pods job does not
+# match the default job=~".*bitbucket-zdu.*").
+cat >"$TMP/overrides.jsonnet" <<EOF
+std.mergePatch(import '$THRESHOLDS', { selector: 'job=~"$JOB|$K8S_JOB"' })
+EOF
 say "rendering alert rules with $(basename "$THRESHOLDS") (alerts/render.sh --config)"
-bash "$ROOT/alerts/render.sh" --config "$THRESHOLDS" >"$TMP/rules.yaml"
-bash "$ROOT/alerts/render.sh" --config "$THRESHOLDS" --json >"$TMP/rules.json"
+bash "$ROOT/alerts/render.sh" --config "$TMP/overrides.jsonnet" >"$TMP/rules.yaml"
+bash "$ROOT/alerts/render.sh" --config "$TMP/overrides.jsonnet" --json >"$TMP/rules.json"
+seconds_of() {  # seconds_of 'thresholds.stuckMixed.noProgress'
+  jsonnet -J "$ROOT/alerts" -e "local l = import 'lib.libsonnet'; local c = std.mergePatch((import 'config.libsonnet')._config, import '$TMP/overrides.jsonnet'); l.seconds(c.$1)"
+}
+STUCK_NO_PROGRESS="$(seconds_of thresholds.stuckMixed.noProgress)"
+STUCK_FOR="$(seconds_of "thresholds.stuckMixed['for']")"
 promtool check rules "$TMP/rules.yaml" >"$TMP/logs/promtool.log" 2>&1 || { cat "$TMP/logs/promtool.log"; exit 1; }
 say "promtool check rules: $(grep -o 'SUCCESS.*' "$TMP/logs/promtool.log" | head -1)"
 
@@ -158,6 +178,29 @@ targets:
   - name: broken
     url: http://$L:$P_SIM_B
 EOF
+
+# The stuck cluster's three pods as Kubernetes service discovery would describe them
+# (file_sd stands in for kubernetes_sd_configs; check.py rewrites the file when it kills a pod).
+# bitbucket-0 was already recreated by the upgrade: another controller-revision-hash.
+pod_target() {  # pod_target PORT POD_NAME REVISION
+  cat <<EOF
+- targets: ['$L:$1']
+  labels:
+    __meta_kubernetes_namespace: atlassian
+    __meta_kubernetes_pod_name: $2
+    __meta_kubernetes_pod_container_name: zdu-exporter
+    __meta_kubernetes_pod_label_app_kubernetes_io_name: bitbucket
+    __meta_kubernetes_pod_label_cluster: stuck
+    __meta_kubernetes_pod_label_controller_revision_hash: $3
+    __meta_kubernetes_pod_label_statefulset_kubernetes_io_pod_name: $2
+    __meta_kubernetes_pod_annotation_prometheus_io_scrape: "true"
+EOF
+}
+{
+  pod_target "$P_EXP_S1" bitbucket-0 bitbucket-6d5f7c9b8
+  pod_target "$P_EXP_S2" bitbucket-1 bitbucket-55c4d8f7d9
+  pod_target "$P_EXP_S3" bitbucket-2 bitbucket-55c4d8f7d9
+} >"$TMP/pods.yml"
 
 cat >"$TMP/prometheus.yml" <<EOF
 global:
@@ -176,14 +219,30 @@ scrape_configs:
       # the healthy cluster: one exporter
       - targets: ['$L:$P_EXP_H']
         labels: {cluster: healthy}
-      # the stuck cluster: two sidecars (one per Bitbucket pod; same /rest/zdu/cluster) ...
-      - targets: ['$L:$P_EXP_S1', '$L:$P_EXP_S2']
-        labels: {cluster: stuck}
-      # ... and a central multi-target exporter, through /probe
-      - targets: ['$L:$P_EXP_C']
-        labels: {cluster: stuck, instance: 'central/stuck', __metrics_path__: /probe, __param_target: stuck}
+      # a central multi-target exporter, through /probe
       - targets: ['$L:$P_EXP_C']
         labels: {cluster: broken, instance: 'central/broken', __metrics_path__: /probe, __param_target: broken}
+  # the central exporter's own metrics (build info, process), in a job of their own
+  - job_name: $EXPORTER_JOB
+    static_configs:
+      - targets: ['$L:$P_EXP_C']
+  # the stuck cluster: one sidecar per Bitbucket pod, the usual kubernetes-pods job
+  - job_name: $K8S_JOB
+    file_sd_configs:
+      - files: ['$TMP/pods.yml']
+        refresh_interval: 1s
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+        action: keep
+        regex: "true"
+      - action: labelmap
+        regex: __meta_kubernetes_pod_label_(.+)
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+      - source_labels: [__meta_kubernetes_pod_container_name]
+        target_label: container
 EOF
 promtool check config "$TMP/prometheus.yml" >>"$TMP/logs/promtool.log" 2>&1 || { cat "$TMP/logs/promtool.log"; exit 1; }
 
@@ -205,7 +264,7 @@ if command -v amtool >/dev/null 2>&1; then
 fi
 
 # ---- start everything
-say "starting on 127.0.0.1: simulators :$P_SIM_H (healthy) :$P_SIM_S (stuck) :$P_SIM_B (broken), exporters :$P_EXP_H :$P_EXP_S1 :$P_EXP_S2 :$P_EXP_C, prometheus :$P_PROM, alertmanager :$P_AM, webhook :$P_WH"
+say "starting on 127.0.0.1: simulators :$P_SIM_H (healthy) :$P_SIM_S (stuck) :$P_SIM_B (broken), exporters :$P_EXP_H :$P_EXP_S1 :$P_EXP_S2 :$P_EXP_S3 :$P_EXP_C, prometheus :$P_PROM, alertmanager :$P_AM, webhook :$P_WH"
 start webhook python3 "$HERE/webhook.py" --listen "$L:$P_WH" --out "$TMP/webhook.jsonl"
 start sim-healthy "$BIN" simulate --web.listen-address "$L:$P_SIM_H" --scenario rolling-upgrade --speed "$SPEED"
 start sim-stuck "$BIN" simulate --web.listen-address "$L:$P_SIM_S" --scenario stuck-mixed --speed "$SPEED"
@@ -215,6 +274,7 @@ start exporter-healthy "$BIN" --bitbucket.url "http://$L:$P_SIM_H" --web.listen-
   --state.file "$TMP/exporter-healthy.state" "${EXP_FLAGS[@]}"
 start exporter-stuck-sidecar-1 "$BIN" --bitbucket.url "http://$L:$P_SIM_S" --web.listen-address "$L:$P_EXP_S1" "${EXP_FLAGS[@]}"
 start exporter-stuck-sidecar-2 "$BIN" --bitbucket.url "http://$L:$P_SIM_S" --web.listen-address "$L:$P_EXP_S2" "${EXP_FLAGS[@]}"
+start exporter-stuck-sidecar-3 "$BIN" --bitbucket.url "http://$L:$P_SIM_S" --web.listen-address "$L:$P_EXP_S3" "${EXP_FLAGS[@]}"
 # the broken target logs a warning per poll; keep that log small
 start exporter-central "$BIN" --config.file "$TMP/central.yml" --web.listen-address "$L:$P_EXP_C" \
   --poll.interval 1s --bitbucket.timeout 1s --log.level error
@@ -233,12 +293,14 @@ done
 wait_http exporter-healthy "http://$L:$P_EXP_H/-/healthy"
 wait_http exporter-stuck-sidecar-1 "http://$L:$P_EXP_S1/-/healthy"
 wait_http exporter-stuck-sidecar-2 "http://$L:$P_EXP_S2/-/healthy"
+wait_http exporter-stuck-sidecar-3 "http://$L:$P_EXP_S3/-/healthy"
 wait_http exporter-central "http://$L:$P_EXP_C/-/healthy"
 wait_http alertmanager "http://$L:$P_AM/-/ready" 60
 wait_http prometheus "http://$L:$P_PROM/-/ready" 60
 say "all components up after $(( $(date +%s) - T_START ))s"
 
 # ---- the assertions
+pid_of() { local i; for i in "${!NAMES[@]}"; do [ "${NAMES[$i]}" = "$1" ] && echo "${PIDS[$i]}"; done; }
 remaining=$(( HARD_TIMEOUT - ($(date +%s) - T_START) - 20 ))
 python3 "$HERE/check.py" \
   --prometheus "http://$L:$P_PROM" \
@@ -248,15 +310,27 @@ python3 "$HERE/check.py" \
   --capture "central-metrics=http://$L:$P_EXP_C/metrics" \
   --capture "central-probe-stuck=http://$L:$P_EXP_C/probe?target=stuck" \
   --capture "central-probe-broken=http://$L:$P_EXP_C/probe?target=broken" \
+  --early-capture "stuck-sidecar-3-metrics=http://$L:$P_EXP_S3/metrics" \
   --out-dir "$TMP/captures" \
   --dashboards "$ROOT"/dashboards/*.json \
   --lint "$ROOT/dashboards/lint.py" \
   --rules-json "$TMP/rules.json" \
   --job "$JOB" \
+  --jobs "$JOBS" \
+  --exporter-job "$EXPORTER_JOB" \
+  --stuck-alert BitbucketZduUpgradeStuckMixed \
+  --stuck-no-progress "$STUCK_NO_PROGRESS" --stuck-for "$STUCK_FOR" \
   --stuck-exporters 3 \
   --expect-restart "$L:$P_EXP_S2" \
   --expect "BitbucketZduNotClustered@broken" \
-  --targets 5 \
+  --expect "BitbucketZduUpgradeStalled@stuck" \
+  --expect-after-unknown "BitbucketZduBitbucketUnreachable@stuck" \
+  --expect-after-unknown "BitbucketZduClusterUnobserved@stuck" \
+  --kill-sidecar "$(pid_of exporter-stuck-sidecar-3)=$L:$P_EXP_S3" \
+  --file-sd "$TMP/pods.yml" \
+  --stop-simulator "$(pid_of sim-stuck)" \
+  --unknown-watch "$UNKNOWN_WATCH" \
+  --targets 6 \
   --scrape-interval "$SCRAPE" \
   --deadline "$remaining" &
 CHECK=$!

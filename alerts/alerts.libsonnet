@@ -1,0 +1,219 @@
+// Alerting rules. They read the recording rules of rules.libsonnet (one series per cluster,
+// labelled with _config.clusterLabels only), so one cluster gives one alert whatever its
+// pods' labels are.
+local lib = import 'lib.libsonnet';
+{
+  prometheusAlerts+:: {
+    local c = $._config,
+    local t = c.thresholds,
+    local CL = c.clusterLabels,
+    local C = std.join(', ', CL),
+    local Cn = c.clusterName,
+    local sel(extra='') = '{' + lib.matchers([c.selector, extra]) + '}',
+    local s(d) = lib.seconds(d),
+    local dur = '{{ $value | humanizeDuration }}',
+    local node = '{{ $labels.node_name }} (id {{ $labels.node_id }})',
+    local knownClusterStates = 'STABLE|READY_TO_UPGRADE|MIXED|READY_TO_RUN_UPGRADE_TASKS|RUNNING_UPGRADE_TASKS|UPGRADE_TASKS_FAILED',
+
+    local alert(name, th, expr, summary, description, keepFiringFor=null) = {
+      alert: name,
+      expr: if std.length(std.findSubstr('\n', expr)) > 0 then std.rstripChars(expr, '\n') + '\n' else expr,
+      'for': th['for'],
+      labels: { severity: th.severity },
+      annotations: {
+        summary: summary,
+        description: description,
+        runbook_url: c.runbookUrl + '#' + std.asciiLower(name),
+      },
+    } + (if keepFiringFor != null then { keep_firing_for: keepFiringFor } else {}),
+
+    // A state alert that must not resolve while nothing is known about its cluster: the
+    // condition `expr` (one series per `by` label set), OR: this alert was firing at the
+    // last evaluation and no exporter reports any state of the cluster now (unreachable,
+    // down, gone); then the value is `held`, computed from the last known data within
+    // _config.unknownHold.
+    local holding(name, by, expr, held) = |||
+      %(expr)s
+      or
+      (
+        %(held)s
+        and on (%(by)s)
+          max by (%(by)s) (ALERTS{alertname="%(name)s", alertstate="firing"})
+        unless on (%(C)s)
+          bitbucket_zdu:cluster_state:max
+      )
+    ||| % { expr: std.rstripChars(expr, '\n'), held: held, by: by, name: name, C: C },
+    local H = c.unknownHold,
+
+    // Names of the alerts that hold while unknown (BitbucketZduClusterUnobserved watches them).
+    local held = ['BitbucketZduUpgradeStuckMixed', 'BitbucketZduUpgradeStalled', 'BitbucketZduUpgradeTasksFailed', 'BitbucketZduUpgradeTasksRunningTooLong', 'BitbucketZduAwaitingApproval', 'BitbucketZduNodeError', 'BitbucketZduNodeStartingTooLong', 'BitbucketZduNodeDrainingTooLong', 'BitbucketZduNodeTerminatingTooLong', 'BitbucketZduNodeLost'],
+
+    // Seconds the cluster has been in `state` (now / last known), one series per cluster.
+    local inState(state) = 'max by (%s) (time() - bitbucket_zdu:cluster_state_entered_timestamp_seconds:min{state="%s"})' % [C, state],
+    local inStateHeld(state) = 'max by (%s) (time() - last_over_time(bitbucket_zdu:cluster_state_entered_timestamp_seconds:min{state="%s"}[%s]))' % [C, state, H],
+    local clusterStateAlert(name, th, state, summary, description) =
+      alert(name, th, holding(name, C, '%s > %d' % [inState(state), s(th.after)], inStateHeld(state)), summary, description),
+
+    local NB = C + ', node_id, node_name',
+    local nodeIn(state) = 'max by (%s) (time() - bitbucket_zdu:node_state_entered_timestamp_seconds:min{state="%s"})' % [NB, state],
+    local nodeInHeld(state) = 'max by (%s) (time() - last_over_time(bitbucket_zdu:node_state_entered_timestamp_seconds:min{state="%s"}[%s]))' % [NB, state, H],
+    local nodeAlert(name, th, state, summary, description) =
+      alert(name, th, holding(name, NB, '%s > %d' % [nodeIn(state), s(th.after)], nodeInHeld(state)), summary, description),
+
+    local sinceProgress = 'max by (%s) (time() - bitbucket_zdu:node_state_last_change_timestamp_seconds:min)' % C,
+    local sinceProgressHeld = 'max by (%s) (time() - last_over_time(bitbucket_zdu:node_state_last_change_timestamp_seconds:min[%s]))' % [C, H],
+
+    local absentRules = [
+      alert(
+        'BitbucketZduExporterAbsent', c.exporterAbsent,
+        // Only the listed equality matchers: absent() drops a label matched twice.
+        'absent(up{%s})' % lib.matchers(['%s="%s"' % [k, cl[k]] for k in std.objectFields(cl)]),
+        'No Bitbucket ZDU exporter of ' + Cn + ' is being scraped',
+        'Prometheus has had no scrape target of ' + Cn + ' for more than ' + c.exporterAbsent['for'] + ': its rolling upgrades are not monitored at all. Check the scrape config / PodMonitor and _config.selector.',
+      )
+      for cl in c.exporterAbsent.clusters
+    ],
+
+    groups+: [{
+      name: c.alertGroupName,
+      rules: [
+        // ------------------------------------------------------------ exporter health
+        alert(
+          'BitbucketZduExporterDown', t.exporterDown,
+          'count by (%s) (up%s == 0) > 0' % [C, sel()],
+          'Bitbucket ZDU exporter cannot be scraped on ' + Cn,
+          'Prometheus has failed to scrape {{ $value }} bitbucket-zdu-exporter target(s) of ' + Cn + ' for more than ' + t.exporterDown['for'] + '.',
+          c.healthKeepFiringFor,
+        ),
+        alert(
+          'BitbucketZduBitbucketUnreachable', t.bitbucketUnreachable,
+          |||
+            bitbucket_zdu:up:max == 0
+            unless on (%(C)s)
+              max by (%(C)s) (bitbucket_zdu_last_error_info%(selR)s)
+          ||| % { C: C, selR: sel('reason=~"unauthorized|forbidden|not_clustered|stale"') },
+          'Bitbucket is unreachable from every ZDU exporter of ' + Cn,
+          'No exporter of ' + Cn + ' has been able to poll /rest/zdu/cluster for more than ' + t.bitbucketUnreachable['for'] + ' (bitbucket_zdu_up == 0 on every exporter). The reason (timeout, connect, tls, not_found, server_error, not_json, ...) is in bitbucket_zdu_last_error_info. The state of the cluster is unknown: firing upgrade alerts keep firing until it is known again.',
+          c.healthKeepFiringFor,
+        ),
+        alert(
+          'BitbucketZduCredentialsRejected', t.credentialsRejected,
+          'max by (%s, reason) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason=~"unauthorized|forbidden"')],
+          'Bitbucket rejects the ZDU exporter credentials on ' + Cn + ' ({{ $labels.reason }})',
+          '{{ if eq $labels.reason "forbidden" }}Bitbucket answers 403 Forbidden: the exporter user is authenticated but lacks SYS_ADMIN (Admin is not enough).{{ else }}Bitbucket answers 401 Unauthorized: the username/password is wrong, expired or locked, an HTTP access token was used (tokens cannot carry SYS_ADMIN), or the user lacks SYS_ADMIN.{{ end }} At least one exporter of ' + Cn + ' has been refused for more than ' + t.credentialsRejected['for'] + '.',
+          c.healthKeepFiringFor,
+        ),
+        alert(
+          'BitbucketZduNotClustered', t.notClustered,
+          'max by (%s) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason="not_clustered"')],
+          'The Bitbucket behind ' + Cn + ' is not a clustered (Data Center) installation',
+          'For more than ' + t.notClustered['for'] + ' Bitbucket has answered the exporter of ' + Cn + ' with "Rolling upgrades feature requires a clustered installation.": rolling upgrades are impossible on this instance.',
+        ),
+        alert(
+          'BitbucketZduExporterStale', t.exporterStale,
+          'count by (%s) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason="stale"')],
+          'Bitbucket ZDU exporter data is stale on ' + Cn,
+          '{{ $value }} exporter(s) of ' + Cn + ' have reported stale data (no poll has completed within the freshness limit) for more than ' + t.exporterStale['for'] + '. The poll loop is hung or far slower than its interval; restart the exporter.',
+          c.healthKeepFiringFor,
+        ),
+        alert(
+          'BitbucketZduClusterUnobserved', { 'for': t.bitbucketUnreachable['for'], severity: 'warning' },
+          |||
+            max by (%(C)s) (ALERTS{alertname=~"%(held)s", alertstate="firing"})
+            unless on (%(C)s)
+              bitbucket_zdu:cluster_state:max
+          ||| % { C: C, held: std.join('|', held) },
+          'Upgrade alerts of ' + Cn + ' are firing but no exporter reports its state',
+          'An upgrade alert of ' + Cn + ' is firing and has been kept firing for ' + t.bitbucketUnreachable['for'] + ' although no exporter reports the cluster state (Bitbucket unreachable, exporters down or gone): nothing is known, so nothing is resolved. See the exporter-health alerts of this cluster for the cause.',
+        ),
+      ] + absentRules + [
+        // ------------------------------------------------------------ cluster state
+        alert(
+          'BitbucketZduUpgradeStalled', t.upgradeStalled,
+          holding('BitbucketZduUpgradeStalled', C, |||
+            %(since)s > %(limit)d
+            and on (%(C)s)
+              (bitbucket_zdu:cluster_state:max{state=~"READY_TO_UPGRADE|MIXED"} == 1)
+          ||| % { since: sinceProgress, limit: s(t.upgradeStalled.noProgress), C: C }, sinceProgressHeld),
+          'Upgrade of ' + Cn + ' has made no progress for ' + dur,
+          'Upgrade mode is on for ' + Cn + ' (READY_TO_UPGRADE or MIXED) and no node has changed state, joined or left for ' + dur + ' (threshold ' + t.upgradeStalled.noProgress + '). A healthy upgrade changes a node state every few minutes. Continue with the next node, roll back, or cancel (READY_TO_UPGRADE only).',
+        ),
+        alert(
+          'BitbucketZduUpgradeStuckMixed', t.stuckMixed,
+          holding('BitbucketZduUpgradeStuckMixed', C, |||
+            %(inMixed)s
+            and on (%(C)s)
+            (
+                %(since)s > %(noProgress)d
+              or
+                %(inMixed)s > %(maxTotal)d
+            )
+          ||| % { inMixed: inState('MIXED'), since: sinceProgress, noProgress: s(t.stuckMixed.noProgress), maxTotal: s(t.stuckMixed.maxTotal), C: C }, inStateHeld('MIXED')),
+          'Rolling upgrade of ' + Cn + ' stuck in MIXED for ' + dur,
+          'Cluster ' + Cn + ' has run mixed Bitbucket versions (state MIXED) for ' + dur + ' and no node has changed state for ' + t.stuckMixed.noProgress + ' (or MIXED has lasted longer than ' + t.stuckMixed.maxTotal + '). A MIXED cluster cannot be cancelled: upgrade the remaining nodes or roll the upgraded ones back. A node in ERROR also holds the cluster in MIXED.',
+        ),
+        clusterStateAlert(
+          'BitbucketZduUpgradeTasksFailed', t.upgradeTasksFailed, 'UPGRADE_TASKS_FAILED',
+          'Upgrade finalization tasks failed on ' + Cn,
+          'Cluster ' + Cn + ' has been in UPGRADE_TASKS_FAILED for ' + dur + ': the upgrade tasks run after approve failed, so the upgrade is not finalized. Find the cause in the Bitbucket logs, fix it and retry (POST /rest/zdu/approve).',
+        ),
+        clusterStateAlert(
+          'BitbucketZduUpgradeTasksRunningTooLong', t.upgradeTasksRunningTooLong, 'RUNNING_UPGRADE_TASKS',
+          'Upgrade finalization on ' + Cn + ' running for ' + dur,
+          'Cluster ' + Cn + ' has been in RUNNING_UPGRADE_TASKS for ' + dur + ' (threshold ' + t.upgradeTasksRunningTooLong.after + '; finalization normally takes seconds to minutes). A task may be hung: check the Bitbucket logs and database activity.',
+        ),
+        clusterStateAlert(
+          'BitbucketZduAwaitingApproval', t.awaitingApproval, 'READY_TO_RUN_UPGRADE_TASKS',
+          'Upgrade of ' + Cn + ' waiting for approval for ' + dur,
+          'Every live node of ' + Cn + ' runs the new version, but the upgrade has waited for approval (READY_TO_RUN_UPGRADE_TASKS) for ' + dur + ' (threshold ' + t.awaitingApproval.after + '). Until an admin approves, the upgrade tasks do not run and upgrade mode stays on.',
+        ),
+        alert(
+          'BitbucketZduUnknownClusterState', t.unknownClusterState,
+          'bitbucket_zdu:cluster_state:max{state!~"%s"} == 1' % knownClusterStates,
+          'Cluster ' + Cn + ' reports the unknown ZDU state {{ $labels.state }}',
+          'For more than ' + t.unknownClusterState['for'] + ' Bitbucket has reported cluster state {{ $labels.state }} for ' + Cn + ', which these alert rules do not know (newer Bitbucket?). State-based alerts cannot judge this cluster; review the rules.',
+        ),
+        alert(
+          'BitbucketZduVersionSkew', t.versionSkew,
+          |||
+            bitbucket_zdu:distinct_versions:max > 1
+            and on (%(C)s)
+              (bitbucket_zdu:upgrade_mode_enabled:max == 0)
+          ||| % { C: C },
+          'Cluster ' + Cn + ' runs {{ $value }} Bitbucket versions with upgrade mode off',
+          'The live nodes of ' + Cn + ' have reported {{ $value }} distinct Bitbucket versions for more than ' + t.versionSkew['for'] + ' while upgrade mode is OFF. Outside upgrade mode Bitbucket does not protect a mixed-version cluster; find the odd node in the node table.',
+        ),
+
+        // ------------------------------------------------------------ nodes
+        nodeAlert(
+          'BitbucketZduNodeError', t.nodeError, 'ERROR',
+          'Node {{ $labels.node_name }} of ' + Cn + ' in ERROR for ' + dur,
+          'Node ' + node + ' of ' + Cn + ' has been in state ERROR for ' + dur + '. A node in ERROR holds the cluster in MIXED and blocks approve: fix or restart the node, or remove it from the cluster.',
+        ),
+        nodeAlert(
+          'BitbucketZduNodeStartingTooLong', t.nodeStarting, 'STARTING',
+          'Node {{ $labels.node_name }} of ' + Cn + ' STARTING for ' + dur,
+          'Node ' + node + ' of ' + Cn + ' has been STARTING for ' + dur + ' (threshold ' + t.nodeStarting.after + '; a healthy start takes 1-5 min). Check its logs for a failed plugin, database or shared-home problem.',
+        ),
+        nodeAlert(
+          'BitbucketZduNodeDrainingTooLong', t.nodeDraining, 'DRAINING',
+          'Node {{ $labels.node_name }} of ' + Cn + ' DRAINING for ' + dur,
+          'Node ' + node + ' of ' + Cn + ' has been DRAINING for ' + dur + ' (threshold ' + t.nodeDraining.after + '). Users or tasks are not leaving it; check its active users and tasks.',
+        ),
+        nodeAlert(
+          'BitbucketZduNodeTerminatingTooLong', t.nodeTerminating, 'TERMINATING',
+          'Node {{ $labels.node_name }} of ' + Cn + ' TERMINATING for ' + dur,
+          'Node ' + node + ' of ' + Cn + ' has been TERMINATING for ' + dur + ' (threshold ' + t.nodeTerminating.after + '). Its shutdown hangs; take a thread dump, then stop the process.',
+        ),
+        alert(
+          'BitbucketZduNodeLost', t.nodeLost,
+          holding('BitbucketZduNodeLost', C + ', node_name',
+                  'max by (%s, node_name) (time() - bitbucket_zdu:node_name_offline_since_timestamp_seconds:min) > %d' % [C, s(t.nodeLost.after)],
+                  'max by (%s, node_name) (time() - last_over_time(bitbucket_zdu:node_name_offline_since_timestamp_seconds:min[%s]))' % [C, H]),
+          'Node {{ $labels.node_name }} of ' + Cn + ' has had no live entry for ' + dur,
+          'No live (non-OFFLINE) node entry named {{ $labels.node_name }} has been in ' + Cn + ' for ' + dur + ' (threshold ' + t.nodeLost.after + '): the node is gone and no pod with its name came back. A ghost entry whose replacement is live never counts.',
+        ),
+      ],
+    }],
+  },
+}

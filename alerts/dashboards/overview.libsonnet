@@ -1,0 +1,5 @@
+{
+  grafanaDashboards+:: {
+    'bitbucket-zdu-overview.json': (import 'overview-dashboard.libsonnet')($._config),
+  },
+}

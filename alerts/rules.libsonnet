@@ -1,0 +1,42 @@
+// Recording rules: the per-cluster aggregations that the alerts AND the dashboard read, so
+// both show the same numbers. Every rule aggregates `by` _config.clusterLabels (plus the
+// rule's own labels): N sidecars of one cluster give one series. Instant selectors only, so
+// a series whose target disappeared (a sidecar that died with its pod) stops counting at
+// once (Prometheus's staleness markers), not minutes later.
+local lib = import 'lib.libsonnet';
+{
+  prometheusRules+:: {
+    local c = $._config,
+    local C = std.join(', ', c.clusterLabels),
+    local sel(extra='') = '{' + lib.matchers([c.selector, extra]) + '}',
+    local rec(name, expr) = { record: name, expr: if std.length(std.findSubstr('\n', expr)) > 0 then std.rstripChars(expr, '\n') + '\n' else expr },
+    groups+: [{
+      name: c.recordingGroupName,
+      rules: [
+        rec('bitbucket_zdu:up:max', 'max by (%s) (bitbucket_zdu_up%s)' % [C, sel()]),
+        rec('bitbucket_zdu:cluster_state:max', 'max by (%s, state) (bitbucket_zdu_cluster_state%s)' % [C, sel()]),
+        // When the cluster entered each state it is in now (per sidecar: its entered time,
+        // labelled with the state it reports); the earliest sidecar wins, so a sidecar
+        // restarted without a state file does not restart the clock.
+        rec('bitbucket_zdu:cluster_state_entered_timestamp_seconds:min',
+            'min by (%s, state) (\n  (bitbucket_zdu_cluster_state%s == 1)\n  * ignoring (state) group_left\n  bitbucket_zdu_cluster_state_entered_timestamp_seconds%s\n)' % [C, sel(), sel()]),
+        // Progress: the last time a node entry changed state (earliest sidecar wins, as above).
+        rec('bitbucket_zdu:node_state_last_change_timestamp_seconds:min',
+            'min by (%s) (bitbucket_zdu_node_state_last_change_timestamp_seconds%s)' % [C, sel()]),
+        rec('bitbucket_zdu:upgrade_mode_enabled:max', 'max by (%s) (bitbucket_zdu_upgrade_mode_enabled%s)' % [C, sel()]),
+        rec('bitbucket_zdu:distinct_versions:max', 'max by (%s) (bitbucket_zdu_distinct_versions%s)' % [C, sel()]),
+        rec('bitbucket_zdu:nodes_upgraded:max', 'max by (%s) (bitbucket_zdu_nodes_upgraded%s)' % [C, sel()]),
+        rec('bitbucket_zdu:nodes:max', 'max by (%s, state) (bitbucket_zdu_nodes%s)' % [C, sel()]),
+        rec('bitbucket_zdu:ghost_nodes:max', 'max by (%s) (bitbucket_zdu_ghost_nodes%s)' % [C, sel()]),
+        rec('bitbucket_zdu:node_state_entered_timestamp_seconds:min',
+            'min by (%s, node_id, node_name, state) (\n  (bitbucket_zdu_node_state%s == 1)\n  * ignoring (state) group_left\n  bitbucket_zdu_node_state_entered_timestamp_seconds%s\n)' % [C, sel(), sel()]),
+        rec('bitbucket_zdu:node_name_offline_since_timestamp_seconds:min',
+            'min by (%s, node_name) (bitbucket_zdu_node_name_offline_since_timestamp_seconds%s)' % [C, sel()]),
+        // Transitions in the last 2 minutes (the exporter pre-creates every pair at 0, so a
+        // first transition is an increase too). Dashboard annotations.
+        rec('bitbucket_zdu:cluster_state_transitions:increase2m',
+            'max by (%s, from, to) (increase(bitbucket_zdu_cluster_state_transitions_total%s[2m]))' % [C, sel()]),
+      ],
+    }],
+  },
+}
