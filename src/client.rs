@@ -272,14 +272,15 @@ impl ZduClient {
             .no_proxy()
             .pool_max_idle_per_host(2)
             .tcp_nodelay(true);
-        if let Some(ca) = &target.tls().ca_file {
-            let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| err(format!("{}: {e}", ca.display())))?;
-            builder = builder.tls_certs_only(certs);
-        }
         if target.tls().insecure_skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
+        } else if let Some(ca) = &target.tls().ca_file {
+            // The file's certificates are anchors, and each is also trusted as itself when
+            // the server presents exactly it (a self-signed Bitbucket): crate::upstream_tls.
+            let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            let tls = crate::upstream_tls::client_config(&pem)
+                .map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            builder = builder.tls_backend_preconfigured(tls);
         }
         let http = builder.build().map_err(|e| err(error_chain(&e)))?;
         Ok(ZduClient {

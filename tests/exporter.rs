@@ -610,8 +610,8 @@ async fn state_file_errors_are_counted_in_the_exporters_metrics() {
         .max_requests(4)
         .build()
         .unwrap();
-    let rt = bitbucket_zdu_exporter::app::Runtime::start(&cfg, Arc::new(store), None, None)
-        .unwrap();
+    let rt =
+        bitbucket_zdu_exporter::app::Runtime::start(&cfg, Arc::new(store), None, None).unwrap();
     wait_ready(&rt).await;
     let text = bitbucket_zdu_exporter::server::render(
         &bitbucket_zdu_exporter::server::metrics_registry(&rt),

@@ -782,3 +782,98 @@ async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     }
     panic!("condition not met within a minute");
 }
+
+// ---- self-signed upstreams (issue 10, finding 6) --------------------------------------
+
+/// A self-signed certificate for `names`: CA:TRUE (OpenSSL's `req -x509` default) or a
+/// plain leaf; expired or not. Returns its PEM and a server configuration presenting it.
+fn self_signed(names: &[&str], ca: bool, expired: bool) -> (String, Arc<rustls::ServerConfig>) {
+    let mut p =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "bitbucket.internal");
+    if ca {
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    } else {
+        p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    }
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    (cert.pem(), server_config(cert.der().clone(), &key))
+}
+
+/// Polls a TLS mock presenting `presented` with `--bitbucket.ca-file` holding `ca_pem`;
+/// returns the harness after one poll.
+async fn self_signed_poll(ca_pem: &str, presented: Arc<rustls::ServerConfig>) -> Harness {
+    bitbucket_zdu_exporter::client::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("bitbucket.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let mock = Mock::start_tls(presented).await;
+    let client = ZduClient::new(target(&mock.url(), FAST_ENOUGH, Some(ca_file))).unwrap();
+    let mut h = Harness::with_client(client);
+    h.poll().await;
+    h
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_true_certificate_in_the_ca_file_is_trusted_as_itself() {
+    // What `openssl req -x509` makes: CA:TRUE. WebPKI alone refuses it (CaUsedAsEndEntity).
+    let (pem, server) = self_signed(&["localhost", "127.0.0.1"], true, false);
+    let h = self_signed_poll(&pem, server).await;
+    h.assert_up("self-signed CA:TRUE certificate in the CA file");
+}
+
+#[tokio::test]
+async fn a_self_signed_leaf_certificate_in_the_ca_file_is_trusted_as_itself() {
+    let (pem, server) = self_signed(&["localhost", "127.0.0.1"], false, false);
+    let h = self_signed_poll(&pem, server).await;
+    h.assert_up("self-signed CA:FALSE certificate in the CA file");
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_still_needs_the_right_name_dates_and_bytes() {
+    let check = |h: &Harness, what: &str| {
+        assert_eq!(h.up(), 0.0, "{what}");
+        assert_eq!(
+            h.last_error_reasons(),
+            vec!["tls"],
+            "{what}: {}",
+            h.last_error_text()
+        );
+        eprintln!("self-signed: {what} -> tls ({})", h.last_error_text());
+    };
+    for ca in [true, false] {
+        // Hostname verification stays on: the URL is https://127.0.0.1:port.
+        let (pem, server) = self_signed(&["bitbucket.other.example"], ca, false);
+        check(
+            &self_signed_poll(&pem, server).await,
+            &format!("CA:{ca} for another name"),
+        );
+        // Dates too.
+        let (pem, server) = self_signed(&["127.0.0.1"], ca, true);
+        check(
+            &self_signed_poll(&pem, server).await,
+            &format!("CA:{ca} expired"),
+        );
+        // Only the very certificate in the file: another self-signed one for the same name
+        // is refused.
+        let (pem, _) = self_signed(&["127.0.0.1"], ca, false);
+        let (_, other) = self_signed(&["127.0.0.1"], ca, false);
+        check(
+            &self_signed_poll(&pem, other).await,
+            &format!("CA:{ca} another certificate"),
+        );
+    }
+    // The ordinary CA case is unchanged (tls_case above) and a certificate in the file
+    // alongside a CA still works.
+    let pki = pki();
+    let (pem, server) = self_signed(&["127.0.0.1"], true, false);
+    let h = self_signed_poll(&format!("{}{pem}", pki.ca_pem), server).await;
+    h.assert_up("self-signed certificate next to a CA in one bundle");
+}
