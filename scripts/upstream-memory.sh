@@ -47,7 +47,7 @@ good = json.dumps({"upgradeModeEnabled": False, "state": "STABLE", "originalVers
                "tasksTotal": 1, "activeUserCount": 2, "buildNumber": "8019000", "version": "8.19.0",
                "local": i == 0, "portNumber": 5701} for i in range(3)]}).encode()
 flood = ('{"state":"STABLE","nodes":[' + ",".join(
-    '{"id":"n%06d","name":"bb-%06d","state":"ACTIVE"}' % (i, i) for i in range(nodes)) + "]}").encode()
+    '{"id":"%d","name":"n%d","state":"ACTIVE"}' % (i, i) for i in range(nodes)) + "]}").encode()
 state = json.dumps({"state": "STABLE", "buildInfo": {"id": "n0", "name": "bitbucket-0", "state": "ACTIVE"}}).encode()
 sys.stderr.write(f"flood body: {len(flood)} bytes, {nodes} entries\n")
 class H(http.server.BaseHTTPRequestHandler):

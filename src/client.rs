@@ -489,12 +489,14 @@ async fn read_capped(
     limit: usize,
     timeout: Duration,
 ) -> Result<Vec<u8>, FetchError> {
-    if let Some(len) = resp.content_length() {
+    let announced = resp.content_length();
+    if let Some(len) = announced {
         if len > limit as u64 {
             return Err(FetchError::BodyTooLarge(limit));
         }
     }
-    let mut body = Vec::new();
+    // Sized once when announced: growing by doubling would briefly hold twice the body.
+    let mut body = Vec::with_capacity(announced.map_or(0, |l| l as usize));
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
