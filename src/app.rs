@@ -66,6 +66,11 @@ impl Runtime {
         Ok(rt)
     }
 
+    /// The state store shared by every target's poller.
+    pub fn store(&self) -> &Arc<StateStore> {
+        &self.store
+    }
+
     /// Looks a target up by name.
     pub fn target(&self, name: &str) -> Option<Arc<TargetShared>> {
         self.targets

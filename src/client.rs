@@ -12,13 +12,21 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::StatusCode;
-use serde::de::DeserializeOwned;
 
 use crate::config::{AuthConfig, TargetConfig};
-use crate::model::{Cluster, ErrorBody, StateResponse};
+use crate::model::{Answer, Cluster, DecodeError, ErrorBody, Limits, StateResponse};
 
 /// Largest body the exporter reads from Bitbucket.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Same-origin redirects followed per request; one more is reported as a redirect loop.
+pub const MAX_REDIRECTS: usize = 5;
+
+fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
 
 /// The fixed set of failure reasons, used as the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,13 +55,17 @@ pub enum Reason {
     Decode,
     /// The body exceeded the size cap.
     BodyTooLarge,
+    /// More node entries than `--bitbucket.max-nodes`.
+    TooManyNodes,
+    /// A value that becomes a label is longer than 256 bytes.
+    LabelTooLong,
     /// The password or token file cannot be read; no request was sent.
     Credentials,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (all are pre-declared in `/metrics`).
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 15] = [
         Reason::Timeout,
         Reason::Connect,
         Reason::Tls,
@@ -66,6 +78,8 @@ impl Reason {
         Reason::NotJson,
         Reason::Decode,
         Reason::BodyTooLarge,
+        Reason::TooManyNodes,
+        Reason::LabelTooLong,
         Reason::Credentials,
     ];
 
@@ -84,6 +98,8 @@ impl Reason {
             Reason::NotJson => "not_json",
             Reason::Decode => "decode",
             Reason::BodyTooLarge => "body_too_large",
+            Reason::TooManyNodes => "too_many_nodes",
+            Reason::LabelTooLong => "label_too_long",
             Reason::Credentials => "credentials",
         }
     }
@@ -169,6 +185,12 @@ pub enum FetchError {
     #[error("response body exceeds {0} bytes")]
     /// The body exceeded this many bytes.
     BodyTooLarge(usize),
+    #[error("answer refused: more than {0} node entries (--bitbucket.max-nodes)")]
+    /// More node entries than this cap; nothing of the answer is kept.
+    TooManyNodes(usize),
+    #[error("answer refused: {0}")]
+    /// A label-bound value over the length cap (which field); nothing of the answer is kept.
+    LabelTooLong(String),
     /// The password or token file cannot be read (the request was not sent).
     #[error("credentials unavailable: {0}")]
     Credentials(String),
@@ -194,6 +216,8 @@ impl FetchError {
             FetchError::NotJson(_) => Reason::NotJson,
             FetchError::Decode(_) => Reason::Decode,
             FetchError::BodyTooLarge(_) => Reason::BodyTooLarge,
+            FetchError::TooManyNodes(_) => Reason::TooManyNodes,
+            FetchError::LabelTooLong(_) => Reason::LabelTooLong,
             FetchError::Credentials(_) => Reason::Credentials,
         }
     }
@@ -233,15 +257,11 @@ impl ZduClient {
         };
         let origin = target.base_url().clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            let same_origin = attempt.url().scheme() == origin.scheme()
-                && attempt.url().host_str() == origin.host_str()
-                && attempt.url().port_or_known_default() == origin.port_or_known_default();
-            if attempt.previous().len() >= 5 {
-                attempt.error("too many redirects")
-            } else if same_origin {
+            if same_origin(attempt.url(), &origin) && attempt.previous().len() < MAX_REDIRECTS {
                 attempt.follow()
             } else {
-                // Stop: the 3xx is returned and reported; credentials never leave the origin.
+                // Stop: the 3xx is returned and reported (`unexpected_status`): credentials
+                // never leave the origin, and a loop ends after MAX_REDIRECTS.
                 attempt.stop()
             }
         });
@@ -252,14 +272,15 @@ impl ZduClient {
             .no_proxy()
             .pool_max_idle_per_host(2)
             .tcp_nodelay(true);
-        if let Some(ca) = &target.tls().ca_file {
-            let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| err(format!("{}: {e}", ca.display())))?;
-            builder = builder.tls_certs_only(certs);
-        }
         if target.tls().insecure_skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
+        } else if let Some(ca) = &target.tls().ca_file {
+            // The file's certificates are anchors, and each is also trusted as itself when
+            // the server presents exactly it (a self-signed Bitbucket): crate::upstream_tls.
+            let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            let tls = crate::upstream_tls::client_config(&pem)
+                .map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            builder = builder.tls_backend_preconfigured(tls);
         }
         let http = builder.build().map_err(|e| err(error_chain(&e)))?;
         Ok(ZduClient {
@@ -267,6 +288,14 @@ impl ZduClient {
             target,
             body_limit: DEFAULT_BODY_LIMIT,
         })
+    }
+
+    /// The bounds an answer of this target must keep.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_nodes: self.target.max_nodes(),
+            ..Limits::default()
+        }
     }
 
     /// Overrides the body cap (tests).
@@ -290,7 +319,7 @@ impl ZduClient {
         self.get_json("state").await
     }
 
-    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, FetchError> {
+    async fn get_json<T: Answer>(&self, path: &str) -> Result<T, FetchError> {
         let url = self.target.endpoint(path);
         let mut req = self
             .http
@@ -324,7 +353,7 @@ impl ZduClient {
             .map_err(|e| redact_error(e, &forms))
     }
 
-    async fn send<T: DeserializeOwned>(
+    async fn send<T: Answer>(
         &self,
         req: reqwest::RequestBuilder,
         forms: &[String],
@@ -343,9 +372,23 @@ impl ZduClient {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let final_url = resp.url().clone();
         let body = read_capped(resp, self.body_limit, timeout).await?;
         if status.is_success() {
-            return decode_success(&body, &content_type);
+            return decode_success(&body, &content_type, self.limits());
+        }
+        if status.is_redirection() {
+            // A same-origin redirect is followed, so one that comes back here was the last
+            // the policy allows: the server keeps redirecting (a loop).
+            let next = location.as_deref().and_then(|l| final_url.join(l).ok());
+            if next.is_some_and(|u| same_origin(&u, self.target.base_url())) {
+                return Err(FetchError::UnexpectedStatus {
+                    status: status.as_u16(),
+                    detail: Some(format!(
+                        "more than {MAX_REDIRECTS} same-origin redirects: a redirect loop"
+                    )),
+                });
+            }
         }
         // Redact before the message is parsed and truncated, so no fragment survives.
         Err(status_error(status, &redact_bytes(body, forms), location))
@@ -435,7 +478,9 @@ fn redact_error(e: FetchError, forms: &[String]) -> FetchError {
         e @ (FetchError::Timeout(_)
         | FetchError::NotFound
         | FetchError::ServerError(_)
-        | FetchError::BodyTooLarge(_)) => e,
+        | FetchError::BodyTooLarge(_)
+        | FetchError::TooManyNodes(_)
+        | FetchError::LabelTooLong(_)) => e,
     }
 }
 
@@ -444,12 +489,14 @@ async fn read_capped(
     limit: usize,
     timeout: Duration,
 ) -> Result<Vec<u8>, FetchError> {
-    if let Some(len) = resp.content_length() {
+    let announced = resp.content_length();
+    if let Some(len) = announced {
         if len > limit as u64 {
             return Err(FetchError::BodyTooLarge(limit));
         }
     }
-    let mut body = Vec::new();
+    // Sized once when announced: growing by doubling would briefly hold twice the body.
+    let mut body = Vec::with_capacity(announced.map_or(0, |l| l as usize));
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
@@ -464,7 +511,11 @@ async fn read_capped(
     }
 }
 
-fn decode_success<T: DeserializeOwned>(body: &[u8], content_type: &str) -> Result<T, FetchError> {
+fn decode_success<T: Answer>(
+    body: &[u8],
+    content_type: &str,
+    limits: Limits,
+) -> Result<T, FetchError> {
     let ct = content_type.to_ascii_lowercase();
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let looks_html = first == Some(b'<');
@@ -476,7 +527,11 @@ fn decode_success<T: DeserializeOwned>(body: &[u8], content_type: &str) -> Resul
             content_type.to_string()
         }));
     }
-    serde_json::from_slice(body).map_err(|e| FetchError::Decode(e.to_string()))
+    T::from_json(body, limits).map_err(|e| match e {
+        DecodeError::Shape(m) => FetchError::Decode(m),
+        DecodeError::TooManyNodes(max) => FetchError::TooManyNodes(max),
+        e @ DecodeError::LabelTooLong { .. } => FetchError::LabelTooLong(e.to_string()),
+    })
 }
 
 fn status_error(status: StatusCode, body: &[u8], location: Option<String>) -> FetchError {
@@ -741,13 +796,14 @@ mod tests {
 
     #[test]
     fn html_and_garbage_bodies() {
-        let e = decode_success::<Cluster>(b"<html>login</html>", "text/html").unwrap_err();
+        let l = Limits::default();
+        let e = decode_success::<Cluster>(b"<html>login</html>", "text/html", l).unwrap_err();
         assert_eq!(e.reason(), Reason::NotJson);
-        let e = decode_success::<Cluster>(b"  <!DOCTYPE html>", "application/json").unwrap_err();
+        let e = decode_success::<Cluster>(b"  <!DOCTYPE html>", "application/json", l).unwrap_err();
         assert_eq!(e.reason(), Reason::NotJson);
-        let e = decode_success::<Cluster>(b"{\"nodes\": [", "application/json").unwrap_err();
+        let e = decode_success::<Cluster>(b"{\"nodes\": [", "application/json", l).unwrap_err();
         assert_eq!(e.reason(), Reason::Decode);
-        let e = decode_success::<Cluster>(b"", "application/json").unwrap_err();
+        let e = decode_success::<Cluster>(b"", "application/json", l).unwrap_err();
         assert_eq!(e.reason(), Reason::Decode);
     }
 

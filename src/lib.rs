@@ -33,6 +33,7 @@ pub mod simulator;
 pub mod status;
 pub mod status_page;
 pub mod tracker;
+pub mod upstream_tls;
 pub mod web;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -5,9 +5,127 @@
 //! later release may add enum values. None of that may fail a poll: unknown enum values are
 //! kept as their raw string, wrong-typed leaf values become `None`, extra fields are ignored.
 //! Only a body that is not a JSON object of the right overall shape is a decode error.
+//!
+//! No type is converted into another: a string field takes only a JSON string, a count only
+//! a JSON number that is a non-negative integer (`7`, `7.0` and `7e0` are all 7; `-1`, `1.5`
+//! and `"7"` are dropped), a flag only `true` or `false` (`"true"` is dropped). The one
+//! accepted spelling beyond the exact type is an integral float for a count, because JSON
+//! itself does not tell `7` from `7.0`.
+//!
+//! An answer is also bounded ([`Limits`]): at most `max_nodes` entries in `nodes` (counted
+//! while parsing, so a body of 170,000 tiny entries never becomes 170,000 nodes) and at most
+//! [`MAX_LABEL_BYTES`] bytes in any string that becomes a label value. Beyond either the whole
+//! answer is refused ([`DecodeError::TooManyNodes`], [`DecodeError::LabelTooLong`]).
 
+use std::cell::Cell;
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+/// Node entries accepted in one `/cluster` answer unless configured otherwise
+/// (`--bitbucket.max-nodes`): far above any real cluster (Bitbucket clusters have a handful).
+pub const DEFAULT_MAX_NODES: usize = 1000;
+
+/// Longest string (in bytes) accepted for a value that becomes a label: node id, name,
+/// address, state, version, build number, the original version and the cluster state.
+pub const MAX_LABEL_BYTES: usize = 256;
+
+/// Bounds on what one upstream answer may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most entries in the `nodes` array.
+    pub max_nodes: usize,
+    /// Longest label-bound string, in bytes.
+    pub max_label_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_nodes: DEFAULT_MAX_NODES,
+            max_label_bytes: MAX_LABEL_BYTES,
+        }
+    }
+}
+
+/// Why an answer body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, or not of the ZDU shape.
+    #[error("{0}")]
+    Shape(String),
+    /// More node entries than [`Limits::max_nodes`].
+    #[error("more than {0} node entries (the cap, --bitbucket.max-nodes)")]
+    TooManyNodes(usize),
+    /// A label-bound string longer than [`Limits::max_label_bytes`].
+    #[error("{field} is longer than {max} bytes")]
+    LabelTooLong {
+        /// The JSON field.
+        field: &'static str,
+        /// The cap.
+        max: usize,
+    },
+}
+
+/// A ZDU answer that can be decoded within [`Limits`].
+pub trait Answer: Sized {
+    /// Decodes a body, refusing it whole when it breaks a limit.
+    fn from_json(body: &[u8], limits: Limits) -> Result<Self, DecodeError>;
+}
+
+/// Parses `body` with `seed`; a limit the seed recorded in `hit` wins over the JSON error
+/// it raised to stop the parser.
+fn parse_bounded<'a, S: DeserializeSeed<'a>>(
+    body: &'a [u8],
+    seed: S,
+    hit: &Cell<Option<DecodeError>>,
+) -> Result<S::Value, DecodeError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let out = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    match (out, hit.take()) {
+        (_, Some(limit)) => Err(limit),
+        (Ok(v), None) => Ok(v),
+        (Err(e), None) => Err(DecodeError::Shape(e.to_string())),
+    }
+}
+
+/// The limits of one parse, and where a broken one is recorded.
+#[derive(Clone, Copy)]
+struct Bounds<'h> {
+    limits: Limits,
+    hit: &'h Cell<Option<DecodeError>>,
+}
+
+impl Bounds<'_> {
+    /// Records `why` and returns the error that stops the parser.
+    fn fail<E: serde::de::Error>(&self, why: DecodeError) -> E {
+        let e = E::custom(&why);
+        self.hit.set(Some(why));
+        e
+    }
+
+    fn label<E: serde::de::Error>(&self, field: &'static str, v: Option<&str>) -> Result<(), E> {
+        match v {
+            Some(s) if s.len() > self.limits.max_label_bytes => {
+                Err(self.fail(DecodeError::LabelTooLong {
+                    field,
+                    max: self.limits.max_label_bytes,
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn node<E: serde::de::Error>(&self, n: &Node) -> Result<(), E> {
+        self.label("id", n.id.as_deref())?;
+        self.label("name", n.name.as_deref())?;
+        self.label("ipAddress", n.ip_address.as_deref())?;
+        self.label("state", n.state.as_ref().map(NodeState::as_str))?;
+        self.label("buildNumber", n.build_number.as_deref())?;
+        self.label("version", n.version.as_deref())
+    }
+}
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -145,19 +263,172 @@ impl Node {
     }
 }
 
-/// `GET /rest/zdu/cluster`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+/// `GET /rest/zdu/cluster`. Its `Deserialize` applies the default [`Limits`]; the client
+/// decodes with the target's through [`Answer::from_json`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
-    #[serde(default, deserialize_with = "lenient_bool")]
     pub upgrade_mode_enabled: Option<bool>,
-    #[serde(default, deserialize_with = "lenient_cluster_state")]
     pub state: Option<ClusterState>,
-    #[serde(default, deserialize_with = "lenient_string")]
     pub original_version: Option<String>,
-    /// Required: a `/cluster` answer without a node list is not one.
-    #[serde(deserialize_with = "lenient_nodes")]
+    /// Required, and an array: a `/cluster` answer without a node list (absent or `null`) is
+    /// not one, so node alerts see a failed poll rather than an empty cluster.
     pub nodes: Vec<Node>,
+}
+
+impl<'de> Deserialize<'de> for Cluster {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let hit = Cell::new(None);
+        ClusterSeed(Bounds {
+            limits: Limits::default(),
+            hit: &hit,
+        })
+        .deserialize(d)
+    }
+}
+
+impl Answer for Cluster {
+    fn from_json(body: &[u8], limits: Limits) -> Result<Self, DecodeError> {
+        let hit = Cell::new(None);
+        parse_bounded(body, ClusterSeed(Bounds { limits, hit: &hit }), &hit)
+    }
+}
+
+impl Answer for StateResponse {
+    fn from_json(body: &[u8], limits: Limits) -> Result<Self, DecodeError> {
+        let s: StateResponse =
+            serde_json::from_slice(body).map_err(|e| DecodeError::Shape(e.to_string()))?;
+        let hit = Cell::new(None);
+        let b = Bounds { limits, hit: &hit };
+        let checked: Result<(), serde_json::Error> = b
+            .label("state", s.state.as_ref().map(ClusterState::as_str))
+            .and_then(|()| s.build_info.as_ref().map_or(Ok(()), |n| b.node(n)));
+        match (checked, hit.take()) {
+            (Ok(()), _) => Ok(s),
+            (Err(_), Some(limit)) => Err(limit),
+            (Err(e), None) => Err(DecodeError::Shape(e.to_string())),
+        }
+    }
+}
+
+/// The `/cluster` object, field by field, so that `nodes` can be counted as it is read.
+struct ClusterSeed<'h>(Bounds<'h>);
+
+impl<'de> DeserializeSeed<'de> for ClusterSeed<'_> {
+    type Value = Cluster;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cluster, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClusterSeed<'_> {
+    type Value = Cluster;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a ZDU cluster object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cluster, A::Error> {
+        use serde::de::Error as _;
+        let b = self.0;
+        let mut upgrade_mode_enabled = None;
+        let mut state = None;
+        let mut original_version = None;
+        let mut nodes = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let dup = |seen: bool| {
+                if seen {
+                    Err(A::Error::custom(format!("duplicate field `{key}`")))
+                } else {
+                    Ok(())
+                }
+            };
+            match &*key {
+                "upgradeModeEnabled" => {
+                    dup(upgrade_mode_enabled.is_some())?;
+                    upgrade_mode_enabled = Some(map.next_value::<Lenient<bool>>()?.0);
+                }
+                "state" => {
+                    dup(state.is_some())?;
+                    let s = map.next_value::<Lenient<String>>()?.0;
+                    b.label("state", s.as_deref())?;
+                    state = Some(s.map(|s| ClusterState::parse(&s)));
+                }
+                "originalVersion" => {
+                    dup(original_version.is_some())?;
+                    let v = map.next_value::<Lenient<String>>()?.0;
+                    b.label("originalVersion", v.as_deref())?;
+                    original_version = Some(v);
+                }
+                "nodes" => {
+                    dup(nodes.is_some())?;
+                    nodes = Some(map.next_value_seed(NodesSeed(b))?);
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Cluster {
+            upgrade_mode_enabled: upgrade_mode_enabled.flatten(),
+            state: state.flatten(),
+            original_version: original_version.flatten(),
+            nodes: nodes.ok_or_else(|| A::Error::missing_field("nodes"))?,
+        })
+    }
+}
+
+/// The `nodes` array: entries are counted as they are read and the parse stops at the first
+/// one beyond the cap; entries that are not objects are skipped (and counted).
+struct NodesSeed<'h>(Bounds<'h>);
+
+impl<'de> DeserializeSeed<'de> for NodesSeed<'_> {
+    type Value = Vec<Node>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Node>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodesSeed<'_> {
+    type Value = Vec<Node>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("`nodes` as an array of node entries")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Node>, A::Error> {
+        let b = self.0;
+        let mut out = Vec::new();
+        let mut entries = 0usize;
+        while let Some(v) = seq.next_element::<Value>()? {
+            entries += 1;
+            if entries > b.limits.max_nodes {
+                return Err(b.fail(DecodeError::TooManyNodes(b.limits.max_nodes)));
+            }
+            if let Value::Object(_) = v {
+                if let Ok(n) = serde_json::from_value::<Node>(v) {
+                    b.node(&n)?;
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A leaf of type `T`, or `None` when it is null or of another type.
+struct Lenient<T>(Option<T>);
+
+impl<'de> Deserialize<'de> for Lenient<bool> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_bool(d).map(Lenient)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lenient<String> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_string(d).map(Lenient)
+    }
 }
 
 /// `GET /rest/zdu/state`: the cluster state and the node that answered.
@@ -262,8 +533,6 @@ impl Cluster {
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::Bool(b)) => Some(b.to_string()),
         _ => None,
     })
 }
@@ -275,7 +544,6 @@ fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Erro
                 .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 1e15)
                 .map(|f| f as u64)
         }),
-        Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     })
 }
@@ -283,8 +551,6 @@ fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Erro
 fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         Some(Value::Bool(b)) => Some(b),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Some(true),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
     })
 }
@@ -304,22 +570,6 @@ fn lenient_node<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Node>, D::Erro
         Some(v @ Value::Object(_)) => serde_json::from_value(v).ok(),
         _ => None,
     })
-}
-
-fn lenient_nodes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Node>, D::Error> {
-    // `nodes: null` is treated as an empty list; a non-array is a decode error. Entries that
-    // are not objects are skipped rather than failing the whole answer.
-    match Option::<Value>::deserialize(d)? {
-        None => Ok(Vec::new()),
-        Some(Value::Array(items)) => Ok(items
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::Object(_) => serde_json::from_value(v).ok(),
-                _ => None,
-            })
-            .collect()),
-        Some(_) => Err(serde::de::Error::custom("`nodes` is not an array")),
-    }
 }
 
 #[cfg(test)]
@@ -349,12 +599,46 @@ mod tests {
         let n = &c.nodes[0];
         assert_eq!(n.state, Some(NodeState::Unknown("HIBERNATING".into())));
         assert_eq!(n.tasks_total, None);
-        assert_eq!(n.active_user_count, Some(7));
-        assert_eq!(n.build_number.as_deref(), Some("8019001"));
+        assert_eq!(n.active_user_count, None, "a numeric string is not a count");
+        assert_eq!(n.build_number, None, "a number is not a string");
         assert_eq!(n.local, None);
         assert_eq!(c.nodes[2].tasks_total, None);
         assert_eq!(c.nodes[2].active_user_count, None);
-        assert_eq!(c.nodes[2].port_number, Some(7990));
+        assert_eq!(
+            c.nodes[2].port_number,
+            Some(7990),
+            "an integral float is a count"
+        );
+    }
+
+    #[test]
+    fn no_leaf_is_coerced_from_another_type() {
+        let body = r#"{"upgradeModeEnabled":"true","state":7,"originalVersion":8.19,
+            "nodes":[{"id":1,"name":true,"ipAddress":"10.0.0.1","state":"ACTIVE",
+            "tasksTotal":"3","activeUserCount":"0","buildNumber":8019000,"version":8.19,
+            "local":"true","portNumber":"5701"},
+            {"id":"b","tasksTotal":3,"activeUserCount":2e1,"local":false,"portNumber":5701,
+            "buildNumber":"8019000","version":"8.19.0"}]}"#;
+        let c: Cluster = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            (c.upgrade_mode_enabled, &c.state, &c.original_version),
+            (None, &None, &None)
+        );
+        let n = &c.nodes[0];
+        assert_eq!((&n.id, &n.name), (&None, &None));
+        assert_eq!(n.ip_address.as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            (n.tasks_total, n.active_user_count, n.port_number),
+            (None, None, None)
+        );
+        assert_eq!((&n.build_number, &n.version, n.local), (&None, &None, None));
+        let n = &c.nodes[1];
+        assert_eq!(
+            (n.tasks_total, n.active_user_count, n.port_number),
+            (Some(3), Some(20), Some(5701))
+        );
+        assert_eq!(n.local, Some(false));
+        assert_eq!(n.version.as_deref(), Some("8.19.0"));
     }
 
     #[test]
@@ -362,7 +646,92 @@ mod tests {
         assert!(serde_json::from_str::<Cluster>("[]").is_err());
         assert!(serde_json::from_str::<Cluster>(r#"{"state":"STABLE"}"#).is_err());
         assert!(serde_json::from_str::<Cluster>(r#"{"nodes":{}}"#).is_err());
-        assert!(serde_json::from_str::<Cluster>(r#"{"nodes":null}"#).is_ok());
+        assert!(serde_json::from_str::<Cluster>(r#"{"nodes":[],"nodes":[]}"#).is_err());
+        // A null node list is no node list: the poll fails (decode) rather than reporting a
+        // cluster of zero nodes, which would silence every node alert.
+        let e = Cluster::from_json(br#"{"state":"STABLE","nodes":null}"#, Limits::default())
+            .unwrap_err();
+        assert!(matches!(e, DecodeError::Shape(_)), "{e:?}");
+        assert!(serde_json::from_str::<Cluster>(r#"{"nodes":null}"#).is_err());
+        assert!(serde_json::from_str::<Cluster>(r#"{"nodes":[]}"#).is_ok());
+    }
+
+    fn entries(n: usize) -> String {
+        let e = vec![r#"{"id":"x","name":"n","state":"ACTIVE"}"#; n].join(",");
+        format!(r#"{{"state":"STABLE","nodes":[{e}]}}"#)
+    }
+
+    #[test]
+    fn the_node_cap_refuses_the_whole_answer() {
+        let limits = Limits {
+            max_nodes: 3,
+            ..Limits::default()
+        };
+        assert_eq!(
+            Cluster::from_json(entries(3).as_bytes(), limits)
+                .unwrap()
+                .nodes
+                .len(),
+            3
+        );
+        assert_eq!(
+            Cluster::from_json(entries(4).as_bytes(), limits),
+            Err(DecodeError::TooManyNodes(3))
+        );
+        // Non-object entries count too, and the cap is met before the rest is parsed: the
+        // trailing garbage is never seen.
+        let body = br#"{"nodes":[1,2,3,4,{"bad json"#;
+        assert_eq!(
+            Cluster::from_json(body, limits),
+            Err(DecodeError::TooManyNodes(3))
+        );
+        // The default cap is 1000.
+        assert!(Cluster::from_json(entries(1000).as_bytes(), Limits::default()).is_ok());
+        assert_eq!(
+            Cluster::from_json(entries(1001).as_bytes(), Limits::default()),
+            Err(DecodeError::TooManyNodes(1000))
+        );
+        assert!(serde_json::from_str::<Cluster>(&entries(1001)).is_err());
+    }
+
+    #[test]
+    fn overlong_label_values_refuse_the_whole_answer() {
+        let long = "x".repeat(MAX_LABEL_BYTES + 1);
+        let ok = "x".repeat(MAX_LABEL_BYTES);
+        let l = Limits::default();
+        for field in ["id", "name", "ipAddress", "state", "buildNumber", "version"] {
+            let body = format!(r#"{{"nodes":[{{"{field}":"{ok}"}}]}}"#);
+            assert!(Cluster::from_json(body.as_bytes(), l).is_ok(), "{field}");
+            let body = format!(r#"{{"nodes":[{{"id":"a"}},{{"{field}":"{long}"}}]}}"#);
+            assert_eq!(
+                Cluster::from_json(body.as_bytes(), l),
+                Err(DecodeError::LabelTooLong {
+                    field,
+                    max: MAX_LABEL_BYTES
+                }),
+                "{field}"
+            );
+        }
+        for field in ["state", "originalVersion"] {
+            let body = format!(r#"{{"{field}":"{long}","nodes":[]}}"#);
+            assert!(matches!(
+                Cluster::from_json(body.as_bytes(), l),
+                Err(DecodeError::LabelTooLong { .. })
+            ));
+        }
+        let body = format!(r#"{{"state":"STABLE","buildInfo":{{"version":"{long}"}}}}"#);
+        assert_eq!(
+            StateResponse::from_json(body.as_bytes(), l),
+            Err(DecodeError::LabelTooLong {
+                field: "version",
+                max: MAX_LABEL_BYTES
+            })
+        );
+        let body = format!(r#"{{"state":"STABLE","buildInfo":{{"version":"{ok}"}}}}"#);
+        assert!(StateResponse::from_json(body.as_bytes(), l).is_ok());
+        // A long string that is not a label (an ignored field) is fine.
+        let body = format!(r#"{{"nodes":[{{"id":"a","links":"{long}"}}],"extra":"{long}"}}"#);
+        assert!(Cluster::from_json(body.as_bytes(), l).is_ok());
     }
 
     fn node(name: &str, ip: &str, state: NodeState, version: Option<&str>) -> Node {

@@ -351,12 +351,10 @@ impl Poller {
     }
 
     fn persist(&self) {
-        if let Err(e) = self
+        // The store counts and logs a failure (once per distinct error, not per poll).
+        let _ = self
             .store
-            .put(self.client.target().name(), self.tracked.clone())
-        {
-            tracing::warn!(error = %crate::client::error_chain(&e), "state not persisted");
-        }
+            .put(self.client.target().name(), self.tracked.clone());
     }
 }
 

@@ -141,6 +141,7 @@ pub fn metrics_registry(runtime: &Runtime) -> Registry {
     r.register_collector(Box::new(ExporterCollector {
         status: runtime.reload_status.clone(),
         targets: runtime.targets.clone(),
+        store: runtime.store().clone(),
     }));
     let targets = runtime.targets.load();
     if targets.len() == 1 {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::model::Cluster;
 
@@ -191,8 +192,22 @@ pub enum StateFileError {
         #[source]
         source: std::io::Error,
     },
-    #[error("state file {path} is corrupt ({message}); starting afresh")]
-    Corrupt { path: PathBuf, message: String },
+    #[error(
+        "state file {path} is corrupt ({message}); moved aside to {moved_to}, starting afresh"
+    )]
+    Corrupt {
+        path: PathBuf,
+        message: String,
+        /// Where the unreadable file now is (or why it could not be moved).
+        moved_to: String,
+    },
+    #[error("state file {path} has version {version}, which this exporter does not know (it writes version {FILE_VERSION}); moved aside to {moved_to}, starting afresh")]
+    UnknownVersion {
+        path: PathBuf,
+        version: String,
+        /// Where the file now is (or why it could not be moved).
+        moved_to: String,
+    },
     #[error("cannot write state file {path}: {source}")]
     Write {
         path: PathBuf,
@@ -201,17 +216,41 @@ pub enum StateFileError {
     },
 }
 
+/// The version of the state file this exporter reads and writes.
+pub const FILE_VERSION: u32 = 1;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct FileFormat {
     version: u32,
     targets: BTreeMap<String, Tracked>,
 }
 
+/// Only the version of a state file, read before the rest.
+#[derive(Deserialize)]
+struct VersionOnly {
+    #[serde(default)]
+    version: Option<Value>,
+}
+
 /// The persisted state of all targets, written atomically (temp file, fsync, rename).
+///
+/// Failures of the file are counted ([`StateStore::errors_total`], the metric
+/// `bitbucket_zdu_exporter_state_file_errors_total`) and logged by the store itself: at
+/// `warn` the first time and whenever the error changes, at `debug` while it repeats, and
+/// once at `info` when a write works again. A read-only directory is one warning, not one
+/// per poll.
 #[derive(Debug)]
 pub struct StateStore {
     path: Option<PathBuf>,
     targets: Mutex<BTreeMap<String, Tracked>>,
+    health: Mutex<Health>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    /// The error last logged at warn, while it lasts.
+    failing: Option<String>,
+    errors_total: u64,
 }
 
 impl StateStore {
@@ -220,20 +259,47 @@ impl StateStore {
         StateStore {
             path: None,
             targets: Mutex::new(BTreeMap::new()),
+            health: Mutex::new(Health::default()),
         }
     }
 
-    /// Opens (or starts) a state file. A corrupt file is reported and replaced, never fatal:
-    /// losing entered-times is better than not exporting at all.
+    /// Opens (or starts) a state file. A corrupt file, or one of a version this exporter
+    /// does not know (a newer exporter's), is reported and moved aside (renamed to
+    /// `<name>.corrupt-<unix time>` or `<name>.unknown-version-<unix time>`), never
+    /// silently replaced nor fatal: losing entered-times is better than not exporting at all.
+    /// The error returned is counted in [`StateStore::errors_total`]; the caller logs it.
     pub fn open(path: &Path) -> (Self, Option<StateFileError>) {
         let (targets, err) = match std::fs::read(path) {
-            Ok(bytes) => match serde_json::from_slice::<FileFormat>(&bytes) {
-                Ok(f) => (f.targets, None),
+            Ok(bytes) => match serde_json::from_slice::<VersionOnly>(&bytes) {
+                Ok(VersionOnly {
+                    version: Some(Value::Number(n)),
+                }) if n.as_u64() == Some(u64::from(FILE_VERSION)) => {
+                    match serde_json::from_slice::<FileFormat>(&bytes) {
+                        Ok(f) => (f.targets, None),
+                        Err(e) => (
+                            BTreeMap::new(),
+                            Some(StateFileError::Corrupt {
+                                path: path.to_path_buf(),
+                                message: e.to_string(),
+                                moved_to: move_aside(path, "corrupt"),
+                            }),
+                        ),
+                    }
+                }
+                Ok(VersionOnly { version }) => (
+                    BTreeMap::new(),
+                    Some(StateFileError::UnknownVersion {
+                        path: path.to_path_buf(),
+                        version: version.map_or_else(|| "none".into(), |v| v.to_string()),
+                        moved_to: move_aside(path, "unknown-version"),
+                    }),
+                ),
                 Err(e) => (
                     BTreeMap::new(),
                     Some(StateFileError::Corrupt {
                         path: path.to_path_buf(),
                         message: e.to_string(),
+                        moved_to: move_aside(path, "corrupt"),
                     }),
                 ),
             },
@@ -246,13 +312,50 @@ impl StateStore {
                 }),
             ),
         };
+        let health = Health {
+            failing: None,
+            errors_total: u64::from(err.is_some()),
+        };
         (
             StateStore {
                 path: Some(path.to_path_buf()),
                 targets: Mutex::new(targets),
+                health: Mutex::new(health),
             },
             err,
         )
+    }
+
+    /// Failed reads and writes of the state file since start.
+    pub fn errors_total(&self) -> u64 {
+        self.health().errors_total
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts and logs the outcome of a write: warn on a new error, debug on a repeat, info
+    /// on the first success after errors.
+    fn note(&self, result: &Result<(), StateFileError>) {
+        let mut h = self.health();
+        match result {
+            Ok(()) => {
+                if h.failing.take().is_some() {
+                    tracing::info!("state file written again");
+                }
+            }
+            Err(e) => {
+                h.errors_total += 1;
+                let text = crate::client::error_chain(e);
+                if h.failing.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "state not persisted (logged again only when the error changes)");
+                    h.failing = Some(text);
+                } else {
+                    tracing::debug!(error = %text, "state not persisted, again");
+                }
+            }
+        }
     }
 
     /// The tracked state of one target (empty if unknown).
@@ -260,7 +363,8 @@ impl StateStore {
         self.lock().get(target).cloned().unwrap_or_default()
     }
 
-    /// Replaces one target's state and, with a file, writes it out.
+    /// Replaces one target's state and, with a file, writes it out. A failure is counted and
+    /// logged here (see [`StateStore`]); the caller need not log it again.
     pub fn put(&self, target: &str, tracked: Tracked) -> Result<(), StateFileError> {
         let snapshot = {
             let mut map = self.lock();
@@ -268,13 +372,32 @@ impl StateStore {
             map.clone()
         };
         match &self.path {
-            Some(path) => write_atomic(path, &snapshot),
+            Some(path) => {
+                let result = write_atomic(path, &snapshot);
+                self.note(&result);
+                result
+            }
             None => Ok(()),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Tracked>> {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Renames `path` to `<path>.<what>-<unix time>`; returns the new name, or why not.
+fn move_aside(path: &Path, what: &str) -> String {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{what}-{ts}"));
+    let to = PathBuf::from(name);
+    match std::fs::rename(path, &to) {
+        Ok(()) => to.display().to_string(),
+        Err(e) => format!("nowhere (cannot rename it: {e}; it will be overwritten)"),
     }
 }
 
@@ -285,7 +408,7 @@ fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracked>) -> Result<(), 
         source,
     };
     let body = serde_json::to_vec_pretty(&FileFormat {
-        version: 1,
+        version: FILE_VERSION,
         targets: targets.clone(),
     })
     .expect("serializable");
@@ -301,7 +424,11 @@ fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracked>) -> Result<(), 
     f.write_all(&body).map_err(werr)?;
     f.sync_all().map_err(werr)?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(werr)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        // No temp file is left behind by a failed rename.
+        let _ = std::fs::remove_file(&tmp);
+        werr(e)
+    })?;
     Ok(())
 }
 
@@ -430,5 +557,121 @@ mod tests {
         let (fresh, err) = StateStore::open(&path);
         assert!(matches!(err, Some(StateFileError::Corrupt { .. })));
         assert_eq!(fresh.get("prod"), Tracked::default());
+        assert_eq!(fresh.errors_total(), 1);
+        assert!(!path.exists(), "the corrupt file is moved aside");
+        assert_eq!(aside(dir.path(), "corrupt"), vec!["{garbage".to_string()]);
+    }
+
+    /// The contents of the files moved aside as `state.json.<what>-<time>`.
+    fn aside(dir: &Path, what: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("state.json.{what}-"))
+            })
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_state_file_of_an_unknown_version_is_moved_aside_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let newer = r#"{"version":2,"targets":{"prod":{"something":"new"}}}"#;
+        std::fs::write(&path, newer).unwrap();
+        let (store, err) = StateStore::open(&path);
+        let err = err.expect("an unknown version is reported");
+        assert!(
+            matches!(&err, StateFileError::UnknownVersion { version, .. } if version == "2"),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("version 2") && text.contains("unknown-version-"),
+            "{text}"
+        );
+        assert_eq!(store.errors_total(), 1);
+        assert_eq!(
+            aside(dir.path(), "unknown-version"),
+            vec![newer.to_string()]
+        );
+        // Writing starts a fresh file; the moved one stays as it was.
+        store.put("prod", Tracked::default()).unwrap();
+        assert!(path.exists());
+        assert_eq!(
+            aside(dir.path(), "unknown-version"),
+            vec![newer.to_string()]
+        );
+        // No version at all is unknown too.
+        std::fs::write(&path, r#"{"targets":{}}"#).unwrap();
+        let (_, err) = StateStore::open(&path);
+        assert!(
+            matches!(&err, Some(StateFileError::UnknownVersion { version, .. }) if version == "none"),
+            "{err:?}"
+        );
+    }
+
+    /// A log sink for one test.
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_persistent_write_failure_is_logged_once_per_distinct_error_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let (store, err) = StateStore::open(&path);
+        assert!(err.is_none());
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            // Fails (the path is a directory; root may write anywhere else) on every poll.
+            std::fs::create_dir(&path).unwrap();
+            for _ in 0..3 {
+                assert!(store.put("prod", Tracked::default()).is_err());
+            }
+            // Another error: the temp file cannot be created.
+            std::fs::remove_dir(&path).unwrap();
+            let tmp = dir.path().join(".state.json.tmp");
+            assert!(!tmp.exists(), "a failed write leaves no temp file");
+            std::os::unix::fs::symlink(dir.path().join("missing/dir"), &tmp).unwrap();
+            for _ in 0..2 {
+                assert!(store.put("prod", Tracked::default()).is_err());
+            }
+            std::fs::remove_file(&tmp).unwrap();
+            for _ in 0..2 {
+                store.put("prod", Tracked::default()).unwrap();
+            }
+        });
+        let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let count = |level: &str, text: &str| {
+            log.lines()
+                .filter(|l| l.contains(level) && l.contains(text))
+                .count()
+        };
+        assert_eq!(count("WARN", "state not persisted"), 2, "{log}");
+        assert_eq!(count("DEBUG", "state not persisted, again"), 3, "{log}");
+        assert_eq!(count("INFO", "state file written again"), 1, "{log}");
+        assert_eq!(store.errors_total(), 5);
+        assert!(path.is_file());
     }
 }

@@ -595,3 +595,35 @@ async fn node_names_without_a_live_entry_are_exported_with_their_offline_since()
         "counts from the replacement's loss, not the ghost's age"
     );
 }
+
+#[tokio::test]
+async fn state_file_errors_are_counted_in_the_exporters_metrics() {
+    // Issue 10 finding 9: a state file that cannot be written is a counter, not a warning
+    // per poll (the store logs it once per distinct error).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    std::fs::create_dir(&path).unwrap(); // unreadable and unwritable as a file, even for root
+    let (store, err) = StateStore::open(&path);
+    assert!(err.is_some(), "reading a directory fails");
+    let sim = Sim::stable(2).await;
+    let cfg = bitbucket_zdu_exporter::config::Config::builder(vec![target("t", &sim.url())])
+        .max_requests(4)
+        .build()
+        .unwrap();
+    let rt =
+        bitbucket_zdu_exporter::app::Runtime::start(&cfg, Arc::new(store), None, None).unwrap();
+    wait_ready(&rt).await;
+    let text = bitbucket_zdu_exporter::server::render(
+        &bitbucket_zdu_exporter::server::metrics_registry(&rt),
+        Format::Text004,
+    );
+    rt.shutdown();
+    // One failed read at start, one failed write of the first poll's state.
+    assert_eq!(
+        value(&text, "bitbucket_zdu_exporter_state_file_errors_total", &[]),
+        Some(2.0),
+        "{text}"
+    );
+    let fine = StateStore::in_memory();
+    assert_eq!(fine.errors_total(), 0);
+}

@@ -399,6 +399,84 @@ async fn a_small_cap_applies_too() {
     .await;
 }
 
+/// A `/cluster` body with `n` tiny node entries, and the good `/state`.
+fn many_nodes(n: usize) -> Fault {
+    let entries = vec![r#"{"id":"x","name":"n","state":"ACTIVE"}"#; n].join(",");
+    let cluster = format!(r#"{{"state":"STABLE","nodes":[{entries}]}}"#);
+    Fault::Scripted(Script(Arc::new(move |_, head: &str| {
+        let body = if head.contains("/rest/zdu/cluster") {
+            cluster.clone()
+        } else {
+            STATE_JSON.to_string()
+        };
+        Canned {
+            status: 200,
+            content_type: Some("application/json".into()),
+            extra_headers: String::new(),
+            body,
+        }
+    })))
+}
+
+#[tokio::test]
+async fn more_node_entries_than_the_cap_is_too_many_nodes() {
+    // Issue 10 finding 1: an 8 MiB body of tiny entries passes the body cap; the node cap
+    // refuses it whole (no partial data), at the default of 1000 and at a configured cap.
+    matrix_case(many_nodes(1001), Reason::TooManyNodes, FAST_ENOUGH).await;
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let t = TargetConfig::builder("bb", mock.url())
+        .max_nodes(3)
+        .build()
+        .unwrap();
+    let mut at_cap = Harness::with_client(ZduClient::new(t.clone()).unwrap());
+    mock.set(many_nodes(3));
+    at_cap.poll().await;
+    assert_eq!(at_cap.up(), 1.0, "at the cap is fine");
+    let mut h = Harness::with_client(ZduClient::new(t).unwrap());
+    fault_then_recover(&mut h, &mock, many_nodes(4), Reason::TooManyNodes).await;
+    assert!(h.last_error_text().is_empty());
+}
+
+#[tokio::test]
+async fn a_label_value_over_256_bytes_is_label_too_long() {
+    let long = "v".repeat(257);
+    let cluster = CLUSTER_JSON.replacen("8.19.0", &long, 1);
+    let fault = Fault::Body(
+        Some("application/json"),
+        Box::leak(cluster.into_boxed_str()),
+    );
+    matrix_case(fault, Reason::LabelTooLong, FAST_ENOUGH).await;
+}
+
+#[tokio::test]
+async fn a_null_node_list_is_decode() {
+    // Issue 10 finding 8: `"nodes": null` used to give up 1 with zero nodes, silencing
+    // every node alert; it is no node list, like a missing one.
+    matrix_case(
+        Fault::Body(
+            Some("application/json"),
+            r#"{"upgradeModeEnabled":false,"state":"STABLE","nodes":null}"#,
+        ),
+        Reason::Decode,
+        FAST_ENOUGH,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_same_origin_redirect_loop_is_unexpected_status() {
+    // Issue 10 finding 8: a loop used to be reported as `connect`.
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let mut h = Harness::new(&mock.url(), FAST_ENOUGH);
+    let looping = Fault::Scripted(Script(Arc::new(|i, _: &str| Canned {
+        status: 302,
+        content_type: None,
+        extra_headers: format!("Location: /loop/{i}\r\n"),
+        body: String::new(),
+    })));
+    fault_then_recover(&mut h, &mock, looping, Reason::UnexpectedStatus).await;
+}
+
 #[tokio::test]
 async fn unknown_enums_nulls_wrong_types_and_extra_fields_keep_the_data() {
     let mock = Mock::start("127.0.0.1").await.unwrap();
@@ -442,15 +520,28 @@ async fn unknown_enums_nulls_wrong_types_and_extra_fields_keep_the_data() {
             "{field}\n{m}"
         );
     }
+    // Wrong-typed values are dropped, numeric strings and "true" included (README,
+    // "Never crashes on input"): no coercion from one JSON type to another.
     assert_eq!(
         h.sample("bitbucket_zdu_upgrade_mode_enabled", &[]),
-        Some(1.0),
-        "{m}"
+        None,
+        "\"true\" is not a boolean\n{m}"
     );
     let view = h.shared.snapshot.load().cluster.clone().expect("data kept");
     assert_eq!(view.cluster.nodes.len(), 3, "non-object entries skipped");
-    assert_eq!(view.cluster.nodes[0].tasks_total, Some(3));
-    assert_eq!(view.cluster.nodes[0].port_number, Some(5701));
+    assert_eq!(
+        view.cluster.nodes[0].tasks_total, None,
+        "\"3\" is not a count"
+    );
+    assert_eq!(
+        view.cluster.nodes[0].port_number, None,
+        "\"5701\" is not a count"
+    );
+    assert_eq!(
+        view.cluster.nodes[0].build_number, None,
+        "a number is not a string"
+    );
+    assert_eq!(view.cluster.original_version, None, "8.19 is not a string");
     assert_eq!(view.cluster.nodes[1].active_user_count, Some(1000));
     assert_eq!(view.cluster.nodes[1].version, None);
     for l in m.lines().filter(|l| !l.starts_with('#')) {
@@ -690,4 +781,99 @@ async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("condition not met within a minute");
+}
+
+// ---- self-signed upstreams (issue 10, finding 6) --------------------------------------
+
+/// A self-signed certificate for `names`: CA:TRUE (OpenSSL's `req -x509` default) or a
+/// plain leaf; expired or not. Returns its PEM and a server configuration presenting it.
+fn self_signed(names: &[&str], ca: bool, expired: bool) -> (String, Arc<rustls::ServerConfig>) {
+    let mut p =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "bitbucket.internal");
+    if ca {
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    } else {
+        p.is_ca = rcgen::IsCa::ExplicitNoCa;
+    }
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    (cert.pem(), server_config(cert.der().clone(), &key))
+}
+
+/// Polls a TLS mock presenting `presented` with `--bitbucket.ca-file` holding `ca_pem`;
+/// returns the harness after one poll.
+async fn self_signed_poll(ca_pem: &str, presented: Arc<rustls::ServerConfig>) -> Harness {
+    bitbucket_zdu_exporter::client::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("bitbucket.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let mock = Mock::start_tls(presented).await;
+    let client = ZduClient::new(target(&mock.url(), FAST_ENOUGH, Some(ca_file))).unwrap();
+    let mut h = Harness::with_client(client);
+    h.poll().await;
+    h
+}
+
+#[tokio::test]
+async fn a_self_signed_ca_true_certificate_in_the_ca_file_is_trusted_as_itself() {
+    // What `openssl req -x509` makes: CA:TRUE. WebPKI alone refuses it (CaUsedAsEndEntity).
+    let (pem, server) = self_signed(&["localhost", "127.0.0.1"], true, false);
+    let h = self_signed_poll(&pem, server).await;
+    h.assert_up("self-signed CA:TRUE certificate in the CA file");
+}
+
+#[tokio::test]
+async fn a_self_signed_leaf_certificate_in_the_ca_file_is_trusted_as_itself() {
+    let (pem, server) = self_signed(&["localhost", "127.0.0.1"], false, false);
+    let h = self_signed_poll(&pem, server).await;
+    h.assert_up("self-signed CA:FALSE certificate in the CA file");
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_still_needs_the_right_name_dates_and_bytes() {
+    let check = |h: &Harness, what: &str| {
+        assert_eq!(h.up(), 0.0, "{what}");
+        assert_eq!(
+            h.last_error_reasons(),
+            vec!["tls"],
+            "{what}: {}",
+            h.last_error_text()
+        );
+        eprintln!("self-signed: {what} -> tls ({})", h.last_error_text());
+    };
+    for ca in [true, false] {
+        // Hostname verification stays on: the URL is https://127.0.0.1:port.
+        let (pem, server) = self_signed(&["bitbucket.other.example"], ca, false);
+        check(
+            &self_signed_poll(&pem, server).await,
+            &format!("CA:{ca} for another name"),
+        );
+        // Dates too.
+        let (pem, server) = self_signed(&["127.0.0.1"], ca, true);
+        check(
+            &self_signed_poll(&pem, server).await,
+            &format!("CA:{ca} expired"),
+        );
+        // Only the very certificate in the file: another self-signed one for the same name
+        // is refused.
+        let (pem, _) = self_signed(&["127.0.0.1"], ca, false);
+        let (_, other) = self_signed(&["127.0.0.1"], ca, false);
+        check(
+            &self_signed_poll(&pem, other).await,
+            &format!("CA:{ca} another certificate"),
+        );
+    }
+    // The ordinary CA case is unchanged (tls_case above) and a certificate in the file
+    // alongside a CA still works.
+    let pki = pki();
+    let (pem, server) = self_signed(&["127.0.0.1"], true, false);
+    let h = self_signed_poll(&format!("{}{pem}", pki.ca_pem), server).await;
+    h.assert_up("self-signed certificate next to a CA in one bundle");
 }

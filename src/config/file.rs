@@ -33,6 +33,8 @@ struct FileTarget {
     poll_interval: Option<String>,
     #[serde(default)]
     max_age: Option<String>,
+    #[serde(default)]
+    max_nodes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +72,7 @@ pub fn parse_targets_yaml(
         timeout: Some(default_timeout),
         poll_interval: default_interval,
         max_age: default_max_age,
+        max_nodes: crate::model::DEFAULT_MAX_NODES,
     };
     parse(text, path, &defaults)
 }
@@ -152,6 +155,8 @@ fn parse(text: &str, path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, Con
             timeout_key: "timeout",
             poll_interval: poll_interval.unwrap_or(d.poll_interval),
             max_age: max_age.or(d.max_age),
+            max_nodes: t.max_nodes.unwrap_or(d.max_nodes),
+            max_nodes_key: "max_nodes",
         })
         .map_err(|e| match e {
             ConfigError::Invalid { key: k, message } if !k.starts_with("targets[") => {

@@ -112,6 +112,15 @@ pub struct ExporterArgs {
         value_name = "DURATION"
     )]
     pub bitbucket_timeout: Option<PromDuration>,
+    /// Most node entries accepted in one /rest/zdu/cluster answer; a bigger answer fails the
+    /// poll (reason too_many_nodes) and none of it is kept.
+    #[arg(
+        long = "bitbucket.max-nodes",
+        env = "BITBUCKET_ZDU_MAX_NODES",
+        default_value_t = crate::model::DEFAULT_MAX_NODES,
+        value_name = "N"
+    )]
+    pub bitbucket_max_nodes: usize,
     /// How often to poll Bitbucket.
     #[arg(
         long = "poll.interval",

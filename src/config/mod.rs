@@ -125,6 +125,7 @@ pub struct TargetConfig {
     timeout: Duration,
     poll_interval: Duration,
     max_age: Duration,
+    max_nodes: usize,
 }
 
 impl TargetConfig {
@@ -139,6 +140,7 @@ impl TargetConfig {
             timeout: None,
             poll_interval: Duration::from_secs(30),
             max_age: None,
+            max_nodes: crate::model::DEFAULT_MAX_NODES,
         }
     }
 
@@ -177,6 +179,12 @@ impl TargetConfig {
         self.max_age
     }
 
+    /// Most node entries accepted in one `/cluster` answer; more fail the poll
+    /// (`too_many_nodes`).
+    pub fn max_nodes(&self) -> usize {
+        self.max_nodes
+    }
+
     /// `<base>/rest/zdu/<path>`.
     pub fn endpoint(&self, path: &str) -> reqwest::Url {
         let mut url = self.base_url.clone();
@@ -198,6 +206,7 @@ impl TargetConfig {
             && self.timeout == other.timeout
             && self.poll_interval == other.poll_interval
             && self.max_age == other.max_age
+            && self.max_nodes == other.max_nodes
     }
 }
 
@@ -211,6 +220,7 @@ pub struct TargetBuilder {
     timeout: Option<Duration>,
     poll_interval: Duration,
     max_age: Option<Duration>,
+    max_nodes: usize,
 }
 
 impl TargetBuilder {
@@ -244,6 +254,12 @@ impl TargetBuilder {
         self
     }
 
+    /// Most node entries per answer (default 1000, at least 1).
+    pub fn max_nodes(mut self, max_nodes: usize) -> Self {
+        self.max_nodes = max_nodes;
+        self
+    }
+
     /// Validates and builds the target.
     pub fn build(self) -> Result<TargetConfig, ConfigError> {
         validate::validate_auth(&self.auth)?;
@@ -260,6 +276,8 @@ impl TargetBuilder {
             timeout_key: "timeout",
             poll_interval: self.poll_interval,
             max_age: self.max_age,
+            max_nodes: self.max_nodes,
+            max_nodes_key: "max_nodes",
         })
     }
 }
@@ -323,6 +341,7 @@ impl Config {
             timeout: args.bitbucket_timeout.map(|d| d.0),
             poll_interval: args.poll_interval.0,
             max_age: args.poll_max_age.map(|d| d.0),
+            max_nodes: args.bitbucket_max_nodes,
         };
         let targets = match (&args.config_file, &args.bitbucket_url) {
             (Some(_), Some(_)) => {

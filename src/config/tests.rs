@@ -273,3 +273,59 @@ fn builders_validate_like_flags() {
     assert_eq!(c.web().telemetry_path(), "/metrics");
     assert!(c.web().listen_addresses().is_empty());
 }
+
+#[test]
+fn max_nodes_comes_from_the_flag_or_the_file_and_must_be_positive() {
+    let a = args(&["--bitbucket.url", "http://h:7990"]);
+    let c = Config::from_args(&a, &no_env()).unwrap();
+    assert_eq!(c.targets()[0].max_nodes(), 1000, "the default");
+    let a = args(&[
+        "--bitbucket.url",
+        "http://h:7990",
+        "--bitbucket.max-nodes",
+        "50",
+    ]);
+    assert_eq!(
+        Config::from_args(&a, &no_env()).unwrap().targets()[0].max_nodes(),
+        50
+    );
+    let a = args(&[
+        "--bitbucket.url",
+        "http://h:7990",
+        "--bitbucket.max-nodes",
+        "0",
+    ]);
+    let e = Config::from_args(&a, &no_env()).unwrap_err().to_string();
+    assert!(e.contains("--bitbucket.max-nodes"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yml");
+    std::fs::write(
+        &path,
+        "targets:\n  - name: a\n    url: http://h:7990\n    max_nodes: 12\n  - name: b\n    url: http://h:7991\n",
+    )
+    .unwrap();
+    let a = args(&[
+        "--config.file",
+        path.to_str().unwrap(),
+        "--bitbucket.max-nodes",
+        "30",
+    ]);
+    let c = Config::from_args(&a, &no_env()).unwrap();
+    assert_eq!(c.targets()[0].max_nodes(), 12, "the file's key wins");
+    assert_eq!(c.targets()[1].max_nodes(), 30, "the flag is the default");
+    std::fs::write(
+        &path,
+        "targets:\n  - name: a\n    url: http://h:7990\n    max_nodes: 0\n",
+    )
+    .unwrap();
+    let e = Config::from_args(&a, &no_env()).unwrap_err().to_string();
+    assert!(e.contains("targets[0].max_nodes"), "{e}");
+    // A changed cap restarts the target's poller on reload.
+    let t = TargetConfig::builder("t", "http://h:7990").build().unwrap();
+    let u = TargetConfig::builder("t", "http://h:7990")
+        .max_nodes(5)
+        .build()
+        .unwrap();
+    assert!(!t.same_settings(&u));
+}

@@ -26,6 +26,8 @@ pub(super) struct Defaults {
     pub timeout: Option<Duration>,
     pub poll_interval: Duration,
     pub max_age: Option<Duration>,
+    /// `--bitbucket.max-nodes`.
+    pub max_nodes: usize,
 }
 
 /// Validates a whole configuration: the web settings and a non-empty list of targets with
@@ -155,6 +157,8 @@ pub(super) fn target_from_flags(
         timeout_key: "--bitbucket.timeout",
         poll_interval: d.poll_interval,
         max_age: d.max_age,
+        max_nodes: d.max_nodes,
+        max_nodes_key: "--bitbucket.max-nodes",
     })
 }
 
@@ -234,6 +238,8 @@ pub(super) struct TargetSpec<'a> {
     pub timeout_key: &'a str,
     pub poll_interval: Duration,
     pub max_age: Option<Duration>,
+    pub max_nodes: usize,
+    pub max_nodes_key: &'a str,
 }
 
 /// Validates one target; the only way a [`TargetConfig`] is made.
@@ -249,6 +255,8 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
         timeout_key,
         poll_interval,
         max_age,
+        max_nodes,
+        max_nodes_key,
     } = spec;
     validate_name(&name)?;
     let base_url = validate_url(url_key, url)?;
@@ -288,6 +296,9 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
     if timeout < Duration::from_millis(10) {
         return Err(invalid(timeout_key, "must be at least 10ms"));
     }
+    if max_nodes == 0 {
+        return Err(invalid(max_nodes_key, "must be at least 1"));
+    }
     let max_age = max_age.unwrap_or(poll_interval * 3);
     if max_age < poll_interval {
         return Err(invalid(
@@ -303,6 +314,7 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
         timeout,
         poll_interval,
         max_age,
+        max_nodes,
     })
 }
 

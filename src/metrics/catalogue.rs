@@ -168,6 +168,14 @@ pub const EXPORTER_RELOAD_SUCCESS_TIMESTAMP: Family = family(
     &[],
     "Unix time of the last successful configuration (re)load.",
 );
+/// `bitbucket_zdu_exporter_state_file_errors_total`.
+pub const EXPORTER_STATE_FILE_ERRORS: Family = family(
+    "bitbucket_zdu_exporter_state_file_errors",
+    Counter,
+    Exporter,
+    &[],
+    "Failed reads and writes of the --state.file (0 without one); logged once per distinct error.",
+);
 
 // --- process --------------------------------------------------------------------------------
 
@@ -464,6 +472,7 @@ pub const ALL: &[Family] = &[
     EXPORTER_TARGETS,
     EXPORTER_RELOAD_SUCCESSFUL,
     EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
+    EXPORTER_STATE_FILE_ERRORS,
     PROCESS_CPU,
     PROCESS_RESIDENT_MEMORY,
     PROCESS_VIRTUAL_MEMORY,

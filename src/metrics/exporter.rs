@@ -1,4 +1,4 @@
-//! The exporter group: the exporter's own build, targets and reload status, followed by the
+//! The exporter group: the exporter's own build, targets, reload status and state-file errors, followed by the
 //! process group ([`crate::process`]).
 
 use std::fmt;
@@ -9,9 +9,9 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::catalogue::{
     EXPORTER_BUILD_INFO, EXPORTER_RELOAD_SUCCESSFUL, EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
-    EXPORTER_TARGETS,
+    EXPORTER_STATE_FILE_ERRORS, EXPORTER_TARGETS,
 };
-use super::{bit, gauges, unlabelled};
+use super::{bit, counters, gauges, unlabelled};
 use crate::poller::TargetShared;
 
 /// The exporter's own metrics: build info, targets, reloads and the process.
@@ -21,6 +21,8 @@ pub struct ExporterCollector {
     pub status: Arc<crate::status::ReloadStatus>,
     /// The configured targets.
     pub targets: Arc<arc_swap::ArcSwap<Vec<Arc<TargetShared>>>>,
+    /// The state file (its error count).
+    pub store: Arc<crate::tracker::StateStore>,
 }
 
 impl Collector for ExporterCollector {
@@ -39,6 +41,11 @@ impl Collector for ExporterCollector {
             &mut enc,
             &EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
             &unlabelled(ts),
+        )?;
+        counters(
+            &mut enc,
+            &EXPORTER_STATE_FILE_ERRORS,
+            &unlabelled(self.store.errors_total()),
         )?;
         crate::process::encode(&mut enc)
     }
