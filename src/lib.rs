@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod model;
 pub mod poller;
 pub mod process;
+pub mod progress;
 pub mod run;
 pub mod secret;
 pub mod server;
