@@ -34,6 +34,7 @@ pub mod simulator;
 pub mod status;
 pub mod status_page;
 pub mod tracker;
+pub mod upgrade_view;
 pub mod web;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
