@@ -26,6 +26,7 @@ pub mod model;
 pub mod poller;
 pub mod process;
 pub mod progress;
+pub mod rollout;
 pub mod run;
 pub mod secret;
 pub mod server;
