@@ -35,6 +35,7 @@ pub mod simulator;
 pub mod status;
 pub mod status_page;
 pub mod tracker;
+pub mod upgrade_page;
 pub mod upgrade_view;
 pub mod web;
 

@@ -45,6 +45,7 @@ pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) 
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload).put(reload))
+        .route("/upgrade", get(upgrade_page))
         .route("/api/v1/targets", get(api_targets))
         .route("/api/v1/targets/{name}/upgrade", get(api_upgrade))
         .fallback(not_found)
@@ -238,6 +239,11 @@ async fn not_found() -> Response {
         "Not found. See / for the endpoints.\n",
     )
         .into_response()
+}
+
+/// `GET /upgrade`: the live upgrade page.
+async fn upgrade_page(State(state): State<AppState>) -> Html<String> {
+    Html(crate::upgrade_page::render(&state.runtime))
 }
 
 /// `GET /api/v1/targets`: every target with its state.
