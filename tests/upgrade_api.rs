@@ -253,3 +253,35 @@ async fn the_api_is_behind_the_web_config() {
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn the_upgrade_page_is_served_and_linked_from_the_landing_page() {
+    let sim = Sim::stable(3).await;
+    sim.sim.with_cluster(mid_upgrade);
+    let (rt, _dir) = runtime(vec![target("prod", &sim.url())], Some(STATE_WITH_HISTORY)).await;
+    let r = router(rt, "/metrics", 8);
+    let page = |uri: &'static str| {
+        let r = r.clone();
+        async move {
+            let resp = r
+                .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = resp.status();
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, ct, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    let (status, ct, html) = page("/upgrade").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ct.starts_with("text/html"), "{ct}");
+    assert!(html.contains("<section class=\"target\" id=\"target-prod\""));
+    assert!(html.contains("<progress max=\"3\" value=\"1\">"), "{html}");
+    assert_eq!(html.matches("<g class=\"lane\"").count(), 3);
+    assert!(html.contains("class=\"next-node\" data-node=\"bitbucket-2\" data-safe=\"true\""));
+    assert_eq!(html.matches("<tr class=\"history-row\"").count(), 1);
+    assert!(html.contains("(ghost)"), "the ghost entry is marked");
+    let (_, _, landing) = page("/").await;
+    assert!(landing.contains("href=\"/upgrade\""), "{landing}");
+}
