@@ -1,6 +1,6 @@
 //! The upgrade group: the rolling upgrade in flight (start, nodes, nodes done, ETA) while the
 //! cluster data is fresh, and the finished upgrades (per result, last duration, per-node
-//! duration histogram) always, from the persisted [`Progress`](crate::progress::Progress).
+//! duration histogram) always, from the persisted [`Progress`].
 
 use std::fmt;
 
