@@ -102,11 +102,6 @@ pub struct NodeProgress {
     /// The version last seen on a live entry.
     #[serde(default)]
     pub version: Option<String>,
-    /// Users and tasks last seen on the live entry.
-    #[serde(default)]
-    pub active_users: Option<u64>,
-    #[serde(default)]
-    pub tasks: Option<u64>,
     /// State changes since the upgrade started (bounded by [`TIMELINE_LIMIT`]).
     #[serde(default)]
     pub timeline: Vec<Phase>,
@@ -431,12 +426,8 @@ impl Progress {
                 np.state = Some(state);
             }
             if rep.is_offline() {
-                np.active_users = None;
-                np.tasks = None;
                 continue;
             }
-            np.active_users = rep.active_user_count;
-            np.tasks = rep.tasks_total;
             if rep.version.is_some() {
                 np.version = rep.version.clone();
             }
@@ -760,6 +751,13 @@ mod tests {
         let mut back: Progress = serde_json::from_str(&json).unwrap();
         assert_eq!(back, p);
         assert!(!back.observe(&steps[7], 75.0), "same answer: nothing new");
+        // users and tasks moving is not worth a state file write
+        let mut busier = steps[7].clone();
+        for n in &mut busier.nodes {
+            n.active_user_count = Some(42);
+            n.tasks_total = Some(7);
+        }
+        assert!(!back.observe(&busier, 76.0), "counts are not tracked here");
         assert_eq!(back.node_durations.count, 1);
         play(&mut back, &steps[8..], 80.0);
         assert_eq!(back.node_durations.count, 2);
