@@ -159,20 +159,21 @@ impl Upgrade {
         self.nodes.iter().filter(|n| n.is_done()).count()
     }
 
-    /// The estimated completion time: the mean time per node done so far, from the start,
-    /// times the number of nodes. None until one node is done.
+    /// The estimated completion time: the mean time per node done since the start, from the
+    /// start, times the number of nodes (the last node done plus that mean per node still to
+    /// go). Nodes already done when the upgrade was first seen (an exporter started late
+    /// without a state file) give no rate. None until one node is done.
     pub fn estimated_completion(&self) -> Option<f64> {
-        let done = self.nodes_done();
-        if done == 0 {
-            return None;
-        }
-        let last = self
+        let seen_done: Vec<f64> = self
             .nodes
             .iter()
             .filter_map(|n| n.done_at)
-            .reduce(f64::max)?;
-        let per_node = (last - self.started).max(0.0) / done as f64;
-        Some(self.started + per_node * self.nodes_total() as f64)
+            .filter(|t| *t > self.started)
+            .collect();
+        let last = seen_done.iter().copied().reduce(f64::max)?;
+        let per_node = (last - self.started).max(0.0) / seen_done.len() as f64;
+        let to_go = self.nodes_total().saturating_sub(self.nodes_done());
+        Some(last + per_node * to_go as f64)
     }
 }
 
@@ -689,6 +690,22 @@ mod tests {
             // b (20 s) in the 30 s bucket, a (40 s) in the 60 s one
             assert_eq!(&p.node_durations.buckets[..2], &[1, 1]);
         }
+    }
+
+    #[test]
+    fn nodes_done_before_the_upgrade_was_first_seen_give_no_rate() {
+        // first seen mid-upgrade: a already on the new version
+        let steps = rolling(false);
+        let mut p = Progress::default();
+        p.observe(&steps[7], 100.0);
+        let u = p.current.as_ref().unwrap();
+        assert_eq!(u.nodes_done(), 1);
+        assert_eq!(u.estimated_completion(), None, "no rate yet");
+        assert_eq!(p.node_durations.count, 0, "a's upgrade was not seen");
+        p.observe(&steps[9], 130.0);
+        let u = p.current.as_ref().unwrap();
+        assert_eq!(u.nodes_done(), 2);
+        assert_eq!(u.estimated_completion(), Some(130.0));
     }
 
     #[test]

@@ -497,7 +497,7 @@ pub const UPGRADE_ETA: Family = family(
     Gauge,
     Upgrade,
     &[],
-    polled!("Estimated unix time the last node of the upgrade in flight is done, from the mean time per node done so far; absent until one node is done"),
+    polled!("Estimated unix time the last node of the upgrade in flight is done, from the mean time per node done since the upgrade started; absent until one node is done (nodes already done when the exporter first saw the upgrade give no rate)"),
 );
 /// `bitbucket_zdu_upgrades_total`.
 pub const UPGRADES: Family = family(
