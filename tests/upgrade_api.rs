@@ -117,7 +117,10 @@ async fn upgrade_view_reports_progress_next_node_and_history() {
     );
     // first seen mid-upgrade, bitbucket-0 already done: no rate, so no ETA yet (null)
     assert_eq!(u.estimated_completion_at, None);
-    assert_eq!(json["upgrade"]["estimated_completion_at"], serde_json::Value::Null);
+    assert_eq!(
+        json["upgrade"]["estimated_completion_at"],
+        serde_json::Value::Null
+    );
     assert_eq!(u.from_version.as_deref(), Some("8.19.0"));
     assert_eq!(u.nodes[1].state.as_deref(), Some("DRAINING"));
     assert!(u.nodes[1].drain_at.is_some());
