@@ -109,7 +109,7 @@ else
   esac
 fi
 
-for extra in tests/browser/landing.sh tests/e2e/run.sh; do
+for extra in tests/browser/landing.sh tests/browser/upgrade.sh tests/e2e/run.sh; do
   if [ -f "$extra" ] && [ -z "${SKIP_E2E:-}" ]; then
     step "end to end: $extra"
     bash "$extra"

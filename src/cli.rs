@@ -41,6 +41,10 @@ pub enum Command {
     /// Run the simulator and the exporter together in one process and print the URL to open.
     #[cfg(feature = "simulator")]
     Demo(crate::demo::DemoArgs),
+    /// Print a target's upgrade state and nodes; with --wait, block until it is STABLE on one
+    /// version (exit codes: 0 settled, 1 error, 2 usage, 3 UPGRADE_TASKS_FAILED, 4 a node in
+    /// ERROR, 5 timeout).
+    Status(Box<crate::rollout::StatusArgs>),
     /// Print a shell completion script for this binary to standard output.
     Completions(crate::cli_docs::CompletionsArgs),
     /// Print the man page (or write one page per subcommand with --dir).

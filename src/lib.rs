@@ -25,6 +25,8 @@ pub mod metrics;
 pub mod model;
 pub mod poller;
 pub mod process;
+pub mod progress;
+pub mod rollout;
 pub mod run;
 pub mod secret;
 pub mod server;
@@ -33,6 +35,8 @@ pub mod simulator;
 pub mod status;
 pub mod status_page;
 pub mod tracker;
+pub mod upgrade_page;
+pub mod upgrade_view;
 pub mod upstream_tls;
 pub mod web;
 

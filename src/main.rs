@@ -5,7 +5,7 @@
 use clap::CommandFactory;
 
 use bitbucket_zdu_exporter::cli::{Cli, Command};
-use bitbucket_zdu_exporter::{cli_docs, client, logging, run, shutdown_signal};
+use bitbucket_zdu_exporter::{cli_docs, client, logging, rollout, run, shutdown_signal};
 #[cfg(feature = "simulator")]
 use bitbucket_zdu_exporter::{demo, simulator};
 
@@ -22,7 +22,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match rt.block_on(dispatch(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // Each message once: an error that quotes its source is not followed by it again.
             let e: &dyn std::error::Error = e.as_ref();
@@ -32,7 +32,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     client::install_crypto_provider();
     let args = cli.exporter;
     let log = cli.log;
@@ -47,6 +47,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             logging::init(log.log_level, log.log_format);
             demo::run(demo_args, shutdown_signal()).await?;
         }
+        Some(Command::Status(s)) => {
+            logging::init(log.log_level, log.log_format);
+            let outcome = rollout::run_stdout(&s).await?;
+            return Ok(std::process::ExitCode::from(outcome.exit_code()));
+        }
         Some(Command::Completions(c)) => {
             cli_docs::write_completions(Cli::command(), c.shell, &mut std::io::stdout().lock())?
         }
@@ -59,5 +64,5 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             run::run_exporter(args, shutdown_signal()).await?;
         }
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -93,6 +93,7 @@ impl ClusterView {
     pub fn observe(cluster: Cluster, tracked: &mut Tracked, now: f64) -> (ClusterView, bool) {
         let figures = cluster.figures();
         let (observed, changed) = tracked.observe(&cluster, now);
+        let progress_changed = tracked.progress.observe(&cluster, now);
         let view = ClusterView {
             cluster,
             figures,
@@ -101,7 +102,7 @@ impl ClusterView {
             last_node_change: observed.last_node_change,
             names_offline: observed.names_offline,
         };
-        (view, changed)
+        (view, changed || progress_changed)
     }
 }
 
@@ -125,6 +126,8 @@ pub struct TargetSnapshot {
     /// Freshness limit.
     pub max_age: Duration,
     pub consecutive_failures: u32,
+    /// Upgrade progress and history as of the last successful `/cluster` poll (persisted).
+    pub progress: Arc<crate::progress::Progress>,
 }
 
 impl TargetSnapshot {
@@ -142,6 +145,7 @@ impl TargetSnapshot {
             first_poll_done: false,
             max_age: target.max_age(),
             consecutive_failures: 0,
+            progress: Arc::new(tracked.progress.clone()),
         }
     }
 
@@ -278,6 +282,7 @@ impl Poller {
                     self.persist();
                 }
                 next.transitions = self.tracked.transitions.clone();
+                next.progress = Arc::new(self.tracked.progress.clone());
                 next.cluster = Some(Arc::new(view));
                 next.cluster_at = Some(Instant::now());
                 next.consecutive_failures = 0;

@@ -45,6 +45,9 @@ pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) 
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload).put(reload))
+        .route("/upgrade", get(upgrade_page))
+        .route("/api/v1/targets", get(api_targets))
+        .route("/api/v1/targets/{name}/upgrade", get(api_upgrade))
         .fallback(not_found)
         .layer(
             CompressionLayer::new()
@@ -237,6 +240,39 @@ async fn not_found() -> Response {
         "Not found. See / for the endpoints.\n",
     )
         .into_response()
+}
+
+/// `GET /upgrade`: the live upgrade page.
+async fn upgrade_page(State(state): State<AppState>) -> Html<String> {
+    Html(crate::upgrade_page::render(&state.runtime))
+}
+
+/// `GET /api/v1/targets`: every target with its state.
+async fn api_targets(State(state): State<AppState>) -> Response {
+    let targets = state.runtime.targets.load();
+    axum::Json(crate::upgrade_view::list(&targets)).into_response()
+}
+
+/// `GET /api/v1/targets/{name}/upgrade`: one target's upgrade (see `upgrade_view`).
+async fn api_upgrade(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    match state.runtime.target(&name) {
+        Some(t) => axum::Json(crate::upgrade_view::view(&t)).into_response(),
+        None => {
+            let targets = state.runtime.targets.load();
+            let names: Vec<String> = targets.iter().map(|t| t.name()).collect();
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({
+                    "error": "unknown target",
+                    "targets": names,
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {

@@ -158,6 +158,11 @@ pub fn page(runtime: &Runtime, telemetry_path: &str) -> LandingPage {
                 Inline::text(": one target's metrics"),
             ],
             vec![
+                Inline::link("/upgrade", "/upgrade"),
+                Inline::text(": the live upgrade page (progress, timeline, next node, history); JSON at "),
+                Inline::link("/api/v1/targets", "/api/v1/targets"),
+            ],
+            vec![
                 Inline::link("/-/healthy", "/-/healthy"),
                 Inline::text(", "),
                 Inline::link("/-/ready", "/-/ready"),

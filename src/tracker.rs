@@ -31,6 +31,9 @@ pub struct Tracked {
     /// with that name has been seen (unix seconds). A name with a live entry is not listed.
     #[serde(default)]
     pub names_offline: BTreeMap<String, f64>,
+    /// The upgrade in flight and the finished ones (see [`crate::progress`]).
+    #[serde(default)]
+    pub progress: crate::progress::Progress,
 }
 
 /// A state and when it was entered.

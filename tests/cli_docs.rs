@@ -164,6 +164,7 @@ fn man_pages_name_every_flag_of_their_command() {
             "bitbucket-zdu-exporter.1",
             "bitbucket-zdu-exporter-simulate.1",
             "bitbucket-zdu-exporter-demo.1",
+            "bitbucket-zdu-exporter-status.1",
             "bitbucket-zdu-exporter-completions.1",
             "bitbucket-zdu-exporter-man.1",
         ]

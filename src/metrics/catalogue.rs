@@ -31,6 +31,8 @@ pub enum Kind {
     Gauge,
     /// A monotonically increasing count; its samples carry `_total`.
     Counter,
+    /// A classic histogram: `_bucket` (with `le`), `_sum` and `_count` samples.
+    Histogram,
 }
 
 impl Kind {
@@ -39,6 +41,7 @@ impl Kind {
         match self {
             Kind::Gauge => "gauge",
             Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
         }
     }
 
@@ -47,6 +50,7 @@ impl Kind {
         match self {
             Kind::Gauge => MetricType::Gauge,
             Kind::Counter => MetricType::Counter,
+            Kind::Histogram => MetricType::Histogram,
         }
     }
 }
@@ -62,6 +66,8 @@ pub enum Group {
     Responder,
     /// Poll bookkeeping: counters and timings of the two endpoints, transitions, unknown values.
     Polls,
+    /// The rolling upgrade in flight and the finished ones (see `crate::progress`).
+    Upgrade,
     /// The exporter itself: build, targets, reloads.
     Exporter,
     /// The standard `process_*` metrics.
@@ -76,6 +82,7 @@ impl Group {
             Group::Nodes => "nodes",
             Group::Responder => "responder",
             Group::Polls => "polls",
+            Group::Upgrade => "upgrade",
             Group::Exporter => "exporter",
             Group::Process => "process",
         }
@@ -98,11 +105,12 @@ pub struct Family {
 }
 
 impl Family {
-    /// The sample name as written in PromQL: counters with `_total`.
+    /// The sample name as written in PromQL: counters with `_total`; a histogram by its
+    /// family name (its samples add `_bucket`, `_sum` and `_count`).
     pub fn sample_name(&self) -> String {
         match self.kind {
             Kind::Counter => format!("{}_total", self.name),
-            Kind::Gauge => self.name.to_string(),
+            Kind::Gauge | Kind::Histogram => self.name.to_string(),
         }
     }
 }
@@ -129,8 +137,8 @@ const fn family(
     }
 }
 
-use Group::{Cluster, Exporter, Nodes, Polls, Process, Responder};
-use Kind::{Counter, Gauge};
+use Group::{Cluster, Exporter, Nodes, Polls, Process, Responder, Upgrade};
+use Kind::{Counter, Gauge, Histogram};
 
 const NODE: &[&str] = &["node_id", "node_name"];
 
@@ -465,6 +473,65 @@ pub const LAST_POLL_SUCCESS: Family = family(
     "Unix time of the last successful poll of each ZDU endpoint.",
 );
 
+// --- upgrade --------------------------------------------------------------------------------
+
+/// `bitbucket_zdu_upgrade_started_timestamp_seconds`.
+pub const UPGRADE_STARTED: Family = family(
+    "bitbucket_zdu_upgrade_started_timestamp_seconds",
+    Gauge,
+    Upgrade,
+    &[],
+    polled!("Unix time the upgrade in flight started (upgrade mode first seen on; kept across restarts with --state.file); absent without an upgrade in flight"),
+);
+/// `bitbucket_zdu_upgrade_nodes`.
+pub const UPGRADE_NODES: Family = family(
+    "bitbucket_zdu_upgrade_nodes",
+    Gauge,
+    Upgrade,
+    &[],
+    polled!("Nodes taking part in the upgrade in flight: the node names when it started, so ghost entries do not count"),
+);
+/// `bitbucket_zdu_upgrade_nodes_done`.
+pub const UPGRADE_NODES_DONE: Family = family(
+    "bitbucket_zdu_upgrade_nodes_done",
+    Gauge,
+    Upgrade,
+    &[],
+    polled!("Nodes of the upgrade in flight seen live on a version other than the original"),
+);
+/// `bitbucket_zdu_upgrade_estimated_completion_timestamp_seconds`.
+pub const UPGRADE_ETA: Family = family(
+    "bitbucket_zdu_upgrade_estimated_completion_timestamp_seconds",
+    Gauge,
+    Upgrade,
+    &[],
+    polled!("Estimated unix time the last node of the upgrade in flight is done, from the mean time per node done since the upgrade started; absent until one node is done (nodes already done when the exporter first saw the upgrade give no rate)"),
+);
+/// `bitbucket_zdu_upgrades_total`.
+pub const UPGRADES: Family = family(
+    "bitbucket_zdu_upgrades",
+    Counter,
+    Upgrade,
+    &["result"],
+    polled!("Finished rolling upgrades by result (completed, cancelled, failed_finalization; every result present from 0), kept across restarts with --state.file"),
+);
+/// `bitbucket_zdu_last_upgrade_duration_seconds`.
+pub const LAST_UPGRADE_DURATION: Family = family(
+    "bitbucket_zdu_last_upgrade_duration_seconds",
+    Gauge,
+    Upgrade,
+    &[],
+    polled!("Duration of the last finished upgrade, from upgrade mode on to off; absent before the first"),
+);
+/// `bitbucket_zdu_node_upgrade_duration_seconds`.
+pub const NODE_UPGRADE_DURATION: Family = family(
+    "bitbucket_zdu_node_upgrade_duration_seconds",
+    Histogram,
+    Upgrade,
+    &[],
+    polled!("Per-node upgrade time, from drain start (or the first upgrade phase seen) to ACTIVE on the new version, each node counted once per upgrade"),
+);
+
 /// Every family, in the order `/metrics` emits them for a single target (the exporter's own
 /// families first, then the target's).
 pub const ALL: &[Family] = &[
@@ -506,6 +573,13 @@ pub const ALL: &[Family] = &[
     POLLS,
     POLL_ERRORS,
     LAST_POLL_SUCCESS,
+    UPGRADE_STARTED,
+    UPGRADE_NODES,
+    UPGRADE_NODES_DONE,
+    UPGRADE_ETA,
+    UPGRADES,
+    LAST_UPGRADE_DURATION,
+    NODE_UPGRADE_DURATION,
 ];
 
 /// The machine-readable contract (`docs/metrics.json`): every family's sample name, type,

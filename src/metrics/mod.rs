@@ -26,6 +26,7 @@ pub mod exporter;
 pub mod nodes;
 pub mod polls;
 pub mod responder;
+pub mod upgrade;
 
 pub use catalogue::{Family, Group, Kind};
 pub use exporter::ExporterCollector;
@@ -175,6 +176,7 @@ impl Collector for TargetCollector {
             responder::encode(&mut enc, r)?;
         }
         let interval = self.shared.config.load().poll_interval();
-        polls::encode(&mut enc, &snap, interval)
+        polls::encode(&mut enc, &snap, interval)?;
+        upgrade::encode(&mut enc, &snap.progress, fresh.is_some())
     }
 }
