@@ -18,17 +18,20 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::model::NodeState;
-use crate::poller::TargetShared;
+use crate::poller::{TargetShared, TargetSnapshot};
 
+pub mod cache;
 pub mod catalogue;
 pub mod cluster;
 pub mod exporter;
+pub mod exposition;
 pub mod nodes;
 pub mod polls;
 pub mod responder;
 
 pub use catalogue::{Family, Group, Kind};
 pub use exporter::ExporterCollector;
+pub use exposition::{render, render_families, Format, OPENMETRICS, TEXT_004};
 
 /// One sample: the label values (in the order of [`Family::labels`]) and the value.
 pub type Sample<T> = (Vec<String>, T);
@@ -164,16 +167,39 @@ impl TargetCollector {
 
 impl Collector for TargetCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let snap = self.shared.snapshot.load();
-        let now = Instant::now();
-        let fresh = snap.fresh_cluster(now);
-        cluster::encode(&mut enc, &snap, fresh, now)?;
-        if let Some(view) = fresh {
-            nodes::encode(&mut enc, view)?;
-        }
-        if let Some(r) = snap.fresh_responder(now) {
-            responder::encode(&mut enc, r)?;
-        }
-        polls::encode(&mut enc, &snap)
+        encode_target(&mut enc, &self.shared.snapshot.load(), Instant::now())
+    }
+}
+
+/// Writes the metrics of one target from `snap` as seen at `now`. The output depends on `now`
+/// only through the freshness verdict ([`cache::Verdict`]): that is what lets
+/// [`cache`] keep it until the snapshot or the verdict changes. A family whose value
+/// depends on the scrape time itself does not belong here.
+pub fn encode_target(
+    enc: &mut DescriptorEncoder<'_>,
+    snap: &TargetSnapshot,
+    now: Instant,
+) -> fmt::Result {
+    let fresh = snap.fresh_cluster(now);
+    cluster::encode(enc, snap, fresh, now)?;
+    if let Some(view) = fresh {
+        nodes::encode(enc, view)?;
+    }
+    if let Some(r) = snap.fresh_responder(now) {
+        responder::encode(enc, r)?;
+    }
+    polls::encode(enc, snap)
+}
+
+/// The metrics of one fixed snapshot at a fixed instant (what [`cache`] renders).
+#[derive(Debug)]
+pub struct SnapshotCollector {
+    pub snapshot: std::sync::Arc<TargetSnapshot>,
+    pub now: Instant,
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        encode_target(&mut enc, &self.snapshot, self.now)
     }
 }
