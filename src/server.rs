@@ -124,14 +124,14 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
         for part in v.split(',') {
             let mut it = part.splitn(2, ';');
             let coding = it.next().unwrap_or("").trim();
-            let slot = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip")
-            {
-                &mut gzip
-            } else if coding.eq_ignore_ascii_case("identity") {
-                &mut identity
-            } else {
-                continue;
-            };
+            let slot =
+                if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                    &mut gzip
+                } else if coding.eq_ignore_ascii_case("identity") {
+                    &mut identity
+                } else {
+                    continue;
+                };
             let q = match it.next() {
                 None => Some(1000),
                 Some(q) => q_value(q.trim()),

@@ -268,8 +268,11 @@ struct TargetEntry {
     blocks: PerFormat<Arc<Block>>,
     probe: PerFormat<Arc<Exposition>>,
     /// `/metrics` with this target as the only one: joined with that exporter entry.
-    with_exporter: Mutex<Option<(Weak<ExporterEntry>, Arc<PerFormat<Arc<Exposition>>>)>>,
+    with_exporter: Mutex<Option<Joined>>,
 }
+
+/// Expositions joining one exporter entry's block with a target entry's.
+type Joined = (Weak<ExporterEntry>, Arc<PerFormat<Arc<Exposition>>>);
 
 impl TargetEntry {
     /// The target block in `format`; `snapshot` is the one this entry was made for.
@@ -433,12 +436,11 @@ impl ExporterCache {
                 }
             }
         };
-        let exposition = joined
+        joined
             .get_or_init(format, || {
                 Exposition::new(format, vec![block(), target.block(&snapshot, format)])
             })
-            .clone();
-        exposition
+            .clone()
     }
 }
 
@@ -466,7 +468,11 @@ mod tests {
             vec![Block::new(String::new())],
             vec![Block::new("a 1\n".into())],
             vec![Block::new("a 1\n".into()), Block::new(big.clone())],
-            vec![Block::new(big.clone()), Block::new(String::new()), Block::new(big)],
+            vec![
+                Block::new(big.clone()),
+                Block::new(String::new()),
+                Block::new(big),
+            ],
         ] {
             for format in Format::ALL {
                 let e = Exposition::new(format, parts.clone());
