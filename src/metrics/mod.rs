@@ -1,4 +1,5 @@
-//! Rendering: turns the latest [`TargetSnapshot`](crate::poller::TargetSnapshot) into Prometheus metrics at scrape time.
+//! Rendering: turns the latest [`TargetSnapshot`](crate::poller::TargetSnapshot) into
+//! Prometheus metrics; [`cache`] does that once per snapshot and format and serves the bytes.
 //!
 //! We use the Prometheus org's `prometheus-client` crate: its [`Collector`] trait lets a
 //! scrape encode straight from an immutable snapshot (no mutable metric objects to keep in
