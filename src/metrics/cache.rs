@@ -14,8 +14,9 @@
 //!   `process_cpu_seconds_total` lags by at most that;
 //! - the OpenMetrics `# EOF` marker.
 //!
-//! `/probe` is [target]; `/metrics` is [exporter] with several targets (or none), and
-//! [exporter, target] with exactly one, like the registries these replaced.
+//! `/probe` is the target block; `/metrics` is the exporter block with several targets (or
+//! none), and the exporter block then the target block with exactly one, like the
+//! registries these replaced.
 //!
 //! **gzip without recompressing**: each block keeps, built on first use, its own raw-deflate
 //! stream ended by a sync flush (so it ends on a byte boundary, references nothing before it
