@@ -1,4 +1,4 @@
-//! Rendering: turns the latest [`TargetSnapshot`](crate::poller::TargetSnapshot) into
+//! Rendering: turns the latest [`TargetSnapshot`] into
 //! Prometheus metrics; [`cache`] does that once per snapshot and format and serves the bytes.
 //!
 //! We use the Prometheus org's `prometheus-client` crate: its [`Collector`] trait lets a
