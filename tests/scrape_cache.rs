@@ -530,3 +530,33 @@ async fn a_reload_replacing_a_target_frees_its_cache() {
     .await;
     rt.shutdown();
 }
+
+#[tokio::test]
+async fn a_changed_target_config_is_rendered_anew_without_waiting_for_a_poll() {
+    // Families may read the target's config (its poll interval, say): a reload that changes
+    // it must not leave the old rendering cached until the next poll.
+    let sim = Sim::stable(2).await;
+    let (shared, mut p) = poller(slow_target("t", &sim.url()));
+    p.poll_once().await;
+    let before = cache::probe(&shared, Format::Text004, Instant::now());
+    assert!(Arc::ptr_eq(
+        &before,
+        &cache::probe(&shared, Format::Text004, Instant::now())
+    ));
+    let changed = TargetConfig::builder("t", sim.url())
+        .timeout(Duration::from_secs(2))
+        .poll_interval(Duration::from_secs(900))
+        .max_age(Duration::from_secs(1800))
+        .build()
+        .unwrap();
+    shared.config.store(Arc::new(changed));
+    let after = cache::probe(&shared, Format::Text004, Instant::now());
+    assert!(
+        !Arc::ptr_eq(&before, &after),
+        "served the rendering of the old config"
+    );
+    assert_eq!(
+        after.to_text(),
+        render_target_uncached(&shared, Format::Text004)
+    );
+}

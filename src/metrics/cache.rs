@@ -4,10 +4,11 @@
 //! An exposition is a list of [`Block`]s joined in order:
 //!
 //! - the **target block**: one target's families, a function of its published
-//!   [`TargetSnapshot`] and of the freshness [`Verdict`] at scrape time only. It is kept in
-//!   the target's [`TargetCache`] (inside its [`TargetShared`]) under the key (snapshot,
-//!   verdict): a new poll, or data getting older than `max_age` (`up` to 0, `reason="stale"`,
-//!   the cluster series gone), makes the next scrape render a new one;
+//!   [`TargetSnapshot`], of its config and of the freshness [`Verdict`] at scrape time only.
+//!   It is kept in the target's [`TargetCache`] (inside its [`TargetShared`]) under the key
+//!   (snapshot, config, verdict): a new poll, a reload that changes the target, or data
+//!   getting older than `max_age` (`up` to 0, `reason="stale"`, the cluster series gone)
+//!   makes the next scrape render a new one;
 //! - the **exporter block**: the exporter's own families and `process_*`, re-rendered when
 //!   the targets or the reload status change and otherwise at most once per
 //!   [`EXPORTER_MAX_AGE`], so `/proc` is read at most about once a second and
@@ -41,6 +42,7 @@ use prometheus_client::registry::Registry;
 use super::exporter::ExporterCollector;
 use super::exposition::{render_families, Format, EOF};
 use super::SnapshotCollector;
+use crate::config::TargetConfig;
 use crate::poller::{TargetShared, TargetSnapshot};
 use crate::status::ReloadStatus;
 
@@ -263,6 +265,8 @@ pub struct TargetCache {
 #[derive(Debug)]
 struct TargetEntry {
     snapshot: Weak<TargetSnapshot>,
+    /// The target's config (a reload may change it without a new snapshot yet).
+    config: Weak<TargetConfig>,
     verdict: Verdict,
     /// The instant the blocks are rendered at (within the verdict, any gives the same text).
     at: Instant,
@@ -272,18 +276,26 @@ struct TargetEntry {
     with_exporter: Mutex<Option<Joined>>,
 }
 
+/// What a target block is rendered from: the published snapshot and the target's config.
+type Inputs = (Arc<TargetSnapshot>, Arc<TargetConfig>);
+
+fn inputs(shared: &TargetShared) -> Inputs {
+    (shared.snapshot.load_full(), shared.config.load_full())
+}
+
 /// Expositions joining one exporter entry's block with a target entry's.
 type Joined = (Weak<ExporterEntry>, Arc<PerFormat<Arc<Exposition>>>);
 
 impl TargetEntry {
-    /// The target block in `format`; `snapshot` is the one this entry was made for.
-    fn block(&self, snapshot: &Arc<TargetSnapshot>, format: Format) -> Arc<Block> {
-        debug_assert!(Weak::ptr_eq(&self.snapshot, &Arc::downgrade(snapshot)));
+    /// The target block in `format`; `inputs` are those this entry was made for.
+    fn block(&self, inputs: &Inputs, format: Format) -> Arc<Block> {
+        debug_assert!(Weak::ptr_eq(&self.snapshot, &Arc::downgrade(&inputs.0)));
         self.blocks
             .get_or_init(format, || {
                 let mut r = Registry::default();
                 r.register_collector(Box::new(SnapshotCollector {
-                    snapshot: snapshot.clone(),
+                    snapshot: inputs.0.clone(),
+                    config: inputs.1.clone(),
                     now: self.at,
                 }));
                 Block::new(render_families(&r, format))
@@ -293,19 +305,24 @@ impl TargetEntry {
 }
 
 impl TargetCache {
-    /// The entry for `snap` at `now`, made (and replacing the previous one) when the
-    /// snapshot or the freshness verdict changed.
-    fn entry(&self, snap: &Arc<TargetSnapshot>, now: Instant) -> Arc<TargetEntry> {
-        let verdict = Verdict::of(snap, now);
-        let weak = Arc::downgrade(snap);
+    /// The entry for `inputs` at `now`, made (and replacing the previous one) when the
+    /// snapshot, the config or the freshness verdict changed.
+    fn entry(&self, inputs: &Inputs, now: Instant) -> Arc<TargetEntry> {
+        let verdict = Verdict::of(&inputs.0, now);
+        let snapshot = Arc::downgrade(&inputs.0);
+        let config = Arc::downgrade(&inputs.1);
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = cur.as_ref() {
-            if Weak::ptr_eq(&e.snapshot, &weak) && e.verdict == verdict {
+            if Weak::ptr_eq(&e.snapshot, &snapshot)
+                && Weak::ptr_eq(&e.config, &config)
+                && e.verdict == verdict
+            {
                 return e.clone();
             }
         }
         let e = Arc::new(TargetEntry {
-            snapshot: weak,
+            snapshot,
+            config,
             verdict,
             at: now,
             blocks: PerFormat::default(),
@@ -331,12 +348,12 @@ impl TargetCache {
 
 /// `/probe?target=`: the target's exposition in `format`, at `now`.
 pub fn probe(shared: &TargetShared, format: Format, now: Instant) -> Arc<Exposition> {
-    let snapshot = shared.snapshot.load_full();
-    let entry = shared.cache.entry(&snapshot, now);
+    let inputs = inputs(shared);
+    let entry = shared.cache.entry(&inputs, now);
     entry
         .probe
         .get_or_init(format, || {
-            Exposition::new(format, vec![entry.block(&snapshot, format)])
+            Exposition::new(format, vec![entry.block(&inputs, format)])
         })
         .clone()
 }
@@ -420,8 +437,8 @@ impl ExporterCache {
                 .get_or_init(format, || Exposition::new(format, vec![block()]))
                 .clone();
         };
-        let snapshot = only.snapshot.load_full();
-        let target = only.cache.entry(&snapshot, now);
+        let inputs = inputs(only);
+        let target = only.cache.entry(&inputs, now);
         let joined = {
             let mut w = target
                 .with_exporter
@@ -439,7 +456,7 @@ impl ExporterCache {
         };
         joined
             .get_or_init(format, || {
-                Exposition::new(format, vec![block(), target.block(&snapshot, format)])
+                Exposition::new(format, vec![block(), target.block(&inputs, format)])
             })
             .clone()
     }

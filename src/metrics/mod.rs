@@ -18,6 +18,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, EncodeM
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use crate::config::TargetConfig;
 use crate::model::NodeState;
 use crate::poller::{TargetShared, TargetSnapshot};
 
@@ -168,17 +169,25 @@ impl TargetCollector {
 
 impl Collector for TargetCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        encode_target(&mut enc, &self.shared.snapshot.load(), Instant::now())
+        let config = self.shared.config.load();
+        encode_target(
+            &mut enc,
+            &self.shared.snapshot.load(),
+            &config,
+            Instant::now(),
+        )
     }
 }
 
-/// Writes the metrics of one target from `snap` as seen at `now`. The output depends on `now`
-/// only through the freshness verdict ([`cache::Verdict`]): that is what lets
-/// [`cache`] keep it until the snapshot or the verdict changes. A family whose value
-/// depends on the scrape time itself does not belong here.
+/// Writes the metrics of one target from `snap` and its `config` as seen at `now`. The output
+/// depends on `now` only through the freshness verdict ([`cache::Verdict`]): that is what
+/// lets [`cache`] keep it until the snapshot, the config or the verdict changes. A family
+/// may read the snapshot and the config (e.g. the poll interval); one whose value depends
+/// on the scrape time itself does not belong here.
 pub fn encode_target(
     enc: &mut DescriptorEncoder<'_>,
     snap: &TargetSnapshot,
+    _config: &TargetConfig,
     now: Instant,
 ) -> fmt::Result {
     let fresh = snap.fresh_cluster(now);
@@ -192,15 +201,16 @@ pub fn encode_target(
     polls::encode(enc, snap)
 }
 
-/// The metrics of one fixed snapshot at a fixed instant (what [`cache`] renders).
+/// The metrics of one fixed snapshot and config at a fixed instant (what [`cache`] renders).
 #[derive(Debug)]
 pub struct SnapshotCollector {
     pub snapshot: std::sync::Arc<TargetSnapshot>,
+    pub config: std::sync::Arc<TargetConfig>,
     pub now: Instant,
 }
 
 impl Collector for SnapshotCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        encode_target(&mut enc, &self.snapshot, self.now)
+        encode_target(&mut enc, &self.snapshot, &self.config, self.now)
     }
 }
