@@ -183,6 +183,8 @@ impl TargetSnapshot {
 pub struct TargetShared {
     pub config: ArcSwap<TargetConfig>,
     pub snapshot: ArcSwap<TargetSnapshot>,
+    /// The expositions rendered from the snapshot last served (see [`crate::metrics::cache`]).
+    pub cache: crate::metrics::cache::TargetCache,
 }
 
 impl TargetShared {
@@ -192,7 +194,14 @@ impl TargetShared {
         Arc::new(TargetShared {
             config: ArcSwap::from_pointee(config),
             snapshot: ArcSwap::from_pointee(snap),
+            cache: Default::default(),
         })
+    }
+
+    /// Publishes a new snapshot and drops the expositions of the previous one.
+    pub fn publish(&self, snapshot: TargetSnapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+        self.cache.clear();
     }
 
     /// Target name.
@@ -311,7 +320,7 @@ impl Poller {
             }
         }
         tracing::debug!(target_name = %target.name(), elapsed_ms = started.elapsed().as_millis() as u64, "poll done");
-        self.shared.snapshot.store(Arc::new(next));
+        self.shared.publish(next);
     }
 
     fn record(

@@ -1,5 +1,7 @@
 //! The process group: the standard `process_*` metrics (CPU, memory, file descriptors, start
-//! time), read from `/proc/self` at scrape time. On systems without procfs they are simply
+//! time), read from `/proc/self` when the exporter block is rendered: at most once per
+//! [`EXPORTER_MAX_AGE`](crate::metrics::cache::EXPORTER_MAX_AGE) (1 s), so
+//! `process_cpu_seconds_total` may lag by up to that. On systems without procfs they are simply
 //! absent. Their descriptors are in [`crate::metrics::catalogue`].
 
 use std::fmt;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -10,18 +11,17 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use bytes::Bytes;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tower_http::compression::CompressionLayer;
 
 use crate::app::Runtime;
+use crate::metrics::cache::{self, ExporterCache, ExporterSource, Exposition};
 use crate::metrics::{ExporterCollector, TargetCollector};
 
-/// OpenMetrics content type.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// Classic text format content type.
-pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use crate::metrics::{render, Format, OPENMETRICS, TEXT_004};
 
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
@@ -29,11 +29,19 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub telemetry_path: String,
     limiter: Arc<Semaphore>,
+    /// `/metrics` as served: see [`crate::metrics::cache`].
+    cache: Arc<ExporterCache>,
+    source: ExporterSource,
 }
 
 /// Builds the router.
 pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Router {
     let state = AppState {
+        source: ExporterSource {
+            status: runtime.reload_status.clone(),
+            targets: runtime.targets.clone(),
+        },
+        cache: Arc::new(ExporterCache::default()),
         runtime,
         telemetry_path: telemetry_path.to_string(),
         limiter: Arc::new(Semaphore::new(max_requests.max(1))),
@@ -72,13 +80,6 @@ async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Respo
     }
 }
 
-/// Which exposition format the client asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    OpenMetrics,
-    Text004,
-}
-
 /// Picks the format from `Accept`: OpenMetrics 1.0.0 when preferred (by q-value) over the
 /// classic text format, else text 0.0.4.
 pub fn negotiate(headers: &HeaderMap) -> Format {
@@ -114,31 +115,130 @@ pub fn negotiate(headers: &HeaderMap) -> Format {
     }
 }
 
-/// Encodes a registry in the chosen format.
-pub fn render(registry: &Registry, format: Format) -> String {
-    let mut out = String::with_capacity(16 * 1024);
-    let res = match format {
-        Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, registry),
-        Format::Text004 => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
-    };
-    if res.is_err() {
-        tracing::error!("encoding metrics failed");
+/// Whether the response is to be gzip-compressed, decided from `Accept-Encoding` as the
+/// router's `CompressionLayer` decides it for every other response: gzip (or x-gzip) with the
+/// highest q-value above 0, ties going to gzip over identity; unknown codings and malformed
+/// q-values are ignored.
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut gzip: u16 = 0;
+    let mut identity: u16 = 0;
+    for v in headers.get_all(header::ACCEPT_ENCODING) {
+        let Ok(v) = v.to_str() else { continue };
+        for part in v.split(',') {
+            let mut it = part.splitn(2, ';');
+            let coding = it.next().unwrap_or("").trim();
+            let slot =
+                if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                    &mut gzip
+                } else if coding.eq_ignore_ascii_case("identity") {
+                    &mut identity
+                } else {
+                    continue;
+                };
+            let q = match it.next() {
+                None => Some(1000),
+                Some(q) => q_value(q.trim()),
+            };
+            if let Some(q) = q {
+                *slot = (*slot).max(q);
+            }
+        }
     }
-    out
+    gzip > 0 && gzip >= identity
 }
 
-fn exposition(registry: Registry, headers: &HeaderMap) -> Response {
-    let format = negotiate(headers);
-    let body = render(&registry, format);
-    let ct = match format {
-        Format::OpenMetrics => OPENMETRICS,
-        Format::Text004 => TEXT_004,
+/// A q-value `q=0`…`q=1.000` in thousandths; None when malformed.
+fn q_value(s: &str) -> Option<u16> {
+    let rest = s.strip_prefix("q=").or_else(|| s.strip_prefix("Q="))?;
+    let (int, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    let mut v: u16 = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
     };
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(ct))], body).into_response()
+    if frac.len() > 3 {
+        return None;
+    }
+    let mut factor = 100;
+    for b in frac.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v += factor * u16::from(b - b'0');
+        factor /= 10;
+    }
+    (v <= 1000).then_some(v)
 }
 
-/// The registry `/metrics` serves: the exporter's own metrics, plus the target's when there
-/// is exactly one.
+/// A body written as a few prebuilt pieces, with its exact length known.
+struct Pieces {
+    pieces: std::vec::IntoIter<Bytes>,
+    remaining: u64,
+}
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        std::task::Poll::Ready(this.pieces.next().map(|b| {
+            this.remaining -= b.len() as u64;
+            Ok(http_body::Frame::data(b))
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// The response for a cached exposition: its prebuilt plain or gzip bytes, with
+/// `Content-Type`, `Content-Length`, `Vary: accept-encoding` and, for gzip,
+/// `Content-Encoding: gzip` (so the `CompressionLayer` leaves it alone).
+fn exposition(exp: &Exposition, headers: &HeaderMap) -> Response {
+    let gzipped = if accepts_gzip(headers) {
+        exp.gzip()
+    } else {
+        None
+    };
+    let gzip = gzipped.is_some();
+    let pieces: Vec<Bytes> = gzipped
+        .unwrap_or_else(|| exp.plain())
+        .into_iter()
+        .filter(|b| !b.is_empty())
+        .collect();
+    let len: u64 = pieces.iter().map(|b| b.len() as u64).sum();
+    let mut resp = Response::new(axum::body::Body::new(Pieces {
+        pieces: pieces.into_iter(),
+        remaining: len,
+    }));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(exp.format().content_type()),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static(header::ACCEPT_ENCODING.as_str()),
+    );
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    resp
+}
+
+/// A registry with what `/metrics` serves: the exporter's own metrics, plus the target's when
+/// there is exactly one. The handler serves the same from [`crate::metrics::cache`]; this is
+/// the reference it is tested against.
 pub fn metrics_registry(runtime: &Runtime) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(ExporterCollector {
@@ -154,7 +254,10 @@ pub fn metrics_registry(runtime: &Runtime) -> Registry {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    exposition(metrics_registry(&state.runtime), &headers)
+    let exp = state
+        .cache
+        .metrics(&state.source, negotiate(&headers), Instant::now());
+    exposition(&exp, &headers)
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,9 +301,8 @@ async fn probe(
         )
             .into_response();
     };
-    let mut r = Registry::default();
-    r.register_collector(Box::new(TargetCollector::new(shared)));
-    exposition(r, &headers)
+    let exp = cache::probe(&shared, negotiate(&headers), Instant::now());
+    exposition(&exp, &headers)
 }
 
 fn truncate_for_message(s: &str) -> String {

@@ -1,4 +1,5 @@
-//! Rendering: turns the latest [`TargetSnapshot`](crate::poller::TargetSnapshot) into Prometheus metrics at scrape time.
+//! Rendering: turns the latest [`TargetSnapshot`] into
+//! Prometheus metrics; [`cache`] does that once per snapshot and format and serves the bytes.
 //!
 //! We use the Prometheus org's `prometheus-client` crate: its [`Collector`] trait lets a
 //! scrape encode straight from an immutable snapshot (no mutable metric objects to keep in
@@ -17,12 +18,15 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, EncodeM
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use crate::config::TargetConfig;
 use crate::model::NodeState;
-use crate::poller::TargetShared;
+use crate::poller::{TargetShared, TargetSnapshot};
 
+pub mod cache;
 pub mod catalogue;
 pub mod cluster;
 pub mod exporter;
+pub mod exposition;
 pub mod nodes;
 pub mod polls;
 pub mod responder;
@@ -30,6 +34,7 @@ pub mod upgrade;
 
 pub use catalogue::{Family, Group, Kind};
 pub use exporter::ExporterCollector;
+pub use exposition::{render, render_families, Format, OPENMETRICS, TEXT_004};
 
 /// One sample: the label values (in the order of [`Family::labels`]) and the value.
 pub type Sample<T> = (Vec<String>, T);
@@ -165,18 +170,49 @@ impl TargetCollector {
 
 impl Collector for TargetCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let snap = self.shared.snapshot.load();
-        let now = Instant::now();
-        let fresh = snap.fresh_cluster(now);
-        cluster::encode(&mut enc, &snap, fresh, now)?;
-        if let Some(view) = fresh {
-            nodes::encode(&mut enc, view)?;
-        }
-        if let Some(r) = snap.fresh_responder(now) {
-            responder::encode(&mut enc, r)?;
-        }
-        let interval = self.shared.config.load().poll_interval();
-        polls::encode(&mut enc, &snap, interval)?;
-        upgrade::encode(&mut enc, &snap.progress, fresh.is_some())
+        let config = self.shared.config.load();
+        encode_target(
+            &mut enc,
+            &self.shared.snapshot.load(),
+            &config,
+            Instant::now(),
+        )
+    }
+}
+
+/// Writes the metrics of one target from `snap` and its `config` as seen at `now`. The output
+/// depends on `now` only through the freshness verdict ([`cache::Verdict`]): that is what
+/// lets [`cache`] keep it until the snapshot, the config or the verdict changes. A family
+/// may read the snapshot and the config (e.g. the poll interval); one whose value depends
+/// on the scrape time itself does not belong here.
+pub fn encode_target(
+    enc: &mut DescriptorEncoder<'_>,
+    snap: &TargetSnapshot,
+    config: &TargetConfig,
+    now: Instant,
+) -> fmt::Result {
+    let fresh = snap.fresh_cluster(now);
+    cluster::encode(enc, snap, fresh, now)?;
+    if let Some(view) = fresh {
+        nodes::encode(enc, view)?;
+    }
+    if let Some(r) = snap.fresh_responder(now) {
+        responder::encode(enc, r)?;
+    }
+    polls::encode(enc, snap, config.poll_interval())?;
+    upgrade::encode(enc, &snap.progress, fresh.is_some())
+}
+
+/// The metrics of one fixed snapshot and config at a fixed instant (what [`cache`] renders).
+#[derive(Debug)]
+pub struct SnapshotCollector {
+    pub snapshot: std::sync::Arc<TargetSnapshot>,
+    pub config: std::sync::Arc<TargetConfig>,
+    pub now: Instant,
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        encode_target(&mut enc, &self.snapshot, &self.config, self.now)
     }
 }

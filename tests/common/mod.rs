@@ -110,8 +110,14 @@ pub fn poller_with_store(
     (shared, poller)
 }
 
-/// Renders one target's metrics as `/probe` would.
+/// One target's metrics as `/probe` serves them: from the scrape cache.
 pub fn render_target(shared: &Arc<TargetShared>, format: Format) -> String {
+    bitbucket_zdu_exporter::metrics::cache::probe(shared, format, std::time::Instant::now())
+        .to_text()
+}
+
+/// One target's metrics rendered directly, without the scrape cache (the reference).
+pub fn render_target_uncached(shared: &Arc<TargetShared>, format: Format) -> String {
     let mut r = Registry::default();
     r.register_collector(Box::new(TargetCollector::new(shared.clone())));
     render(&r, format)
