@@ -40,6 +40,7 @@ pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) 
         source: ExporterSource {
             status: runtime.reload_status.clone(),
             targets: runtime.targets.clone(),
+            store: runtime.store().clone(),
         },
         cache: Arc::new(ExporterCache::default()),
         runtime,

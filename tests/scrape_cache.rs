@@ -96,15 +96,38 @@ async fn fetch(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> Got {
 }
 
 /// The samples that do not come from `/proc` (those are re-read at most once a second).
+/// The samples without `process_*` (which move between scrapes), in a canonical order and
+/// with histogram bounds as numbers: OpenMetrics writes `le="30.0"` and puts `_sum`/`_count`
+/// before the buckets, text 0.0.4 writes `le="30"` after them; both mean the same samples.
 fn stable_samples(text: &str) -> Vec<Sample> {
-    samples(text)
+    let mut out: Vec<Sample> = samples(text)
         .into_iter()
         .filter(|s| !s.name.starts_with("process_"))
-        .collect()
+        .map(|mut s| {
+            for (k, v) in &mut s.labels {
+                if k == "le" && v != "+Inf" {
+                    *v = v
+                        .parse::<f64>()
+                        .expect("a numeric bucket bound")
+                        .to_string();
+                }
+            }
+            s
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.name, &a.labels)
+            .partial_cmp(&(&b.name, &b.labels))
+            .expect("comparable")
+    });
+    out
 }
 
 fn names(text: &str) -> Vec<String> {
-    samples(text).into_iter().map(|s| s.name).collect()
+    let mut n: Vec<String> = samples(text).into_iter().map(|s| s.name).collect();
+    n.sort();
+    n.dedup();
+    n
 }
 
 #[tokio::test]
@@ -217,6 +240,7 @@ async fn freshness_running_out_drops_the_series_on_time() {
     let src = ExporterSource {
         status,
         targets: Arc::new(arc_swap::ArcSwap::from_pointee(vec![shared.clone()])),
+        store: Arc::new(bitbucket_zdu_exporter::tracker::StateStore::in_memory()),
     };
     let exporter = ExporterCache::default();
     for format in Format::ALL {

@@ -381,6 +381,8 @@ pub struct ExporterSource {
     pub status: Arc<ReloadStatus>,
     /// The configured targets.
     pub targets: Arc<ArcSwap<Vec<Arc<TargetShared>>>>,
+    /// The state file (its error count).
+    pub store: Arc<crate::tracker::StateStore>,
 }
 
 impl ExporterCache {
@@ -426,6 +428,7 @@ impl ExporterCache {
                     r.register_collector(Box::new(ExporterCollector {
                         status: src.status.clone(),
                         targets: src.targets.clone(),
+                        store: src.store.clone(),
                     }));
                     Block::new(render_families(&r, format))
                 })
