@@ -243,15 +243,52 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
 }
 
 /// Binds every listen address, failing with the address named when one cannot be bound.
+///
+/// The IPv6 wildcard `[::]:port` (what `:port` means) is bound dual-stack, IPV6_V6ONLY off,
+/// so it serves IPv4 (as v4-mapped addresses) and IPv6 whatever the host's
+/// `net.ipv6.bindv6only`; on a host without IPv6 it falls back to `0.0.0.0:port` with one
+/// info log. Every other address is bound as given.
 pub async fn bind_all(addrs: &[SocketAddr]) -> std::io::Result<Vec<tokio::net::TcpListener>> {
     let mut out = Vec::new();
     for a in addrs {
-        let l = tokio::net::TcpListener::bind(a)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))?;
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"));
+        let l = if a.is_ipv6() && a.ip().is_unspecified() {
+            match bind_dual_stack(*a) {
+                Ok(l) => l,
+                Err(e) if ipv6_unavailable(&e) => {
+                    let v4 = SocketAddr::from(([0, 0, 0, 0], a.port()));
+                    tracing::info!(address = %v4, error = %e, "no IPv6 on this host, listening on IPv4 only");
+                    tokio::net::TcpListener::bind(v4).await.map_err(named)?
+                }
+                Err(e) => return Err(named(e)),
+            }
+        } else {
+            tokio::net::TcpListener::bind(a).await.map_err(named)?
+        };
         out.push(l);
     }
     Ok(out)
+}
+
+fn bind_dual_stack(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// The errors of a host (or container) without IPv6.
+fn ipv6_unavailable(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::Unsupported
+    ) || matches!(e.raw_os_error(), Some(97) | Some(99))
 }
 
 /// Limits of the HTTP server itself (not of the handlers).
@@ -459,5 +496,25 @@ mod tests {
         );
         assert_eq!(negotiate(&h("*/*")), Format::Text004);
         assert_eq!(negotiate(&h("garbage;;;q=x")), Format::Text004);
+    }
+
+    #[tokio::test]
+    async fn the_ipv6_wildcard_is_bound_dual_stack() {
+        let any = crate::config::parse_listen_address(":0").unwrap();
+        assert_eq!(any, "[::]:0".parse::<SocketAddr>().unwrap());
+        let l = bind_all(&[any]).await.unwrap();
+        let port = l[0].local_addr().unwrap().port();
+        assert!(l[0].local_addr().unwrap().is_ipv6());
+        for host in ["127.0.0.1", "[::1]"] {
+            let peer = format!("{host}:{port}");
+            tokio::net::TcpStream::connect(&peer)
+                .await
+                .unwrap_or_else(|e| panic!("{peer}: {e}"));
+            let (_, from) = l[0].accept().await.unwrap();
+            assert_eq!(from.ip().to_canonical().is_ipv4(), host == "127.0.0.1");
+        }
+        // Explicit addresses are bound as given.
+        let v4 = bind_all(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
+        assert!(v4[0].local_addr().unwrap().is_ipv4());
     }
 }

@@ -199,7 +199,9 @@ mod tests {
         let e = parse_file("hunter2-secret").unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("invalid type: string, expected"), "{e}");
-        let e = parse_file("Secret\"Middle\"Tail123").unwrap_err().to_string();
+        let e = parse_file("Secret\"Middle\"Tail123")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("Middle") && !e.contains("Tail"), "{e}");
         let e = parse_file("p@ss:w/rd\"'<>").unwrap_err().to_string();
         assert!(!e.contains("'<>") && !e.contains("w/rd"), "{e}");
