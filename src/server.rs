@@ -292,16 +292,41 @@ fn ipv6_unavailable(e: &std::io::Error) -> bool {
 }
 
 /// Limits of the HTTP server itself (not of the handlers).
+///
+/// # Connection floods
+///
+/// The connection cap is shared by every client, so the server decides who keeps a slot:
+///
+/// * a connection that has not completed its first request head (and, with TLS, its
+///   handshake) within [`first_request_timeout`](Self::first_request_timeout) is closed:
+///   slowloris connections are short-lived;
+/// * at the cap, a new connection does not wait in the kernel's accept queue behind held
+///   slots: the server takes one back, first from the connection idle longest between
+///   requests (keep-alive; closed gracefully, as hyper does on shutdown), else from the
+///   oldest connection that has not finished a first request. A connection in the middle
+///   of a request is never taken; when all are, the new one waits for the first to finish.
+///
+/// The slot is taken from the client address (an IPv6 /64) holding the most connections
+/// that are not serving a request, so a flood from one address makes room from its own
+/// connections, never from Prometheus' one kept-alive connection. There is no hard
+/// per-address cap (Prometheus servers behind one NAT, or sidecars on one node, share an
+/// address). An attacker on the scraper's own address competes with it: a legitimate scraper
+/// sends its request head within milliseconds, so it is rarely the oldest unfinished
+/// connection, but under a reconnecting flood on a busy host it can be (see
+/// docs/reliability.md).
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// A client must send its whole request head (and, with TLS, finish the handshake)
-    /// within this time, else the connection is closed.
+    /// A client must send each further request head within this time once it has started
+    /// it, else the connection is closed.
     pub header_read_timeout: std::time::Duration,
+    /// A new connection must finish the TLS handshake and send its first request head
+    /// within this time, else it is closed.
+    pub first_request_timeout: std::time::Duration,
     /// Largest request head accepted; larger ones get 431. hyper's floor is 8 KiB.
     pub max_header_bytes: usize,
     /// Most header fields in a request; more get 431.
     pub max_headers: usize,
-    /// Open connections at most; further connections wait in the kernel's accept queue.
+    /// Open connections at most; at the cap an idle or unfinished connection makes room.
     pub max_connections: usize,
     /// `--web.config.file`: TLS, basic auth, headers, rate limit.
     pub web_config: Option<Arc<crate::web::WebConfigRuntime>>,
@@ -311,6 +336,7 @@ impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             header_read_timeout: std::time::Duration::from_secs(10),
+            first_request_timeout: std::time::Duration::from_secs(3),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_connections: 512,
@@ -344,6 +370,7 @@ pub async fn serve_with(
     };
     let max_conns = opts.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let conns = Arc::new(Semaphore::new(max_conns));
+    let table = Arc::new(ConnTable::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let opts = Arc::new(opts);
     let mut accept_loops = Vec::new();
@@ -353,6 +380,7 @@ pub async fn serve_with(
             router.clone(),
             opts.clone(),
             conns.clone(),
+            table.clone(),
             stop_rx.clone(),
         )));
     }
@@ -371,18 +399,161 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// Where a connection is in its life, for choosing which one makes room at the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Accepted, no request finished reading yet (TLS handshake or first head pending).
+    Fresh,
+    /// A request is being served.
+    Busy,
+    /// Between requests (keep-alive).
+    Idle,
+}
+
+/// One open connection as the table sees it.
+#[derive(Debug)]
+struct ConnEntry {
+    phase: Phase,
+    /// When it entered `phase`.
+    since: std::time::Instant,
+    /// Asked to make room (already told: not chosen again).
+    evicting: bool,
+    /// The client, as the bcrypt queue sees it (an address, an IPv6 /64).
+    client: std::net::IpAddr,
+    /// Tells the connection to make room.
+    evict: Arc<tokio::sync::Notify>,
+}
+
+/// Every open connection: what it is doing and since when.
+#[derive(Debug, Default)]
+struct ConnTable {
+    conns: std::sync::Mutex<std::collections::HashMap<u64, ConnEntry>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl ConnTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, ConnEntry>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(self: &Arc<Self>, peer: SocketAddr) -> ConnHandle {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let evict = Arc::new(tokio::sync::Notify::new());
+        self.lock().insert(
+            id,
+            ConnEntry {
+                phase: Phase::Fresh,
+                since: std::time::Instant::now(),
+                evicting: false,
+                client: crate::web::basic_auth::client_key(peer.ip()),
+                evict: evict.clone(),
+            },
+        );
+        ConnHandle {
+            table: self.clone(),
+            id,
+            evict,
+        }
+    }
+
+    /// Asks one connection to make room: of the client holding the most connections that
+    /// are not serving a request, the longest idle one, else the oldest fresh one. False
+    /// when every connection is busy serving a request.
+    fn evict_one(&self) -> bool {
+        let mut conns = self.lock();
+        let mut held: std::collections::HashMap<std::net::IpAddr, usize> = Default::default();
+        for c in conns
+            .values()
+            .filter(|c| c.phase != Phase::Busy && !c.evicting)
+        {
+            *held.entry(c.client).or_default() += 1;
+        }
+        let Some((client, _)) = held.into_iter().max_by_key(|(_, n)| *n) else {
+            return false;
+        };
+        let Some(id) =
+            oldest(&conns, client, Phase::Idle).or_else(|| oldest(&conns, client, Phase::Fresh))
+        else {
+            return false;
+        };
+        let Some(c) = conns.get_mut(&id) else {
+            return false;
+        };
+        c.evicting = true;
+        // notify_one keeps a permit if the connection is not waiting right now.
+        c.evict.notify_one();
+        true
+    }
+}
+
+/// `client`'s connection in `phase` longest, not already asked to make room.
+fn oldest(
+    conns: &std::collections::HashMap<u64, ConnEntry>,
+    client: std::net::IpAddr,
+    phase: Phase,
+) -> Option<u64> {
+    conns
+        .iter()
+        .filter(|(_, c)| c.client == client && c.phase == phase && !c.evicting)
+        .min_by_key(|(_, c)| c.since)
+        .map(|(id, _)| *id)
+}
+
+/// A connection's entry in the [`ConnTable`]; removed when dropped.
+#[derive(Debug, Clone)]
+struct ConnHandle {
+    table: Arc<ConnTable>,
+    id: u64,
+    evict: Arc<tokio::sync::Notify>,
+}
+
+impl ConnHandle {
+    fn set(&self, phase: Phase) {
+        if let Some(c) = self.table.lock().get_mut(&self.id) {
+            c.phase = phase;
+            c.since = std::time::Instant::now();
+        }
+    }
+
+    fn phase(&self) -> Option<Phase> {
+        self.table.lock().get(&self.id).map(|c| c.phase)
+    }
+
+    fn remove(&self) {
+        self.table.lock().remove(&self.id);
+    }
+}
+
+/// Removes the connection from the table when its task ends, however it ends.
+struct Unregister(ConnHandle);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.0.remove();
+    }
+}
+
+/// Marks the connection idle again when its request's handler is done (or dropped).
+struct IdleWhenDone(ConnHandle);
+
+impl Drop for IdleWhenDone {
+    fn drop(&mut self) {
+        self.0.set(Phase::Idle);
+    }
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     router: Router,
     opts: Arc<ServeOptions>,
     conns: Arc<Semaphore>,
+    table: Arc<ConnTable>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let permit = tokio::select! {
-            p = conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stopped(&mut stop) => return,
-        };
+        // Accept first: a new connection is what asks a held slot to be given back.
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -395,37 +566,78 @@ async fn accept_loop(
             },
             _ = stopped(&mut stop) => return,
         };
+        let permit = match conns.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if table.evict_one() {
+                    tracing::debug!(%peer, "at the connection cap: closing an idle or unfinished connection");
+                }
+                tokio::select! {
+                    p = conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = stopped(&mut stop) => return,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let opts = opts.clone();
         let stop = stop.clone();
+        let handle = table.insert(peer);
         tokio::spawn(async move {
             let _permit = permit;
-            match opts.web_config.as_ref().filter(|w| w.tls_enabled()) {
-                Some(wc) => {
-                    let handshake = async {
-                        let start = tokio_rustls::LazyConfigAcceptor::new(
-                            rustls::server::Acceptor::default(),
-                            stream,
-                        )
-                        .await?;
-                        // Read per connection, so rotated certificates apply at once.
-                        let config = wc.server_config().map_err(|e| {
-                            tracing::error!(error = %e, "web configuration: TLS");
-                            std::io::Error::other(e.to_string())
-                        })?;
-                        start.into_stream(config).await
-                    };
-                    match tokio::time::timeout(opts.header_read_timeout, handshake).await {
-                        Ok(Ok(tls)) => serve_connection(tls, router, &opts, stop).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            let _unregister = Unregister(handle.clone());
+            let deadline = tokio::time::Instant::now() + opts.first_request_timeout;
+            let work = async {
+                match opts.web_config.as_ref().filter(|w| w.tls_enabled()) {
+                    Some(wc) => {
+                        let handshake = async {
+                            let start = tokio_rustls::LazyConfigAcceptor::new(
+                                rustls::server::Acceptor::default(),
+                                stream,
+                            )
+                            .await?;
+                            // Read per connection, so rotated certificates apply at once.
+                            let config = wc.server_config().map_err(|e| {
+                                tracing::error!(error = %e, "web configuration: TLS");
+                                std::io::Error::other(e.to_string())
+                            })?;
+                            start.into_stream(config).await
+                        };
+                        match handshake.await {
+                            Ok(tls) => {
+                                serve_connection(tls, peer, router, &opts, &handle, stop).await
+                            }
+                            Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        }
                     }
+                    None => serve_connection(stream, peer, router, &opts, &handle, stop).await,
                 }
-                None => serve_connection(stream, router, &opts, stop).await,
+            };
+            tokio::select! {
+                _ = work => {}
+                why = fresh_end(&handle, deadline) => {
+                    tracing::debug!(%peer, why, "connection closed before its first request");
+                }
             }
         });
     }
+}
+
+/// Resolves while the connection is still [`Phase::Fresh`] at its first-request deadline or
+/// when asked to make room; never once it has started a request.
+async fn fresh_end(conn: &ConnHandle, deadline: tokio::time::Instant) -> &'static str {
+    let why = tokio::select! {
+        _ = tokio::time::sleep_until(deadline) => "no request within the first-request timeout",
+        _ = conn.evict.notified() => "making room at the connection cap",
+    };
+    if conn.phase() == Some(Phase::Fresh) {
+        return why;
+    }
+    // Past its first request: an eviction from now on is served by `serve_connection`.
+    if why != "no request within the first-request timeout" {
+        conn.evict.notify_one();
+    }
+    std::future::pending().await
 }
 
 /// Resolves once shutdown has been asked for.
@@ -435,13 +647,27 @@ async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
 
 async fn serve_connection<S>(
     stream: S,
+    peer: SocketAddr,
     router: Router,
     opts: &ServeOptions,
+    conn_handle: &ConnHandle,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper_util::service::TowerToHyperService::new(router);
+    let handle = conn_handle.clone();
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            let handle = handle.clone();
+            async move {
+                handle.set(Phase::Busy);
+                let _idle = IdleWhenDone(handle);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(router, req).await
+            }
+        });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(hyper_util::rt::TokioTimer::new())
@@ -453,6 +679,16 @@ async fn serve_connection<S>(
     let res = tokio::select! {
         r = conn.as_mut() => r,
         _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        _ = conn_handle.evict.notified() => {
+            if conn_handle.phase() == Some(Phase::Fresh) {
+                // Left to `fresh_end`, which closes it.
+                conn_handle.evict.notify_one();
+                std::future::pending::<()>().await;
+            }
+            // Closes it now if idle, else after the request in progress.
             conn.as_mut().graceful_shutdown();
             conn.await
         }
