@@ -151,6 +151,8 @@ struct TurnState {
     order: VecDeque<IpAddr>,
     /// Waiters, all clients together.
     waiting: usize,
+    /// The client holding the slot.
+    current: Option<IpAddr>,
 }
 
 /// The bcrypt slot; handing it on when dropped.
@@ -186,6 +188,7 @@ impl Turns {
             let mut st = self.lock();
             if !st.busy && st.waiting == 0 {
                 st.busy = true;
+                st.current = Some(client);
                 return Ok(Turn {
                     turns: Some(self.clone()),
                 });
@@ -214,7 +217,13 @@ impl Turns {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let q = st.queues.entry(client).or_default();
             if q.is_empty() {
-                st.order.push_back(client);
+                // A newcomer goes before the client holding the slot (which has had its
+                // turn), not after it.
+                let at = match st.order.back() {
+                    Some(last) if Some(*last) == st.current => st.order.len() - 1,
+                    _ => st.order.len(),
+                };
+                st.order.insert(at, client);
             }
             st.queues.get_mut(&client).expect("present").push_back(tx);
             st.waiting += 1;
@@ -230,6 +239,7 @@ impl Turns {
         loop {
             let Some(client) = st.order.pop_front() else {
                 st.busy = false;
+                st.current = None;
                 return;
             };
             let Some(q) = st.queues.get_mut(&client) else {
@@ -248,7 +258,10 @@ impl Turns {
                 turns: Some(self.clone()),
             };
             match tx.send(turn) {
-                Ok(()) => return,
+                Ok(()) => {
+                    st.current = Some(client);
+                    return;
+                }
                 // The waiter went away: disarm its turn and try the next one.
                 Err(mut turn) => turn.turns = None,
             }
@@ -405,8 +418,8 @@ mod tests {
         for w in waiters {
             w.await.unwrap();
         }
-        // b waited behind one of a's checks, not behind all three.
-        assert_eq!(*log.lock().unwrap(), ["a1", "b1", "a2", "a3"]);
+        // b waited for the check in progress only, not behind a's queue.
+        assert_eq!(*log.lock().unwrap(), ["b1", "a1", "a2", "a3"]);
         assert!(!turns.lock().busy);
     }
 
