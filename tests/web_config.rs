@@ -80,7 +80,12 @@ const BAD: &[(&str, &str)] = &[
     ("key_mismatch", "does not match"),
     ("key_missing", "missing one of key or key_file"),
     ("tls_version_unknown", "unknown TLS version: TLS14"),
-    ("unknown_key", "cert_flie"),
+    // The key found in the file is not echoed (it may be part of a secret given by mistake):
+    // its location and the valid names are.
+    (
+        "unknown_key",
+        "unknown field (name not shown), expected one of `cert`",
+    ),
     ("unknown_top_key", "basic_auth"),
     ("users_not_map", ""),
     ("users_plaintext", "hashedSecret too short"),
