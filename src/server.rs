@@ -399,6 +399,12 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// How long the accept loop waits for a slot after asking a connection to make room before
+/// asking another.
+const EVICTION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long an idle connection asked to make room may take to finish writing.
+const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Where a connection is in its life, for choosing which one makes room at the cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -463,13 +469,24 @@ impl ConnTable {
     /// when every connection is busy serving a request.
     fn evict_one(&self) -> bool {
         let mut conns = self.lock();
-        let mut held: std::collections::HashMap<std::net::IpAddr, usize> = Default::default();
+        // Few distinct clients in practice: a small list beats a map (this runs once per
+        // connection accepted at the cap, i.e. thousands of times a second under a flood);
+        // a map once there are many.
+        let mut few: Vec<(std::net::IpAddr, usize)> = Vec::with_capacity(8);
+        let mut many: std::collections::HashMap<std::net::IpAddr, usize> = Default::default();
         for c in conns
             .values()
             .filter(|c| c.phase != Phase::Busy && !c.evicting)
         {
-            *held.entry(c.client).or_default() += 1;
+            if let Some((_, n)) = few.iter_mut().find(|(ip, _)| *ip == c.client) {
+                *n += 1;
+            } else if few.len() < 16 {
+                few.push((c.client, 1));
+            } else {
+                *many.entry(c.client).or_default() += 1;
+            }
         }
+        let held = few.into_iter().chain(many);
         let Some((client, _)) = held.into_iter().max_by_key(|(_, n)| *n) else {
             return false;
         };
@@ -568,15 +585,19 @@ async fn accept_loop(
         };
         let permit = match conns.clone().try_acquire_owned() {
             Ok(p) => p,
-            Err(_) => {
+            // At the cap: ask a connection to make room, and ask another if no slot is free
+            // soon (a victim may be slow to close); when all are serving a request, this
+            // just waits for the first to finish.
+            Err(_) => loop {
                 if table.evict_one() {
                     tracing::debug!(%peer, "at the connection cap: closing an idle or unfinished connection");
                 }
                 tokio::select! {
-                    p = conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    p = conns.clone().acquire_owned() => match p { Ok(p) => break p, Err(_) => return },
+                    _ = tokio::time::sleep(EVICTION_WAIT) => continue,
                     _ = stopped(&mut stop) => return,
                 }
-            }
+            },
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
@@ -688,9 +709,18 @@ async fn serve_connection<S>(
                 conn_handle.evict.notify_one();
                 std::future::pending::<()>().await;
             }
-            // Closes it now if idle, else after the request in progress.
+            // Closes it now if idle, else after the request in progress. An idle one gets a
+            // moment to finish writing its last answer, then is dropped.
+            let idle = conn_handle.phase() == Some(Phase::Idle);
             conn.as_mut().graceful_shutdown();
-            conn.await
+            if idle {
+                match tokio::time::timeout(IDLE_CLOSE_GRACE, conn.as_mut()).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(()),
+                }
+            } else {
+                conn.await
+            }
         }
     };
     if let Err(e) = res {
