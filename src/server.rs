@@ -783,4 +783,30 @@ mod tests {
         let v4 = bind_all(&["127.0.0.1:0".parse().unwrap()]).await.unwrap();
         assert!(v4[0].local_addr().unwrap().is_ipv4());
     }
+
+    #[test]
+    fn room_is_made_from_the_heaviest_client_idle_first_never_busy() {
+        let table = Arc::new(ConnTable::default());
+        let a: SocketAddr = "10.0.0.1:1000".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:1000".parse().unwrap();
+        let prom_idle = table.insert(a);
+        prom_idle.set(Phase::Idle);
+        let flood_fresh = table.insert(b);
+        let flood_idle = table.insert(b);
+        flood_idle.set(Phase::Idle);
+        let flood_busy = table.insert(b);
+        flood_busy.set(Phase::Busy);
+        let chosen = |h: &ConnHandle| table.lock().get(&h.id).is_some_and(|c| c.evicting);
+        // b holds two connections not serving a request, a one: b's idle one goes first.
+        assert!(table.evict_one());
+        assert!(chosen(&flood_idle) && !chosen(&prom_idle) && !chosen(&flood_fresh));
+        // Then b's fresh one and a's idle one tie at one each; either may go, busy never.
+        assert!(table.evict_one());
+        assert!(table.evict_one());
+        assert!(chosen(&flood_fresh) && chosen(&prom_idle));
+        assert!(!table.evict_one(), "only a busy connection is left");
+        assert!(!chosen(&flood_busy));
+        flood_busy.remove();
+        assert!(table.lock().get(&flood_busy.id).is_none());
+    }
 }
