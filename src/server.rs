@@ -303,8 +303,9 @@ fn ipv6_unavailable(e: &std::io::Error) -> bool {
 /// * at the cap, a new connection does not wait in the kernel's accept queue behind held
 ///   slots: the server takes one back, first from the connection idle longest between
 ///   requests (keep-alive; closed gracefully, as hyper does on shutdown), else from the
-///   oldest connection that has not finished a first request. A connection in the middle
-///   of a request is never taken; when all are, the new one waits for the first to finish.
+///   oldest connection that has not finished a first request; if no slot is free within
+///   100 ms another is asked. A connection in the middle of a request is never taken; when
+///   all are, the new one waits for the first to finish.
 ///
 /// The slot is taken from the client address (an IPv6 /64) holding the most connections
 /// that are not serving a request, so a flood from one address makes room from its own
