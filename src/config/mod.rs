@@ -266,7 +266,7 @@ impl TargetBuilder {
 }
 
 /// The exporter's own web settings (listeners and paths; TLS and auth live in the
-/// exporter-toolkit style `--web.config.file`, see [`crate::web_config`]).
+/// exporter-toolkit style `--web.config.file`, see [`crate::web`]).
 #[derive(Debug, Clone)]
 pub struct WebSettings {
     listen_addresses: Vec<SocketAddr>,
