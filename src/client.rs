@@ -8,13 +8,12 @@
 use std::sync::Once;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::StatusCode;
 
 use crate::config::{AuthConfig, TargetConfig};
 use crate::model::{Answer, Cluster, DecodeError, ErrorBody, Limits, StateResponse};
+use crate::secret::Redactor;
 
 /// Largest body the exporter reads from Bitbucket.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -329,7 +328,7 @@ impl ZduClient {
                 USER_AGENT,
                 HeaderValue::from_static(crate::build::USER_AGENT),
             );
-        let mut forms = Vec::new();
+        let mut forms = Redactor::default();
         match self.target.auth() {
             AuthConfig::None => {}
             AuthConfig::Basic { username, password } => {
@@ -337,14 +336,14 @@ impl ZduClient {
                 let pw = password
                     .get()
                     .map_err(|e| FetchError::Credentials(e.to_string()))?;
-                forms = credential_forms(Some(username), pw.expose());
+                forms = Redactor::new(Some(username), pw.expose());
                 req = req.basic_auth(username, Some(pw.expose()));
             }
             AuthConfig::Bearer { token } => {
                 let t = token
                     .get()
                     .map_err(|e| FetchError::Credentials(e.to_string()))?;
-                forms = credential_forms(None, t.expose());
+                forms = Redactor::new(None, t.expose());
                 req = req.bearer_auth(t.expose());
             }
         }
@@ -356,7 +355,7 @@ impl ZduClient {
     async fn send<T: Answer>(
         &self,
         req: reqwest::RequestBuilder,
-        forms: &[String],
+        forms: &Redactor,
     ) -> Result<T, FetchError> {
         let timeout = self.target.timeout();
         let resp = req.send().await.map_err(|e| classify(&e, timeout))?;
@@ -391,74 +390,17 @@ impl ZduClient {
             }
         }
         // Redact before the message is parsed and truncated, so no fragment survives.
-        Err(status_error(status, &redact_bytes(body, forms), location))
+        Err(status_error(status, &forms.redact_bytes(&body), location))
     }
-}
-
-/// Every form in which a credential could come back in an upstream's answer: the value, its
-/// JSON-escaped form and, for Basic auth, the `user:password` base64 of the Authorization
-/// header (with and without padding). Values shorter than 3 bytes are not looked for.
-fn credential_forms(username: Option<&str>, secret: &str) -> Vec<String> {
-    let mut forms = Vec::new();
-    let mut add = |f: String| {
-        if f.len() >= 3 && !forms.contains(&f) {
-            forms.push(f);
-        }
-    };
-    add(secret.to_string());
-    if let Ok(json) = serde_json::to_string(secret) {
-        add(json.trim_matches('"').to_string());
-    }
-    if let Some(user) = username {
-        let b64 = STANDARD.encode(format!("{user}:{secret}").as_bytes());
-        add(b64.trim_end_matches('=').to_string());
-        add(b64);
-    }
-    // Longest first, so that a form containing another is replaced whole.
-    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    forms
-}
-
-const REDACTED: &str = "<redacted>";
-
-fn redact_text(mut s: String, forms: &[String]) -> String {
-    for f in forms {
-        if s.contains(f.as_str()) {
-            s = s.replace(f.as_str(), REDACTED);
-        }
-    }
-    s
-}
-
-fn redact_bytes(body: Vec<u8>, forms: &[String]) -> Vec<u8> {
-    let mut body = body;
-    for f in forms {
-        let f = f.as_bytes();
-        if body.windows(f.len()).any(|w| w == f) {
-            let mut out = Vec::with_capacity(body.len());
-            let mut i = 0;
-            while i < body.len() {
-                if body[i..].starts_with(f) {
-                    out.extend_from_slice(REDACTED.as_bytes());
-                    i += f.len();
-                } else {
-                    out.push(body[i]);
-                    i += 1;
-                }
-            }
-            body = out;
-        }
-    }
-    body
 }
 
 /// Removes the credential from an error's texts: an upstream, or a proxy in front of it, may
 /// echo the request (Authorization header included) in an error page or message.
-fn redact_error(e: FetchError, forms: &[String]) -> FetchError {
+fn redact_error(e: FetchError, forms: &Redactor) -> FetchError {
     if forms.is_empty() {
         return e;
     }
-    let r = |s: String| redact_text(s, forms);
+    let r = |s: String| forms.redact(&s);
     match e {
         FetchError::Connect(s) => FetchError::Connect(r(s)),
         FetchError::Tls(s) => FetchError::Tls(r(s)),
@@ -695,6 +637,8 @@ impl std::error::Error for ErrNoUrl<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
 
     #[test]
     fn per_reason_keys_each_reason_apart() {
@@ -753,7 +697,7 @@ mod tests {
 
     #[test]
     fn echoed_credentials_are_redacted_from_error_texts() {
-        let forms = credential_forms(Some("zdu"), "pa\"ss-w0rd");
+        let forms = Redactor::new(Some("zdu"), "pa\"ss-w0rd");
         // base64("zdu:pa\"ss-w0rd")
         let b64 = STANDARD.encode(b"zdu:pa\"ss-w0rd");
         let body = format!(
@@ -761,7 +705,7 @@ mod tests {
         );
         let e = status_error(
             StatusCode::UNAUTHORIZED,
-            &redact_bytes(body.into_bytes(), &forms),
+            &forms.redact_bytes(body.as_bytes()),
             None,
         );
         let text = e.to_string();
@@ -772,12 +716,8 @@ mod tests {
             &forms,
         );
         assert!(!e.to_string().contains(&b64[..b64.len() - 2]), "{e}");
-        assert_eq!(
-            credential_forms(None, "tok").len(),
-            1,
-            "a token has one form"
-        );
-        assert!(credential_forms(None, "ab").is_empty());
+        assert!(!Redactor::new(None, "tok").is_empty());
+        assert!(Redactor::new(None, "ab").is_empty());
     }
 
     #[test]

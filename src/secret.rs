@@ -157,22 +157,355 @@ fn read_if_changed(
     Ok(Some((stamp, Secret(value.to_string()))))
 }
 
-/// Hides the double-quoted values a YAML parser's error quotes (`invalid type: string "..."`):
-/// the file may be a secret given by mistake. Key names (quoted with backticks) stay.
-pub fn hide_quoted_values(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut quoted = false;
-    for c in msg.chars() {
-        if c == '"' {
-            if !quoted {
-                out.push_str("\"(value hidden)\"");
+/// The message for a YAML file that does not parse or does not fit the schema, built only
+/// from what the schema and the parser know (the kind of error, the field names of the schema,
+/// the expected type, the line and column), never from the file's text: the file may be a
+/// secret given by mistake. Keys found in the file (an unknown field, a variant) are not
+/// shown either; the location points at them.
+pub fn yaml_error_message(e: &serde_norway::Error) -> String {
+    let loc = e
+        .location()
+        .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+        .unwrap_or_default();
+    let text = e.to_string();
+    let text = text.strip_suffix(&loc).unwrap_or(&text);
+    format!("{}{loc}", describe_yaml_message(text))
+}
+
+/// What [`yaml_error_message`] keeps of a parser message (without its location suffix).
+fn describe_yaml_message(text: &str) -> String {
+    // serde's messages put the schema's expectation last: found from the end, it cannot be
+    // a value the file made up.
+    let expected = || {
+        text.rfind(", expected ")
+            .map(|i| &text[i + ", expected ".len()..])
+            .filter(|x| schema_text(x))
+            .map(|x| format!(", expected {x}"))
+            .unwrap_or_default()
+    };
+    if let Some(rest) = after(text, "invalid type: ") {
+        return format!("invalid type: {}{}", value_kind(rest), expected());
+    }
+    if let Some(rest) = after(text, "invalid value: ") {
+        return format!("invalid value: {}{}", value_kind(rest), expected());
+    }
+    if after(text, "unknown field `").is_some() {
+        return format!("unknown field (name not shown){}", expected());
+    }
+    if after(text, "unknown variant `").is_some() {
+        return format!("unknown variant (value not shown){}", expected());
+    }
+    for what in ["missing field `", "duplicate field `"] {
+        if let Some(rest) = after(text, what) {
+            let name = rest.split('`').next().unwrap_or("");
+            let what = what.trim_end_matches(" `");
+            return if identifier(name) {
+                format!("{what} `{name}`")
+            } else {
+                what.to_string()
+            };
+        }
+    }
+    if let Some(rest) = after(text, "invalid length ") {
+        let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        return format!("invalid length {n}{}", expected());
+    }
+    if let Some(rest) = after(text, "data did not match any variant of untagged enum ") {
+        return format!(
+            "data did not match any variant of untagged enum {}",
+            if identifier(rest) { rest } else { "" }
+        )
+        .trim_end()
+        .to_string();
+    }
+    // The parser's own messages (libyaml's problem and context texts, serde_norway's fixed
+    // ones) quote nothing; anything else is not shown.
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " ,.:()-".contains(c))
+    {
+        return text.to_string();
+    }
+    "not valid YAML for this file".to_string()
+}
+
+fn after<'a>(text: &'a str, marker: &str) -> Option<&'a str> {
+    text.find(marker).map(|i| &text[i + marker.len()..])
+}
+
+fn identifier(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Text serde writes from the schema: type and field names, never quotes.
+fn schema_text(s: &str) -> bool {
+    s.len() <= 400
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || " _`,.-:<>()[]".contains(c))
+}
+
+/// The kind of value serde's `Unexpected` names, without the value itself.
+fn value_kind(rest: &str) -> &'static str {
+    const KINDS: [&str; 17] = [
+        "string",
+        "integer",
+        "floating point",
+        "boolean",
+        "map",
+        "sequence",
+        "unit value",
+        "unit variant",
+        "newtype struct",
+        "newtype variant",
+        "tuple variant",
+        "struct variant",
+        "enum",
+        "char",
+        "byte array",
+        "Option value",
+        "null",
+    ];
+    KINDS
+        .iter()
+        .find(|k| rest.starts_with(*k))
+        .copied()
+        .unwrap_or("value")
+}
+
+/// The shortest secret looked for: shorter ones would redact ordinary text.
+const MIN_SECRET_LEN: usize = 3;
+
+/// What redaction puts in place of a credential.
+pub const REDACTED: &str = "<redacted>";
+
+/// Finds a credential in text an upstream (or a proxy in front of it) sent back, in whatever
+/// encoding it was echoed: raw, URL-encoded (`%XX` in upper or lower case hex, `+` for a
+/// space), HTML-escaped (named, decimal and hex entities), JSON-escaped (`\"`, `\\`, `\/`,
+/// `\uXXXX` with surrogate pairs) — mixed freely, character by character — and the base64 of
+/// Basic auth's `user:password` and of the value alone (standard and URL-safe alphabets, with
+/// and without padding, each again in any of the escapings above).
+#[derive(Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so that a form containing another is replaced whole.
+    needles: Vec<Vec<char>>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} forms)", self.needles.len())
+    }
+}
+
+impl Redactor {
+    /// A redactor for `secret`, used with Basic auth as `username` when given. Values shorter
+    /// than 3 bytes are not looked for.
+    pub fn new(username: Option<&str>, secret: &str) -> Self {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use base64::Engine as _;
+        let mut needles: Vec<String> = Vec::new();
+        if secret.len() >= MIN_SECRET_LEN {
+            let mut add = |f: String| {
+                if !needles.contains(&f) {
+                    needles.push(f);
+                }
+            };
+            add(secret.to_string());
+            let mut encoded = vec![secret.to_string()];
+            if let Some(user) = username {
+                encoded.push(format!("{user}:{secret}"));
             }
-            quoted = !quoted;
-        } else if !quoted {
-            out.push(c);
+            for plain in encoded {
+                for engine in [&STANDARD, &URL_SAFE] {
+                    let b64 = engine.encode(plain.as_bytes());
+                    add(b64.trim_end_matches('=').to_string());
+                    add(b64);
+                }
+            }
+        }
+        needles.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        Redactor {
+            needles: needles.into_iter().map(|n| n.chars().collect()).collect(),
+        }
+    }
+
+    /// Nothing to look for.
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// `text` with every occurrence replaced by [`REDACTED`].
+    pub fn redact(&self, text: &str) -> String {
+        if self.is_empty() {
+            return text.to_string();
+        }
+        String::from_utf8_lossy(&self.redact_bytes(text.as_bytes())).into_owned()
+    }
+
+    /// [`Redactor::redact`] on bytes that need not be UTF-8.
+    pub fn redact_bytes(&self, body: &[u8]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        for needle in &self.needles {
+            body = replace_encoded(&body, needle);
+        }
+        body
+    }
+
+    /// Whether `text` holds the credential in any form.
+    pub fn found_in(&self, text: &[u8]) -> bool {
+        self.needles
+            .iter()
+            .any(|n| (0..text.len()).any(|s| match_at(text, s, n).is_some()))
+    }
+}
+
+fn replace_encoded(text: &[u8], needle: &[char]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        match match_at(text, i, needle) {
+            Some(end) => {
+                out.extend_from_slice(REDACTED.as_bytes());
+                i = end;
+            }
+            None => {
+                out.push(text[i]);
+                i += 1;
+            }
         }
     }
     out
+}
+
+/// Where a match of `needle` starting at `start` ends (the longest one), if there is one.
+fn match_at(text: &[u8], start: usize, needle: &[char]) -> Option<usize> {
+    let mut here = vec![start];
+    let mut next = Vec::new();
+    for &c in needle {
+        next.clear();
+        for &p in &here {
+            encodings_at(text, p, c, &mut next);
+        }
+        if next.is_empty() {
+            return None;
+        }
+        next.sort_unstable();
+        next.dedup();
+        std::mem::swap(&mut here, &mut next);
+    }
+    here.last().copied()
+}
+
+/// Pushes the end of every encoding of `c` found at `text[p..]`.
+fn encodings_at(text: &[u8], p: usize, c: char, ends: &mut Vec<usize>) {
+    let rest = &text[p.min(text.len())..];
+    let mut utf8 = [0u8; 4];
+    let raw = c.encode_utf8(&mut utf8).as_bytes();
+    if rest.starts_with(raw) {
+        ends.push(p + raw.len());
+    }
+    // %XX for every UTF-8 byte, either case.
+    let mut q = 0;
+    let pct = raw.iter().all(|&b| {
+        let ok = rest.len() >= q + 3
+            && rest[q] == b'%'
+            && hex_value(&rest[q + 1..q + 3]) == Some(u32::from(b));
+        q += 3;
+        ok
+    });
+    if pct {
+        ends.push(p + q);
+    }
+    if c == ' ' && rest.first() == Some(&b'+') {
+        ends.push(p + 1);
+    }
+    match rest.first() {
+        Some(b'&') => {
+            let named: &[&str] = match c {
+                '&' => &["&amp;"],
+                '<' => &["&lt;"],
+                '>' => &["&gt;"],
+                '"' => &["&quot;"],
+                '\'' => &["&apos;"],
+                _ => &[],
+            };
+            for n in named {
+                if rest.len() >= n.len() && rest[..n.len()].eq_ignore_ascii_case(n.as_bytes()) {
+                    ends.push(p + n.len());
+                }
+            }
+            if let Some(len) = numeric_entity(rest, c) {
+                ends.push(p + len);
+            }
+        }
+        Some(b'\\') => {
+            let short = match c {
+                '"' => Some(b'"'),
+                '\\' => Some(b'\\'),
+                '/' => Some(b'/'),
+                '\u{8}' => Some(b'b'),
+                '\u{c}' => Some(b'f'),
+                '\n' => Some(b'n'),
+                '\r' => Some(b'r'),
+                '\t' => Some(b't'),
+                _ => None,
+            };
+            if short.is_some() && rest.get(1).copied() == short {
+                ends.push(p + 2);
+            }
+            let mut units = [0u16; 2];
+            let units = c.encode_utf16(&mut units);
+            let mut q = 0;
+            let ok = units.iter().all(|&u| {
+                let ok = rest.len() >= q + 6
+                    && rest[q] == b'\\'
+                    && rest[q + 1] == b'u'
+                    && hex_value(&rest[q + 2..q + 6]) == Some(u32::from(u));
+                q += 6;
+                ok
+            });
+            if ok {
+                ends.push(p + q);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `&#NNN;` or `&#xHHH;` standing for `c`: the length of the entity.
+fn numeric_entity(rest: &[u8], c: char) -> Option<usize> {
+    if rest.len() < 4 || &rest[..2] != b"&#" {
+        return None;
+    }
+    let (hex, digits_from) = match rest[2] {
+        b'x' | b'X' => (true, 3),
+        _ => (false, 2),
+    };
+    let digits = rest[digits_from..]
+        .iter()
+        .take(10)
+        .take_while(|b| {
+            if hex {
+                b.is_ascii_hexdigit()
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+        .count();
+    let end = digits_from + digits;
+    if digits == 0 || rest.get(end) != Some(&b';') {
+        return None;
+    }
+    let s = std::str::from_utf8(&rest[digits_from..end]).ok()?;
+    let v = u32::from_str_radix(s, if hex { 16 } else { 10 }).ok()?;
+    (v == u32::from(c)).then_some(end + 1)
+}
+
+fn hex_value(digits: &[u8]) -> Option<u32> {
+    let s = std::str::from_utf8(digits).ok()?;
+    if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(s, 16).ok()
 }
 
 #[cfg(test)]
@@ -212,5 +545,216 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot read secret file"), "{e}");
+    }
+
+    /// A password of 3..24 characters drawn mostly from the ones encoders treat specially.
+    pub(crate) fn random_password(rng: &mut impl rand::Rng) -> String {
+        const SPECIAL: &[char] = &[
+            '"', '\'', '\\', ':', '/', '%', '&', '<', '>', ' ', '+', '=', '#', '?', ';', 'é', 'ß',
+            '€', '中', '😀', '\t',
+        ];
+        let len = rng.random_range(3..24);
+        (0..len)
+            .map(|_| {
+                if rng.random_bool(0.5) {
+                    SPECIAL[rng.random_range(0..SPECIAL.len())]
+                } else {
+                    rng.random_range(b'a'..=b'z') as char
+                }
+            })
+            .collect()
+    }
+
+    /// The seed of a property test: `ZDU_TEST_SEED` when set (to replay a failure), else a
+    /// fresh one. Printed, so a failure can be replayed.
+    pub(crate) fn seed() -> u64 {
+        let seed = std::env::var("ZDU_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(rand::random);
+        eprintln!("property test seed: {seed} (replay with ZDU_TEST_SEED={seed})");
+        seed
+    }
+
+    fn url_encode(s: &str, upper: bool, plus: bool, all: bool) -> String {
+        let mut out = String::new();
+        for b in s.bytes() {
+            if plus && b == b' ' {
+                out.push('+');
+            } else if !all && (b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                out.push(b as char);
+            } else if upper {
+                out.push_str(&format!("%{b:02X}"));
+            } else {
+                out.push_str(&format!("%{b:02x}"));
+            }
+        }
+        out
+    }
+
+    fn html_escape(s: &str, numeric: bool) -> String {
+        s.chars()
+            .map(|c| match (c, numeric) {
+                ('&', false) => "&amp;".to_string(),
+                ('<', false) => "&lt;".to_string(),
+                ('>', false) => "&gt;".to_string(),
+                ('"', false) => "&quot;".to_string(),
+                ('\'', false) => "&#39;".to_string(),
+                (c, true) if !c.is_ascii_alphanumeric() => format!("&#x{:x};", c as u32),
+                (c, _) => c.to_string(),
+            })
+            .collect()
+    }
+
+    fn json_ascii(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c);
+            } else {
+                let mut b = [0u16; 2];
+                for u in c.encode_utf16(&mut b) {
+                    out.push_str(&format!("\\u{u:04X}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every encoding an upstream might echo the password in.
+    pub(crate) fn encoded_forms(user: &str, pw: &str) -> Vec<(&'static str, String)> {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        use base64::Engine as _;
+        let json = serde_json::to_string(pw).unwrap();
+        vec![
+            ("raw", pw.to_string()),
+            ("url upper", url_encode(pw, true, false, false)),
+            ("url lower", url_encode(pw, false, false, false)),
+            ("url all bytes", url_encode(pw, true, false, true)),
+            ("form (+ for space)", url_encode(pw, false, true, false)),
+            ("html named", html_escape(pw, false)),
+            ("html numeric", html_escape(pw, true)),
+            ("json", json[1..json.len() - 1].to_string()),
+            ("json ascii", json_ascii(pw)),
+            ("basic", STANDARD.encode(format!("{user}:{pw}"))),
+            (
+                "basic url-encoded",
+                url_encode(&STANDARD.encode(format!("{user}:{pw}")), true, false, false),
+            ),
+            ("password base64", STANDARD.encode(pw)),
+            ("password base64url", URL_SAFE_NO_PAD.encode(pw)),
+        ]
+    }
+
+    #[test]
+    fn redaction_finds_every_encoding_of_random_passwords() {
+        use rand::SeedableRng;
+        let seed = seed();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for _ in 0..300 {
+            let pw = random_password(&mut rng);
+            let r = Redactor::new(Some("zdu"), &pw);
+            for (name, form) in encoded_forms("zdu", &pw) {
+                let text = format!("error: bad credentials {form} (from 10.0.0.1)");
+                let out = r.redact(&text);
+                assert_eq!(
+                    out, "error: bad credentials <redacted> (from 10.0.0.1)",
+                    "seed {seed}: password {pw:?} as {name} {form:?}"
+                );
+                assert!(r.found_in(text.as_bytes()), "seed {seed}: {pw:?} {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn redaction_leaves_other_text_alone() {
+        let r = Redactor::new(Some("zdu"), "p@ss:w/rd\"'<>");
+        let text = "nothing here: p@ss w/rd &amp; %41 \\u0041";
+        assert_eq!(r.redact(text), text);
+        assert_eq!(
+            r.redact("x p%40ss%3Aw%2frd&quot;&#39;&lt;&gt; y"),
+            "x <redacted> y"
+        );
+    }
+
+    /// The message for `text`, empty when it parses.
+    fn yaml_err<T: serde::de::DeserializeOwned + std::fmt::Debug>(text: &str) -> String {
+        serde_norway::from_str::<T>(text)
+            .err()
+            .map(|e| yaml_error_message(&e))
+            .unwrap_or_default()
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Schema {
+        name: String,
+        timeout: Option<u64>,
+    }
+
+    #[test]
+    fn yaml_errors_never_quote_the_file() {
+        use rand::SeedableRng;
+        let seed = seed();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut texts: Vec<String> = vec![
+            "Secret\"Middle\"Tail123".into(),
+            "p@ss:w/rd\"'<>".into(),
+            "Kn0wn-S3cret-zdu-c4n4ry-93f1".into(),
+            "a\", expected struct X".into(),
+        ];
+        texts.extend((0..200).map(|_| random_password(&mut rng)));
+        let docs = |secret: &str| {
+            [
+                secret.to_string(),
+                format!("name: x\ntimeout: {secret}\n"),
+                format!("name: x\n{secret}: 1\n"),
+                format!("- {secret}\n"),
+                format!("name: [{secret}\n"),
+            ]
+        };
+        // What the messages say whatever the value: a fragment found here is template text.
+        let template: String = [
+            "zzzz", "zz: zz", "- zz", "[zz", "\"zz", "{zz", "'zz", "&zz", "*zz",
+        ]
+        .iter()
+        .flat_map(|s| docs(s))
+        .map(|d| yaml_err::<Schema>(&d) + "\n")
+        .collect();
+        for secret in texts {
+            for doc in docs(&secret) {
+                let msg = yaml_err::<Schema>(&doc);
+                for frag in fragments(&secret) {
+                    assert!(
+                        !msg.contains(&frag) || template.contains(&frag),
+                        "seed {seed}: {doc:?} gave {msg:?}, which holds {frag:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            yaml_err::<Schema>("name: x\ntimeout: soon\n"),
+            "timeout: invalid type: string, expected u64 at line 2 column 10"
+                .trim_start_matches("timeout: ")
+        );
+        assert!(yaml_err::<Schema>("timeout: 1\n").starts_with("missing field `name`"));
+        let unknown = yaml_err::<Schema>("name: x\nbogus: 1\n");
+        assert!(
+            unknown.starts_with("unknown field (name not shown), expected `name` or `timeout`"),
+            "{unknown}"
+        );
+    }
+
+    /// Every fragment of 3 or more characters of `s`.
+    fn fragments(s: &str) -> Vec<String> {
+        let chars: Vec<char> = s.chars().collect();
+        let mut out = Vec::new();
+        for i in 0..chars.len() {
+            for j in i + 3..=chars.len() {
+                out.push(chars[i..j].iter().collect());
+            }
+        }
+        out
     }
 }

@@ -90,7 +90,7 @@ fn parse(text: &str, path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, Con
     // The message never quotes values from the file: it may be a secret given by mistake.
     let file: FileConfig = serde_norway::from_str(text).map_err(|e| ConfigError::Yaml {
         path: path.to_path_buf(),
-        message: crate::secret::hide_quoted_values(&e.to_string()),
+        message: crate::secret::yaml_error_message(&e),
     })?;
     if file.targets.is_empty() {
         return Err(invalid("targets", "the list is empty"));

@@ -46,7 +46,8 @@ pub enum ConfigError {
     Yaml {
         /// The file.
         path: PathBuf,
-        /// The parser's message, quoted values hidden.
+        /// What the parser found, from its kind, location and the schema only (never a value
+        /// or key from the file), see [`crate::secret::yaml_error_message`].
         message: String,
     },
     /// A value is out of range or malformed.

@@ -102,10 +102,11 @@ pub(super) fn validate_auth(auth: &AuthConfig) -> Result<(), ConfigError> {
     }
 }
 
-/// Parses `host:port`, `:port` (all interfaces) or `[v6]:port`.
+/// Parses `host:port`, `:port` (all interfaces, IPv4 and IPv6: `[::]:port`, bound dual-stack
+/// by [`crate::server::bind_all`]) or `[v6]:port`.
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, ConfigError> {
     let full = if let Some(port) = s.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
+        format!("[::]:{port}")
     } else if let Some(rest) = s.strip_prefix("localhost:") {
         format!("127.0.0.1:{rest}")
     } else {

@@ -75,7 +75,7 @@ fn parse_file(content: &str) -> Result<FileConfig, WebConfigError> {
         return Ok(FileConfig::default());
     }
     let parsed: Option<FileConfig> = serde_norway::from_str(content)
-        .map_err(|e| WebConfigError::Yaml(crate::secret::hide_quoted_values(&e.to_string())))?;
+        .map_err(|e| WebConfigError::Yaml(crate::secret::yaml_error_message(&e)))?;
     Ok(parsed.unwrap_or_default())
 }
 
@@ -198,9 +198,15 @@ mod tests {
     fn yaml_errors_do_not_echo_values() {
         let e = parse_file("hunter2-secret").unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
-        assert!(e.contains("value hidden"), "{e}");
+        assert!(e.contains("invalid type: string, expected"), "{e}");
+        let e = parse_file("Secret\"Middle\"Tail123")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("Middle") && !e.contains("Tail"), "{e}");
+        let e = parse_file("p@ss:w/rd\"'<>").unwrap_err().to_string();
+        assert!(!e.contains("'<>") && !e.contains("w/rd"), "{e}");
         let e = parse_file("foo: 1").unwrap_err().to_string();
-        assert!(e.contains("foo"), "{e}");
+        assert!(e.contains("unknown field") && !e.contains("foo"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The per-request part of the web configuration as axum middleware: the rate limit
-//! (429), basic auth (401, or 503 when too many bcrypt checks wait), and the configured
+//! (429), basic auth (401; 429 when too many bcrypt checks from the client's address wait,
+//! 503 when too many wait in all), and the configured
 //! response headers, set on refusals too, as the exporter-toolkit does.
 
 use std::sync::Arc;
@@ -40,7 +41,15 @@ pub async fn middleware(
         next.run(req).await
     } else {
         let result = match basic_auth::credentials(req.headers()) {
-            Some((u, p)) => rt.authenticator().check(&settings.users, &u, &p).await,
+            Some((u, p)) => {
+                let client = req
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+                rt.authenticator()
+                    .check_from(client, &settings.users, &u, &p)
+                    .await
+            }
             None => AuthResult::Denied,
         };
         match result {
@@ -55,6 +64,12 @@ pub async fn middleware(
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, "1")],
                 "too many authentication checks in progress\n",
+            )
+                .into_response(),
+            AuthResult::TooMany => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                "too many authentication checks in progress from this address\n",
             )
                 .into_response(),
         }

@@ -55,7 +55,8 @@ pub enum WebConfigError {
         /// What the operating system said.
         source: std::io::Error,
     },
-    /// Not YAML, or not the toolkit's schema (quoted values are hidden: they may be secrets).
+    /// Not YAML, or not the toolkit's schema; the message holds nothing from the file (it may
+    /// be a secret given by mistake), see [`crate::secret::yaml_error_message`].
     #[error("{0}")]
     Yaml(String),
     /// A value the exporter-toolkit refuses too.
