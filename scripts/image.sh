@@ -216,7 +216,7 @@ wait_up "$port" "$work/demo.log" || fail "demo in the empty root never reached b
 step "the exporter in the empty root with only /etc/hosts added resolves localhost to the simulator"
 sim_port="$(free_port)"
 port="$(free_port)"
-"$ROOTFS/bitbucket-zdu-exporter" simulate --listen-address="127.0.0.1:$sim_port" --scenario stable \
+"$ROOTFS/bitbucket-zdu-exporter" simulate --web.listen-address="127.0.0.1:$sim_port" --scenario stable \
   >"$work/sim.log" 2>&1 &
 pids+=($!)
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost\n' >"$work/root/etc/hosts"
