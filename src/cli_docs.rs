@@ -29,11 +29,15 @@ pub struct ManArgs {
 /// Errors of writing completions or man pages.
 #[derive(Debug, thiserror::Error)]
 pub enum CliDocsError {
+    /// Writing to the output failed.
     #[error("cannot write the output: {0}")]
     Write(#[source] std::io::Error),
+    /// The man page directory cannot be created.
     #[error("cannot create the man page directory {path}: {source}")]
     CreateDir {
+        /// The directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

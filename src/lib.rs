@@ -11,6 +11,7 @@
 //! and `demo` runs both in one process; nothing else depends on them. [`cli_docs`] writes
 //! shell completions and man pages from the clap definitions.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod app;
 pub mod build;

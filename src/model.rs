@@ -132,7 +132,7 @@ macro_rules! string_enum {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
-            $($variant,)+
+            $(#[doc = concat!("`", $text, "`.")] $variant,)+
             /// A value this version of the exporter does not know, kept verbatim.
             Unknown(String),
         }
@@ -212,24 +212,34 @@ string_enum! {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Node {
+    /// `id`: Bitbucket's node id.
     #[serde(default, deserialize_with = "lenient_string")]
     pub id: Option<String>,
+    /// `name`: the node's name.
     #[serde(default, deserialize_with = "lenient_string")]
     pub name: Option<String>,
+    /// `ipAddress`: the node's cluster address, without port.
     #[serde(default, deserialize_with = "lenient_string")]
     pub ip_address: Option<String>,
+    /// `state`: the node state.
     #[serde(default, deserialize_with = "lenient_node_state")]
     pub state: Option<NodeState>,
+    /// `tasksTotal`: tasks running on the node.
     #[serde(default, deserialize_with = "lenient_count")]
     pub tasks_total: Option<u64>,
+    /// `activeUserCount`: users active on the node.
     #[serde(default, deserialize_with = "lenient_count")]
     pub active_user_count: Option<u64>,
+    /// `buildNumber`: the node's Bitbucket build number.
     #[serde(default, deserialize_with = "lenient_string")]
     pub build_number: Option<String>,
+    /// `version`: the node's Bitbucket version.
     #[serde(default, deserialize_with = "lenient_string")]
     pub version: Option<String>,
+    /// `local`: true for the node that answered the request.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub local: Option<bool>,
+    /// `portNumber`: the node's cluster port.
     #[serde(default, deserialize_with = "lenient_count")]
     pub port_number: Option<u64>,
 }
@@ -268,8 +278,11 @@ impl Node {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Cluster {
+    /// `upgradeModeEnabled`: true while rolling upgrade mode is on.
     pub upgrade_mode_enabled: Option<bool>,
+    /// `state`: the cluster state.
     pub state: Option<ClusterState>,
+    /// `originalVersion`: the version the cluster ran when upgrade mode was turned on.
     pub original_version: Option<String>,
     /// Required, and an array: a `/cluster` answer without a node list (absent or `null`) is
     /// not one, so node alerts see a failed poll rather than an empty cluster.
@@ -435,8 +448,10 @@ impl<'de> Deserialize<'de> for Lenient<String> {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StateResponse {
+    /// `state`: the cluster state.
     #[serde(default, deserialize_with = "lenient_cluster_state")]
     pub state: Option<ClusterState>,
+    /// `buildInfo`: the node that answered.
     #[serde(default, deserialize_with = "lenient_node")]
     pub build_info: Option<Node>,
 }
@@ -444,6 +459,7 @@ pub struct StateResponse {
 /// Bitbucket's error body: `{"errors":[{"context":null,"message":"...","exceptionName":null}]}`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorBody {
+    /// The error entries; empty when the body has none.
     #[serde(default)]
     pub errors: Vec<ErrorEntry>,
 }
@@ -451,6 +467,7 @@ pub struct ErrorBody {
 /// One entry of [`ErrorBody`].
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ErrorEntry {
+    /// The entry's `message`.
     #[serde(default, deserialize_with = "lenient_string")]
     pub message: Option<String>,
 }

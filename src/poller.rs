@@ -18,12 +18,16 @@ use crate::tracker::{StateStore, Tracked};
 /// The two endpoints polled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `GET /rest/zdu/cluster`.
     Cluster,
+    /// `GET /rest/zdu/state`.
     State,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 2] = [Endpoint::Cluster, Endpoint::State];
+    /// Both endpoints, in the order they are polled and reported.
+    pub(crate) const ALL: [Endpoint; 2] = [Endpoint::Cluster, Endpoint::State];
+    /// The endpoint's name: its path segment and its `endpoint` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Cluster => "cluster",
@@ -65,10 +69,13 @@ impl<T> PerEndpoint<T> {
 /// Counters and last-poll figures of one endpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EndpointStats {
+    /// Polls sent, successful or not (`bitbucket_zdu_polls_total`).
     pub polls_total: u64,
     /// Failed polls by reason.
     pub errors_total: PerReason<u64>,
+    /// How long the last poll took, in seconds; None before the first.
     pub last_duration_seconds: Option<f64>,
+    /// When the last successful poll finished (unix seconds); None before one.
     pub last_success_timestamp: Option<f64>,
     /// The last error, if the last poll failed.
     pub last_error: Option<FetchError>,
@@ -77,9 +84,13 @@ pub struct EndpointStats {
 /// A successful `/cluster` poll with its derived figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterView {
+    /// The decoded answer.
     pub cluster: Cluster,
+    /// Figures derived from it: distinct versions, nodes upgraded, ghosts.
     pub figures: ClusterFigures,
+    /// When the cluster entered its current state (unix seconds); None when it has no state.
     pub cluster_since: Option<f64>,
+    /// When each node entry entered its current state (unix seconds), in the answer's node order.
     pub node_since: Vec<f64>,
     /// When a node entry last changed state, appeared or disappeared (persisted).
     pub last_node_change: f64,
@@ -109,6 +120,7 @@ impl ClusterView {
 /// Everything `/metrics` needs about one target, immutable once published.
 #[derive(Debug, Clone)]
 pub struct TargetSnapshot {
+    /// The target's configured name.
     pub target: String,
     /// The last `/cluster` poll's data, when that poll succeeded.
     pub cluster: Option<Arc<ClusterView>>,
@@ -116,8 +128,11 @@ pub struct TargetSnapshot {
     pub cluster_at: Option<Instant>,
     /// The last `/state` poll's data, when that poll succeeded.
     pub responder: Option<Arc<StateResponse>>,
+    /// When that successful poll finished.
     pub responder_at: Option<Instant>,
+    /// Per endpoint, its counters and last-poll figures.
     pub endpoints: PerEndpoint<EndpointStats>,
+    /// Cluster state transitions seen, `(from, to)` → count (persisted).
     pub transitions: BTreeMap<(String, String), u64>,
     /// `field` → count of unknown enum values seen.
     pub unknown_values: BTreeMap<&'static str, u64>,
@@ -125,7 +140,8 @@ pub struct TargetSnapshot {
     pub first_poll_done: bool,
     /// Freshness limit.
     pub max_age: Duration,
-    pub consecutive_failures: u32,
+    /// `/cluster` polls failed in a row since the last success (drives the backoff).
+    pub(crate) consecutive_failures: u32,
     /// Upgrade progress and history as of the last successful `/cluster` poll (persisted).
     pub progress: Arc<crate::progress::Progress>,
 }
@@ -181,7 +197,9 @@ impl TargetSnapshot {
 /// Shared handle of one target: the config and the latest snapshot.
 #[derive(Debug)]
 pub struct TargetShared {
+    /// The target's configuration, swapped on reload.
     pub config: ArcSwap<TargetConfig>,
+    /// The latest snapshot, swapped after every poll round.
     pub snapshot: ArcSwap<TargetSnapshot>,
     /// The expositions rendered from the snapshot last served (see [`crate::metrics::cache`]).
     pub cache: crate::metrics::cache::TargetCache,

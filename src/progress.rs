@@ -61,15 +61,20 @@ impl UpgradeResult {
 /// A state and when it was entered (unix seconds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
+    /// The state's name as Bitbucket spells it.
     pub state: String,
+    /// When it was entered (unix seconds).
     pub since: f64,
 }
 
 /// A cluster state transition and when it was seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
+    /// The state before.
     pub from: String,
+    /// The state after.
     pub to: String,
+    /// When the change was seen (unix seconds).
     pub at: f64,
 }
 
@@ -180,6 +185,7 @@ impl Upgrade {
 /// One node's duration in a finished upgrade.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeDuration {
+    /// The node's name (its key when it has none).
     pub name: String,
     /// Drain start to ACTIVE on the new version; None when not seen.
     pub duration_seconds: Option<f64>,
@@ -188,13 +194,19 @@ pub struct NodeDuration {
 /// A finished upgrade.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompletedUpgrade {
+    /// When upgrade mode was first seen on (unix seconds).
     pub started: f64,
+    /// When the upgrade was seen to end (unix seconds).
     pub ended: f64,
+    /// How it ended.
     pub result: UpgradeResult,
+    /// `originalVersion` when it started.
     #[serde(default)]
     pub from_version: Option<String>,
+    /// The version the nodes were upgraded to; None when cancelled or not known.
     #[serde(default)]
     pub to_version: Option<String>,
+    /// Each node's duration, in the upgrade's node order.
     #[serde(default)]
     pub nodes: Vec<NodeDuration>,
 }
@@ -209,10 +221,13 @@ impl CompletedUpgrade {
 /// Finished upgrades per result (not bounded like the history).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResultCounts {
+    /// Upgrades that completed.
     #[serde(default)]
     pub completed: u64,
+    /// Upgrades that were cancelled.
     #[serde(default)]
     pub cancelled: u64,
+    /// Upgrades whose finalization failed.
     #[serde(default)]
     pub failed_finalization: u64,
 }
@@ -239,7 +254,9 @@ impl ResultCounts {
 /// A classic histogram with the fixed [`NODE_DURATION_BUCKETS`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DurationHistogram {
+    /// The sum of all observations, in seconds.
     pub sum: f64,
+    /// The number of observations.
     pub count: u64,
     /// Observations per bucket (not cumulative), one more than the bounds (`+Inf`).
     pub buckets: Vec<u64>,

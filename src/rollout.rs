@@ -75,18 +75,34 @@ impl Outcome {
 /// Why `status` could not read the status (exit code 1).
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
+    /// The flags or config file are invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The HTTP client could not be built (the message says why).
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// Reading the exporter's JSON API failed.
     #[error("cannot read {url}: {message}")]
-    Exporter { url: String, message: String },
+    Exporter {
+        /// The URL read.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// `--target` is needed: the count of targets and their names.
     #[error("the exporter has {0} targets; choose one with --target ({1})")]
     AmbiguousTarget(usize, String),
+    /// `--target` names no configured target: the name asked for and the names there are.
     #[error("unknown target {0:?}; targets: {1}")]
     UnknownTarget(String, String),
+    /// The target is down: its name and the `down_reason`.
     #[error("target {target} is down ({reason})")]
-    Down { target: String, reason: String },
+    Down {
+        /// The target's name.
+        target: String,
+        /// Why it is down (`pending`, a failure reason, or `stale`).
+        reason: String,
+    },
 }
 
 impl StatusError {

@@ -40,14 +40,19 @@ impl fmt::Display for Secret {
 /// Why a secret could not be had. Carries the file path or variable name, never the value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// The secret file cannot be read.
     #[error("cannot read secret file {path}: {source}")]
     Read {
+        /// The file's path.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The secret file holds nothing but line ends.
     #[error("secret file {0} is empty")]
     EmptyFile(PathBuf),
+    /// The environment variable holds nothing but line ends.
     #[error("environment variable {0} is empty")]
     EmptyEnv(String),
 }
@@ -64,11 +69,18 @@ pub struct FileStamp {
 pub enum SecretSource {
     /// A file, re-read whenever its modification time or size changes.
     File {
+        /// The file's path.
         path: PathBuf,
+        /// The value last read, with the file's stamp at that read.
         cache: Mutex<Option<(FileStamp, Secret)>>,
     },
     /// A value taken once from an environment variable at start-up.
-    Env { var: String, value: Secret },
+    Env {
+        /// The variable's name.
+        var: String,
+        /// Its value.
+        value: Secret,
+    },
 }
 
 impl SecretSource {

@@ -26,7 +26,9 @@ pub use crate::metrics::{render, Format, OPENMETRICS, TEXT_004};
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
 pub struct AppState {
+    /// The shared runtime: the current targets and the outcome of the last (re)load.
     pub runtime: Arc<Runtime>,
+    /// The path `/metrics` is served at (`--web.telemetry-path`).
     pub telemetry_path: String,
     limiter: Arc<Semaphore>,
     /// `/metrics` as served: see [`crate::metrics::cache`].

@@ -39,7 +39,9 @@ pub struct Tracked {
 /// A state and when it was entered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entered {
+    /// The state's name as Bitbucket spells it.
     pub state: String,
+    /// When it was entered (unix seconds).
     pub since: f64,
 }
 
@@ -189,31 +191,45 @@ impl Tracked {
 /// Errors of the state file.
 #[derive(Debug, thiserror::Error)]
 pub enum StateFileError {
+    /// The state file exists but cannot be read.
     #[error("cannot read state file {path}: {source}")]
     Read {
+        /// The state file's path.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     #[error(
         "state file {path} is corrupt ({message}); moved aside to {moved_to}, starting afresh"
     )]
+    /// The state file is not valid JSON of the expected shape; it is moved aside and the
+    /// exporter starts afresh.
     Corrupt {
+        /// The state file's path.
         path: PathBuf,
+        /// What is wrong with it.
         message: String,
         /// Where the unreadable file now is (or why it could not be moved).
         moved_to: String,
     },
+    /// The state file has a version this exporter does not know; it is moved aside and the
+    /// exporter starts afresh.
     #[error("state file {path} has version {version}, which this exporter does not know (it writes version {FILE_VERSION}); moved aside to {moved_to}, starting afresh")]
     UnknownVersion {
+        /// The state file's path.
         path: PathBuf,
+        /// The version it has (`none` when it has none).
         version: String,
         /// Where the file now is (or why it could not be moved).
         moved_to: String,
     },
+    /// The state file cannot be written.
     #[error("cannot write state file {path}: {source}")]
     Write {
+        /// The state file's path.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

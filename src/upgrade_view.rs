@@ -27,25 +27,40 @@ pub fn allowed_actions(state: Option<&ClusterState>) -> Vec<String> {
 /// One node entry as the cluster reports it now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeView {
+    /// Bitbucket's node id.
     pub id: String,
+    /// The node's name; null when Bitbucket gives none.
     pub name: Option<String>,
+    /// `ip:port` (just `ip`, or empty, when Bitbucket omits them): the identity Bitbucket
+    /// matches nodes by.
     pub address: String,
+    /// The node state (`ACTIVE`, `DRAINING`, `OFFLINE`, ...); null when absent.
     pub state: Option<String>,
+    /// The node's Bitbucket version; null when absent.
     pub version: Option<String>,
+    /// Users active on the node; null when not reported.
     pub active_users: Option<u64>,
+    /// Tasks running on the node; null when not reported.
     pub tasks: Option<u64>,
     /// An OFFLINE entry whose name matches a live node (a pod back with a new IP).
     pub ghost: bool,
+    /// When the node entry entered its current state, as first seen (unix seconds); null when
+    /// not known.
     pub state_since: Option<f64>,
 }
 
 /// The node to stop next.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NextNode {
+    /// Bitbucket's node id.
     pub id: String,
+    /// The node's name; null when Bitbucket gives none.
     pub name: Option<String>,
+    /// `ip:port` (just `ip`, or empty, when Bitbucket omits them).
     pub address: String,
+    /// Users active on the node; null when not reported.
     pub active_users: Option<u64>,
+    /// Tasks running on the node; null when not reported.
     pub tasks: Option<u64>,
     /// True when both users and tasks are known to be 0.
     pub safe: bool,
@@ -54,16 +69,28 @@ pub struct NextNode {
 /// One node of the upgrade in flight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpgradeNodeView {
+    /// The node's name (its key when it has none).
     pub name: String,
+    /// The state last seen; null before any.
     pub state: Option<String>,
+    /// The version last seen on a live entry; null before any.
     pub version: Option<String>,
+    /// True once seen live on a version other than the original.
     pub done: bool,
+    /// When first seen DRAINING (unix seconds).
     pub drain_at: Option<f64>,
+    /// When first seen TERMINATING (unix seconds).
     pub terminate_at: Option<f64>,
+    /// When first seen OFFLINE, with no live entry (unix seconds).
     pub offline_at: Option<f64>,
+    /// When first seen STARTING (unix seconds).
     pub start_at: Option<f64>,
+    /// When first seen live on a version other than the original (unix seconds).
     pub done_at: Option<f64>,
+    /// When first seen ACTIVE on a version other than the original (unix seconds).
     pub active_at: Option<f64>,
+    /// Drain start (or the first phase seen) to ACTIVE on the new version, in seconds; null until
+    /// both are seen.
     pub duration_seconds: Option<f64>,
     /// State changes since the upgrade started, oldest first.
     pub timeline: Vec<Phase>,
@@ -72,41 +99,58 @@ pub struct UpgradeNodeView {
 /// The upgrade in flight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InFlightView {
+    /// When upgrade mode was first seen on (unix seconds).
     pub started_at: f64,
+    /// Seconds since `started_at` (never negative).
     pub elapsed_seconds: f64,
+    /// `originalVersion` when the upgrade started; null when not reported.
     pub from_version: Option<String>,
+    /// Nodes taking part (ghosts excluded).
     pub nodes_total: usize,
+    /// Nodes live on a version other than the original.
     pub nodes_done: usize,
     /// Absent (null) until one node is done.
     pub estimated_completion_at: Option<f64>,
+    /// Seconds from now to `estimated_completion_at` (never negative); null when that is.
     pub remaining_seconds: Option<f64>,
+    /// The nodes taking part, in Bitbucket's order.
     pub nodes: Vec<UpgradeNodeView>,
 }
 
 /// One finished upgrade.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryView {
+    /// When upgrade mode was first seen on (unix seconds).
     pub started_at: f64,
+    /// When the upgrade was seen to end (unix seconds).
     pub ended_at: f64,
+    /// `ended_at` minus `started_at`, in seconds.
     pub duration_seconds: f64,
     /// `completed`, `cancelled` or `failed_finalization`.
     pub result: String,
+    /// `originalVersion` when the upgrade started; null when not known.
     pub from_version: Option<String>,
+    /// The version the nodes were upgraded to; null when cancelled or not known.
     pub to_version: Option<String>,
+    /// Each node's upgrade duration.
     pub nodes: Vec<progress::NodeDuration>,
 }
 
 /// Finished upgrades per result.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResultsView {
+    /// Upgrades that completed.
     pub completed: u64,
+    /// Upgrades that were cancelled.
     pub cancelled: u64,
+    /// Upgrades whose finalization failed.
     pub failed_finalization: u64,
 }
 
 /// Everything about one target's upgrade (`GET /api/v1/targets/{name}/upgrade`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpgradeView {
+    /// The target's configured name.
     pub target: String,
     /// When this view was made (unix seconds).
     pub generated_at: f64,
@@ -115,15 +159,22 @@ pub struct UpgradeView {
     pub up: bool,
     /// Why not up (`pending` before the first poll, a failure reason, or `stale`).
     pub down_reason: Option<String>,
+    /// The cluster state (`STABLE`, `MIXED`, ...).
     pub cluster_state: Option<String>,
+    /// When the cluster entered its current state, as first seen (unix seconds).
     pub cluster_state_since: Option<f64>,
+    /// Bitbucket's `upgradeModeEnabled`: true while rolling upgrade mode is on.
     pub upgrade_mode_enabled: Option<bool>,
+    /// Bitbucket's `originalVersion`: the version the upgrade started from.
     pub original_version: Option<String>,
     /// Distinct versions among live (not OFFLINE) nodes.
     pub versions: Vec<String>,
     /// What Bitbucket allows now: `start`, `cancel`, `approve` or `retry` (at most one).
     pub allowed_actions: Vec<String>,
+    /// Every node entry Bitbucket reports, ghosts included.
     pub nodes: Vec<NodeView>,
+    /// The live, non-ghost ACTIVE node still on the original version with the fewest users +
+    /// tasks; null when there is none.
     pub next_node: Option<NextNode>,
     /// The upgrade in flight (null when none is).
     pub upgrade: Option<InFlightView>,
@@ -131,6 +182,7 @@ pub struct UpgradeView {
     pub recent_transitions: Vec<Transition>,
     /// Finished upgrades, newest first (at most 20).
     pub history: Vec<HistoryView>,
+    /// Finished upgrades per result (not bounded like `history`).
     pub results: ResultsView,
 }
 
@@ -151,11 +203,15 @@ impl UpgradeView {
 /// A summary row of `GET /api/v1/targets`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetSummary {
+    /// The target's configured name.
     pub name: String,
     /// Bitbucket's URL without credentials.
     pub url: String,
+    /// True when the last `/cluster` poll succeeded and is fresh.
     pub up: bool,
+    /// The cluster state; null while down.
     pub cluster_state: Option<String>,
+    /// True while an upgrade is in flight (and the target up).
     pub upgrade_in_flight: bool,
     /// Path of this target's upgrade view.
     pub upgrade_url: String,
@@ -164,6 +220,7 @@ pub struct TargetSummary {
 /// `GET /api/v1/targets`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetList {
+    /// One row per configured target.
     pub targets: Vec<TargetSummary>,
 }
 

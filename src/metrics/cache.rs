@@ -209,8 +209,10 @@ impl Exposition {
 /// Together with the snapshot it decides the target block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
-    pub cluster: bool,
-    pub responder: bool,
+    /// True when the last `/cluster` poll succeeded and is within the freshness limit.
+    pub(crate) cluster: bool,
+    /// True when the last `/state` poll succeeded and is within the freshness limit.
+    pub(crate) responder: bool,
 }
 
 impl Verdict {

@@ -10,7 +10,9 @@ pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Which exposition format the client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// OpenMetrics 1.0.0 ([`OPENMETRICS`]).
     OpenMetrics,
+    /// Prometheus text format 0.0.4 ([`TEXT_004`]).
     Text004,
 }
 

@@ -206,9 +206,12 @@ pub fn encode_target(
 /// The metrics of one fixed snapshot and config at a fixed instant (what [`cache`] renders).
 #[derive(Debug)]
 pub struct SnapshotCollector {
-    pub snapshot: std::sync::Arc<TargetSnapshot>,
-    pub config: std::sync::Arc<TargetConfig>,
-    pub now: Instant,
+    /// The target's snapshot.
+    pub(crate) snapshot: std::sync::Arc<TargetSnapshot>,
+    /// The target's configuration.
+    pub(crate) config: std::sync::Arc<TargetConfig>,
+    /// The instant freshness is judged at.
+    pub(crate) now: Instant,
 }
 
 impl Collector for SnapshotCollector {
