@@ -26,7 +26,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Both endpoints, in the order they are polled and reported.
-    pub(crate) const ALL: [Endpoint; 2] = [Endpoint::Cluster, Endpoint::State];
+    pub const ALL: [Endpoint; 2] = [Endpoint::Cluster, Endpoint::State];
     /// The endpoint's name: its path segment and its `endpoint` label value.
     pub fn as_str(self) -> &'static str {
         match self {
