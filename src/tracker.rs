@@ -150,22 +150,7 @@ impl Tracked {
                 now
             }
         };
-        let mut live_names = std::collections::BTreeSet::new();
-        let mut all_names = std::collections::BTreeSet::new();
-        for (n, key) in cluster.nodes.iter().zip(cluster.node_keys()) {
-            let name = n.name.clone().unwrap_or(key);
-            if !n.is_offline() {
-                live_names.insert(name.clone());
-            }
-            all_names.insert(name);
-        }
-        let names_offline: BTreeMap<String, f64> = all_names
-            .difference(&live_names)
-            .map(|name| {
-                let since = self.names_offline.get(name).copied().unwrap_or(now);
-                (name.clone(), since)
-            })
-            .collect();
+        let names_offline = self.names_offline_now(cluster, now);
         if names_offline != self.names_offline {
             changed = true;
             self.names_offline = names_offline;
@@ -183,6 +168,27 @@ impl Tracked {
             },
             changed || node_changed,
         )
+    }
+
+    /// Node names without a live entry in `cluster` and since when: kept from before, else
+    /// `now`.
+    fn names_offline_now(&self, cluster: &Cluster, now: f64) -> BTreeMap<String, f64> {
+        let mut live_names = std::collections::BTreeSet::new();
+        let mut all_names = std::collections::BTreeSet::new();
+        for (n, key) in cluster.nodes.iter().zip(cluster.node_keys()) {
+            let name = n.name.clone().unwrap_or(key);
+            if !n.is_offline() {
+                live_names.insert(name.clone());
+            }
+            all_names.insert(name);
+        }
+        all_names
+            .difference(&live_names)
+            .map(|name| {
+                let since = self.names_offline.get(name).copied().unwrap_or(now);
+                (name.clone(), since)
+            })
+            .collect()
     }
 }
 
