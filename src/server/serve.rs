@@ -133,7 +133,7 @@ pub async fn serve_with(
     opts: ServeOptions,
 ) -> std::io::Result<()> {
     let router = match &opts.web_config {
-        Some(wc) => wc.layer(router),
+        Some(wc) => crate::web::middleware::layer(wc, router),
         None => router,
     };
     let max_conns = opts.max_connections.clamp(1, Semaphore::MAX_PERMITS);
