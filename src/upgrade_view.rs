@@ -271,20 +271,7 @@ pub fn view(t: &TargetShared) -> UpgradeView {
         next_node: None,
         upgrade: None,
         recent_transitions: p.recent_transitions.iter().rev().cloned().collect(),
-        history: p
-            .history
-            .iter()
-            .rev()
-            .map(|h| HistoryView {
-                started_at: h.started,
-                ended_at: h.ended,
-                duration_seconds: h.duration_seconds(),
-                result: h.result.as_str().to_string(),
-                from_version: h.from_version.clone(),
-                to_version: h.to_version.clone(),
-                nodes: h.nodes.clone(),
-            })
-            .collect(),
+        history: p.history.iter().rev().map(history_view).collect(),
         results: ResultsView {
             completed: p.results.completed,
             cancelled: p.results.cancelled,
@@ -294,6 +281,26 @@ pub fn view(t: &TargetShared) -> UpgradeView {
     let Some(cv) = fresh else {
         return v;
     };
+    fill_cluster(&mut v, cv);
+    v.upgrade = p.current.as_ref().map(|u| in_flight(u, wall));
+    v
+}
+
+/// One finished upgrade as the API shows it.
+fn history_view(h: &progress::CompletedUpgrade) -> HistoryView {
+    HistoryView {
+        started_at: h.started,
+        ended_at: h.ended,
+        duration_seconds: h.duration_seconds(),
+        result: h.result.as_str().to_string(),
+        from_version: h.from_version.clone(),
+        to_version: h.to_version.clone(),
+        nodes: h.nodes.clone(),
+    }
+}
+
+/// The fields of `v` read from a fresh `/cluster` poll.
+fn fill_cluster(v: &mut UpgradeView, cv: &crate::poller::ClusterView) {
     let c = &cv.cluster;
     v.cluster_state = c.state.as_ref().map(|s| s.as_str().to_string());
     v.cluster_state_since = cv.cluster_since;
@@ -340,37 +347,38 @@ pub fn view(t: &TargetShared) -> UpgradeView {
             }
         });
     }
-    v.upgrade = p.current.as_ref().map(|u| {
-        let eta = u.estimated_completion();
-        InFlightView {
-            started_at: u.started,
-            elapsed_seconds: (wall - u.started).max(0.0),
-            from_version: u.from_version.clone(),
-            nodes_total: u.nodes_total(),
-            nodes_done: u.nodes_done(),
-            estimated_completion_at: eta,
-            remaining_seconds: eta.map(|e| (e - wall).max(0.0)),
-            nodes: u
-                .nodes
-                .iter()
-                .map(|n| UpgradeNodeView {
-                    name: n.name.clone(),
-                    state: n.state.clone(),
-                    version: n.version.clone(),
-                    done: n.is_done(),
-                    drain_at: n.drain_at,
-                    terminate_at: n.terminate_at,
-                    offline_at: n.offline_at,
-                    start_at: n.start_at,
-                    done_at: n.done_at,
-                    active_at: n.active_at,
-                    duration_seconds: n.duration_seconds(),
-                    timeline: n.timeline.clone(),
-                })
-                .collect(),
-        }
-    });
-    v
+}
+
+/// The upgrade in flight, `wall` being now in unix seconds.
+fn in_flight(u: &progress::Upgrade, wall: f64) -> InFlightView {
+    let eta = u.estimated_completion();
+    InFlightView {
+        started_at: u.started,
+        elapsed_seconds: (wall - u.started).max(0.0),
+        from_version: u.from_version.clone(),
+        nodes_total: u.nodes_total(),
+        nodes_done: u.nodes_done(),
+        estimated_completion_at: eta,
+        remaining_seconds: eta.map(|e| (e - wall).max(0.0)),
+        nodes: u
+            .nodes
+            .iter()
+            .map(|n| UpgradeNodeView {
+                name: n.name.clone(),
+                state: n.state.clone(),
+                version: n.version.clone(),
+                done: n.is_done(),
+                drain_at: n.drain_at,
+                terminate_at: n.terminate_at,
+                offline_at: n.offline_at,
+                start_at: n.start_at,
+                done_at: n.done_at,
+                active_at: n.active_at,
+                duration_seconds: n.duration_seconds(),
+                timeline: n.timeline.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The summary of every target.

@@ -106,20 +106,7 @@ fn parse(text: &str, path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, Con
     let mut out: Vec<TargetConfig> = Vec::new();
     for (i, t) in file.targets.into_iter().enumerate() {
         let key = format!("targets[{i}]");
-        let auth = match t.auth {
-            None => AuthConfig::None,
-            Some(a) => {
-                let password = a
-                    .password_file
-                    .map(|p| secret_file(&format!("{key}.auth.password_file"), &resolve(&p)))
-                    .transpose()?;
-                let token = a
-                    .token_file
-                    .map(|p| secret_file(&format!("{key}.auth.token_file"), &resolve(&p)))
-                    .transpose()?;
-                build_auth(&format!("{key}.auth"), a.username, password, token)?
-            }
-        };
+        let auth = file_auth(&key, t.auth, &resolve)?;
         let tls = t
             .tls
             .map(|t| TlsConfig {
@@ -168,6 +155,26 @@ fn parse(text: &str, path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, Con
     }
     unique_names(&out)?;
     Ok(out)
+}
+
+/// The `auth` block of the target at `key`, its files resolved with `resolve`.
+fn file_auth(
+    key: &str,
+    auth: Option<FileAuth>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<AuthConfig, ConfigError> {
+    let Some(a) = auth else {
+        return Ok(AuthConfig::None);
+    };
+    let password = a
+        .password_file
+        .map(|p| secret_file(&format!("{key}.auth.password_file"), &resolve(&p)))
+        .transpose()?;
+    let token = a
+        .token_file
+        .map(|p| secret_file(&format!("{key}.auth.token_file"), &resolve(&p)))
+        .transpose()?;
+    build_auth(&format!("{key}.auth"), a.username, password, token)
 }
 
 /// Finds the 1-based line of `key:` inside the `index`-th item of the top-level `targets`

@@ -30,6 +30,8 @@
 //! clears it): per format asked for, the target block's text and its deflate stream, and the
 //! small joined expositions that point at them. Nothing grows with the scrape count; a target
 //! removed by a reload frees its cache with its [`TargetShared`].
+//!
+//! One cohesive concern, the cache of rendered expositions and their compressed forms.
 
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::basic_auth::{self, AuthResult};
 use super::runtime::WebConfigRuntime;
 
-/// Wraps `router` with [`middleware`] for `rt`.
+/// Wraps `router` with [`middleware`] for `rt`: rate limit, headers, basic auth.
 pub fn layer(rt: &Arc<WebConfigRuntime>, router: axum::Router) -> axum::Router {
     router.layer(axum::middleware::from_fn_with_state(rt.clone(), middleware))
 }

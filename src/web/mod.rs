@@ -33,6 +33,7 @@ pub mod middleware;
 pub mod rate_limit;
 pub mod runtime;
 pub mod tls;
+mod tls_file;
 
 use std::path::PathBuf;
 

@@ -105,9 +105,4 @@ impl WebConfigRuntime {
         *cached = Some((bytes, inputs, cfg.clone()));
         Ok(cfg)
     }
-
-    /// Wraps `router` with the per-request part: rate limit, headers, basic auth.
-    pub fn layer(self: &Arc<Self>, router: axum::Router) -> axum::Router {
-        super::middleware::layer(self, router)
-    }
 }

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{CipherSuite, NamedGroup, ServerConfig};
 
 use super::client_auth::{self, ClientAuth};
-use super::config::{FileTls, Source};
+use super::tls_file::{FileTls, Source};
 use super::{invalid, WebConfigError};
 
 /// The validated `tls_server_config`.
