@@ -26,7 +26,6 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod poller;
-pub mod process;
 pub mod progress;
 pub mod rollout;
 pub mod run;

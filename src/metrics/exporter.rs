@@ -1,5 +1,5 @@
 //! The exporter group: the exporter's own build, targets, reload status and state-file errors, followed by the
-//! process group ([`crate::process`]).
+//! process group ([`super::process`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -47,6 +47,6 @@ impl Collector for ExporterCollector {
             &EXPORTER_STATE_FILE_ERRORS,
             &unlabelled(self.store.errors_total()),
         )?;
-        crate::process::encode(&mut enc)
+        super::process::encode(&mut enc)
     }
 }

@@ -7,7 +7,7 @@
 //! 1.0.0 and the classic text format 0.0.4. See `docs/design.md`.
 //!
 //! Every family is described once in [`catalogue`]; one module per group encodes it
-//! ([`cluster`], [`nodes`], [`responder`], [`polls`], [`exporter`], and [`crate::process`]),
+//! ([`cluster`], [`nodes`], [`responder`], [`polls`], [`exporter`], and [`process`]),
 //! supplying only label values and sample values.
 
 use std::fmt;
@@ -29,6 +29,7 @@ pub mod exporter;
 pub mod exposition;
 pub mod nodes;
 pub mod polls;
+pub mod process;
 pub mod responder;
 pub mod upgrade;
 

@@ -8,11 +8,11 @@ use std::fmt;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
-use crate::metrics::catalogue::{
+use super::catalogue::{
     PROCESS_CPU, PROCESS_MAX_FDS, PROCESS_OPEN_FDS, PROCESS_RESIDENT_MEMORY, PROCESS_START_TIME,
     PROCESS_VIRTUAL_MEMORY,
 };
-use crate::metrics::{counters, gauges, unlabelled};
+use super::{counters, gauges, unlabelled};
 
 /// Writes the process metrics the Go and Java clients also export.
 pub fn encode(enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
