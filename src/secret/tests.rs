@@ -202,14 +202,24 @@ fn yaml_errors_never_quote_the_file() {
             format!("name: [{secret}\n"),
         ]
     };
-    // What the messages say whatever the value: a fragment found here is template text.
-    let template: String = [
-        "zzzz", "zz: zz", "- zz", "[zz", "\"zz", "{zz", "'zz", "&zz", "*zz",
+    // What the messages say whatever the value: a fragment found here is template text. The
+    // vocabulary is every message for the fixed samples and for 500 other random passwords
+    // (an independent stream), so English words of the messages ("num" of "numeric") are
+    // known; a value echoed into a message would add fragments no other input produces.
+    let mut other = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let samples: Vec<String> = [
+        "zzzz", "zz: zz", "- zz", "[zz", "\"zz", "{zz", "'zz", "&zz", "*zz", "%zz", "@zz", "`zz",
+        "!zz", "|zz", ">zz", "?zz", ",zz", "]zz", "}zz", "#zz", ":zz", "\\zz", "zz\tzz",
     ]
     .iter()
-    .flat_map(|s| docs(s))
-    .map(|d| yaml_err::<Schema>(&d) + "\n")
+    .map(|s| s.to_string())
+    .chain((0..500).map(|_| random_password(&mut other)))
     .collect();
+    let template: String = samples
+        .iter()
+        .flat_map(|s| docs(s))
+        .map(|d| yaml_err::<Schema>(&d) + "\n")
+        .collect();
     for secret in texts {
         for doc in docs(&secret) {
             let msg = yaml_err::<Schema>(&doc);
