@@ -254,8 +254,19 @@ fn the_wildcard_listen_address_is_dual_stack_and_explicit_ones_are_kept() {
     let v4 = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let v6 = |port| std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
 
-    let port = free_port();
-    let p = start(&format!(":{port}"));
+    // A port free a moment ago on 127.0.0.1 can meanwhile be the ephemeral port of another
+    // test's connection, which the wildcard bind also covers: try another port then.
+    let (port, p) = (0..5)
+        .find_map(|_| {
+            let port = free_port();
+            let p = start(&format!(":{port}"));
+            let up = wait(v4(port)).is_some();
+            if up || !p.stderr().contains("Address already in use") {
+                return Some((port, p));
+            }
+            None
+        })
+        .expect("a free port for the wildcard address in 5 tries");
     assert_eq!(wait(v4(port)), Some(200), "IPv4 on :{port}: {}", p.stderr());
     assert_eq!(wait(v6(port)), Some(200), "IPv6 on :{port}: {}", p.stderr());
     assert!(
