@@ -1,0 +1,199 @@
+//! The fixed failure reasons of the upstream client (the `reason` label), the typed map
+//! counted by them, and [`FetchError`], the one error type of a fetch.
+
+use std::time::Duration;
+
+/// The fixed set of failure reasons, used as the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// No complete answer within the timeout.
+    Timeout,
+    /// Connection refused, reset or broken; DNS failure.
+    Connect,
+    /// The TLS handshake failed.
+    Tls,
+    /// 401: credentials refused.
+    Unauthorized,
+    /// 403: the user lacks SYS_ADMIN.
+    Forbidden,
+    /// 401/403 "requires a clustered installation".
+    NotClustered,
+    /// 404: no ZDU API at this URL.
+    NotFound,
+    /// 5xx.
+    ServerError,
+    /// Any other status, including a redirect to another host.
+    UnexpectedStatus,
+    /// 200 with something other than JSON (an SSO login page).
+    NotJson,
+    /// JSON that is malformed or not of the ZDU shape.
+    Decode,
+    /// The body exceeded the size cap.
+    BodyTooLarge,
+    /// More node entries than `--bitbucket.max-nodes`.
+    TooManyNodes,
+    /// A value that becomes a label is longer than 256 bytes.
+    LabelTooLong,
+    /// The password or token file cannot be read; no request was sent.
+    Credentials,
+}
+
+impl Reason {
+    /// Every reason, in a fixed order (all are pre-declared in `/metrics`).
+    pub const ALL: [Reason; 15] = [
+        Reason::Timeout,
+        Reason::Connect,
+        Reason::Tls,
+        Reason::Unauthorized,
+        Reason::Forbidden,
+        Reason::NotClustered,
+        Reason::NotFound,
+        Reason::ServerError,
+        Reason::UnexpectedStatus,
+        Reason::NotJson,
+        Reason::Decode,
+        Reason::BodyTooLarge,
+        Reason::TooManyNodes,
+        Reason::LabelTooLong,
+        Reason::Credentials,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Connect => "connect",
+            Reason::Tls => "tls",
+            Reason::Unauthorized => "unauthorized",
+            Reason::Forbidden => "forbidden",
+            Reason::NotClustered => "not_clustered",
+            Reason::NotFound => "not_found",
+            Reason::ServerError => "server_error",
+            Reason::UnexpectedStatus => "unexpected_status",
+            Reason::NotJson => "not_json",
+            Reason::Decode => "decode",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::TooManyNodes => "too_many_nodes",
+            Reason::LabelTooLong => "label_too_long",
+            Reason::Credentials => "credentials",
+        }
+    }
+}
+
+/// One value per [`Reason`]: a typed map, so counters are read and written by reason, never
+/// by a position in an array.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerReason<T> {
+    values: [T; Reason::ALL.len()],
+}
+
+impl<T> PerReason<T> {
+    /// The value for `reason`.
+    pub fn get(&self, reason: Reason) -> &T {
+        &self.values[reason as usize]
+    }
+
+    /// The value for `reason`, to change it.
+    pub fn get_mut(&mut self, reason: Reason) -> &mut T {
+        &mut self.values[reason as usize]
+    }
+
+    /// Every reason with its value, in the order of [`Reason::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (Reason, &T)> {
+        Reason::ALL.into_iter().map(move |r| (r, self.get(r)))
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed request. Messages carry URLs without credentials and Bitbucket's own error text,
+/// never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("timed out after {0:?}")]
+    /// No complete answer within the timeout.
+    Timeout(Duration),
+    #[error("cannot connect: {0}")]
+    /// Connection refused, reset or broken; DNS failure.
+    Connect(String),
+    #[error("TLS handshake failed: {0}")]
+    /// The TLS handshake failed.
+    Tls(String),
+    #[error("401 Unauthorized: the credentials were refused{}", fmt_msg(.0))]
+    /// 401, with Bitbucket's message if any.
+    Unauthorized(Option<String>),
+    #[error("403 Forbidden: the user lacks SYS_ADMIN permission{}", fmt_msg(.0))]
+    /// 403, with Bitbucket's message if any.
+    Forbidden(Option<String>),
+    #[error("HTTP {status}: the instance is not clustered{}", fmt_msg(.message))]
+    /// 401/403 saying the instance is not clustered.
+    NotClustered {
+        /// The HTTP status.
+        status: u16,
+        /// Bitbucket's message.
+        message: Option<String>,
+    },
+    #[error("404 Not Found: no ZDU API at this URL (check the context path)")]
+    /// 404.
+    NotFound,
+    #[error("HTTP {0}: Bitbucket server error")]
+    /// A 5xx status.
+    ServerError(u16),
+    #[error("unexpected HTTP status {status}{}", fmt_msg(.detail))]
+    /// Any other status.
+    UnexpectedStatus {
+        /// The HTTP status.
+        status: u16,
+        /// Bitbucket's message or a redirect target.
+        detail: Option<String>,
+    },
+    #[error("response is not JSON (content type {0:?}); an SSO login page?")]
+    /// 200 with another content type (the type given).
+    NotJson(String),
+    #[error("cannot decode the response: {0}")]
+    /// A body that does not decode (why).
+    Decode(String),
+    #[error("response body exceeds {0} bytes")]
+    /// The body exceeded this many bytes.
+    BodyTooLarge(usize),
+    #[error("answer refused: more than {0} node entries (--bitbucket.max-nodes)")]
+    /// More node entries than this cap; nothing of the answer is kept.
+    TooManyNodes(usize),
+    #[error("answer refused: {0}")]
+    /// A label-bound value over the length cap (which field); nothing of the answer is kept.
+    LabelTooLong(String),
+    /// The password or token file cannot be read (the request was not sent).
+    #[error("credentials unavailable: {0}")]
+    Credentials(String),
+}
+
+fn fmt_msg(m: &Option<String>) -> String {
+    m.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()
+}
+
+impl FetchError {
+    /// The fixed reason label of this failure.
+    pub fn reason(&self) -> Reason {
+        match self {
+            FetchError::Timeout(_) => Reason::Timeout,
+            FetchError::Connect(_) => Reason::Connect,
+            FetchError::Tls(_) => Reason::Tls,
+            FetchError::Unauthorized(_) => Reason::Unauthorized,
+            FetchError::Forbidden(_) => Reason::Forbidden,
+            FetchError::NotClustered { .. } => Reason::NotClustered,
+            FetchError::NotFound => Reason::NotFound,
+            FetchError::ServerError(_) => Reason::ServerError,
+            FetchError::UnexpectedStatus { .. } => Reason::UnexpectedStatus,
+            FetchError::NotJson(_) => Reason::NotJson,
+            FetchError::Decode(_) => Reason::Decode,
+            FetchError::BodyTooLarge(_) => Reason::BodyTooLarge,
+            FetchError::TooManyNodes(_) => Reason::TooManyNodes,
+            FetchError::LabelTooLong(_) => Reason::LabelTooLong,
+            FetchError::Credentials(_) => Reason::Credentials,
+        }
+    }
+}
