@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use crate::client::ZduClient;
 use crate::config::{Config, ConfigError, Env, ExporterArgs, TargetConfig};
 use crate::poller::{Poller, TargetShared};
-use crate::status::ReloadStatus;
+use crate::reload::ReloadStatus;
 use crate::tracker::StateStore;
 
 /// Errors of starting or reloading.

@@ -13,32 +13,23 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod app;
-pub mod build;
 pub mod cli;
-pub mod cli_docs;
 pub mod client;
 pub mod config;
-#[cfg(feature = "simulator")]
-pub mod demo;
 pub mod duration;
-pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod pages;
 pub mod poller;
-pub mod progress;
-pub mod rollout;
-pub mod run;
+pub mod reload;
 pub mod secret;
 pub mod server;
 #[cfg(feature = "simulator")]
 pub mod simulator;
-pub mod status;
-pub mod status_page;
 pub mod tracker;
-pub mod upgrade_page;
-pub mod upgrade_view;
-pub mod upstream_tls;
+pub mod version;
 pub mod web;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -4,10 +4,11 @@
 
 use clap::CommandFactory;
 
+use bitbucket_zdu_exporter::cli::{docs as cli_docs, exporter as run, logging, status as rollout};
 use bitbucket_zdu_exporter::cli::{Cli, Command};
-use bitbucket_zdu_exporter::{cli_docs, client, logging, rollout, run, shutdown_signal};
 #[cfg(feature = "simulator")]
-use bitbucket_zdu_exporter::{demo, simulator};
+use bitbucket_zdu_exporter::{cli::demo, simulator};
+use bitbucket_zdu_exporter::{client, shutdown_signal};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_checked();

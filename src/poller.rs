@@ -143,7 +143,7 @@ pub struct TargetSnapshot {
     /// `/cluster` polls failed in a row since the last success (drives the backoff).
     pub(crate) consecutive_failures: u32,
     /// Upgrade progress and history as of the last successful `/cluster` poll (persisted).
-    pub progress: Arc<crate::progress::Progress>,
+    pub progress: Arc<crate::tracker::progress::Progress>,
 }
 
 impl TargetSnapshot {

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use bitbucket_zdu_exporter::cli::docs::long_flags;
 use bitbucket_zdu_exporter::cli::Cli;
-use bitbucket_zdu_exporter::cli_docs::long_flags;
 use clap::CommandFactory;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bitbucket-zdu-exporter");

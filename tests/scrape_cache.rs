@@ -236,7 +236,7 @@ async fn freshness_running_out_drops_the_series_on_time() {
         .cluster_at
         .expect("a successful poll");
     let deadline = polled + max_age;
-    let status = Arc::new(bitbucket_zdu_exporter::status::ReloadStatus::new());
+    let status = Arc::new(bitbucket_zdu_exporter::reload::ReloadStatus::new());
     let src = ExporterSource {
         status,
         targets: Arc::new(arc_swap::ArcSwap::from_pointee(vec![shared.clone()])),

@@ -188,8 +188,8 @@ fn unreadable_status_exits_1() {
 /// a fresh line.
 #[tokio::test]
 async fn on_a_terminal_progress_is_rewritten_in_place() {
+    use bitbucket_zdu_exporter::cli::status::{run, Outcome};
     use bitbucket_zdu_exporter::cli::{Cli, Command};
-    use bitbucket_zdu_exporter::rollout::{run, Outcome};
     let sim = Sim::stable(2).await;
     sim.sim.with_cluster(|c| c.start().unwrap());
     let url = sim.url();

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use bitbucket_zdu_exporter::api::{TargetList, UpgradeView};
 use bitbucket_zdu_exporter::app::Runtime;
 use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::model::NodeState;
 use bitbucket_zdu_exporter::server::{self, router, ServeOptions};
 use bitbucket_zdu_exporter::simulator::SimCluster;
 use bitbucket_zdu_exporter::tracker::StateStore;
-use bitbucket_zdu_exporter::upgrade_view::{TargetList, UpgradeView};
 use common::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;

@@ -19,6 +19,7 @@ use crate::model::{Answer, Cluster, DecodeError, ErrorBody, Limits, StateRespons
 use crate::secret::Redactor;
 
 mod error;
+pub mod tls;
 pub use error::{FetchError, PerReason, Reason};
 
 /// Largest body the exporter reads from Bitbucket.
@@ -86,9 +87,9 @@ impl ZduClient {
             builder = builder.tls_danger_accept_invalid_certs(true);
         } else if let Some(ca) = &target.tls().ca_file {
             // The file's certificates are anchors, and each is also trusted as itself when
-            // the server presents exactly it (a self-signed Bitbucket): crate::upstream_tls.
+            // the server presents exactly it (a self-signed Bitbucket): crate::client::tls.
             let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
-            let tls = crate::upstream_tls::client_config(&pem)
+            let tls = crate::client::tls::client_config(&pem)
                 .map_err(|e| err(format!("{}: {e}", ca.display())))?;
             builder = builder.tls_backend_preconfigured(tls);
         }
@@ -137,7 +138,7 @@ impl ZduClient {
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(
                 USER_AGENT,
-                HeaderValue::from_static(crate::build::USER_AGENT),
+                HeaderValue::from_static(crate::version::USER_AGENT),
             );
         let mut forms = Redactor::default();
         match self.target.auth() {

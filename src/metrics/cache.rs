@@ -46,7 +46,7 @@ use super::exposition::{render_families, Format, EOF};
 use super::SnapshotCollector;
 use crate::config::TargetConfig;
 use crate::poller::{TargetShared, TargetSnapshot};
-use crate::status::ReloadStatus;
+use crate::reload::ReloadStatus;
 
 /// How long the exporter block (own metrics and `process_*`) is reused at most.
 pub const EXPORTER_MAX_AGE: Duration = Duration::from_secs(1);

@@ -66,7 +66,7 @@ pub enum Group {
     Responder,
     /// Poll bookkeeping: counters and timings of the two endpoints, transitions, unknown values.
     Polls,
-    /// The rolling upgrade in flight and the finished ones (see `crate::progress`).
+    /// The rolling upgrade in flight and the finished ones (see `crate::tracker::progress`).
     Upgrade,
     /// The exporter itself: build, targets, reloads.
     Exporter,

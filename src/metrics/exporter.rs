@@ -18,7 +18,7 @@ use crate::poller::TargetShared;
 #[derive(Debug)]
 pub struct ExporterCollector {
     /// The outcome of the last configuration (re)load.
-    pub status: Arc<crate::status::ReloadStatus>,
+    pub status: Arc<crate::reload::ReloadStatus>,
     /// The configured targets.
     pub targets: Arc<arc_swap::ArcSwap<Vec<Arc<TargetShared>>>>,
     /// The state file (its error count).
@@ -28,9 +28,9 @@ pub struct ExporterCollector {
 impl Collector for ExporterCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let build = vec![
-            crate::build::VERSION.to_string(),
-            crate::build::REVISION.to_string(),
-            crate::build::RUSTC.to_string(),
+            crate::version::VERSION.to_string(),
+            crate::version::REVISION.to_string(),
+            crate::version::RUSTC.to_string(),
         ];
         gauges(&mut enc, &EXPORTER_BUILD_INFO, &[(build, 1.0)])?;
         let targets = self.targets.load().len() as f64;

@@ -12,7 +12,7 @@ use super::catalogue::{
     UPGRADE_NODES_DONE, UPGRADE_STARTED,
 };
 use super::{counters, gauges, unlabelled, Kind};
-use crate::progress::{DurationHistogram, Progress, UpgradeResult};
+use crate::tracker::progress::{DurationHistogram, Progress, UpgradeResult};
 
 /// Writes the upgrade group; `fresh` says whether the cluster data is fresh (the in-flight
 /// figures are served only then).

@@ -355,13 +355,13 @@ async fn not_found() -> Response {
 
 /// `GET /upgrade`: the live upgrade page.
 async fn upgrade_page(State(state): State<AppState>) -> Html<String> {
-    Html(crate::upgrade_page::render(&state.runtime))
+    Html(crate::pages::upgrade::render(&state.runtime))
 }
 
 /// `GET /api/v1/targets`: every target with its state.
 async fn api_targets(State(state): State<AppState>) -> Response {
     let targets = state.runtime.targets.load();
-    axum::Json(crate::upgrade_view::list(&targets)).into_response()
+    axum::Json(crate::api::list(&targets)).into_response()
 }
 
 /// `GET /api/v1/targets/{name}/upgrade`: one target's upgrade (see `upgrade_view`).
@@ -370,7 +370,7 @@ async fn api_upgrade(
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Response {
     match state.runtime.target(&name) {
-        Some(t) => axum::Json(crate::upgrade_view::view(&t)).into_response(),
+        Some(t) => axum::Json(crate::api::view(&t)).into_response(),
         None => {
             let targets = state.runtime.targets.load();
             let names: Vec<String> = targets.iter().map(|t| t.name()).collect();
@@ -387,7 +387,7 @@ async fn api_upgrade(
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
-    Html(crate::status_page::page(&state.runtime, &state.telemetry_path).render())
+    Html(crate::pages::landing::page(&state.runtime, &state.telemetry_path).render())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::model::Cluster;
 
+pub mod progress;
+
 /// What is tracked for one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tracked {
@@ -31,9 +33,9 @@ pub struct Tracked {
     /// with that name has been seen (unix seconds). A name with a live entry is not listed.
     #[serde(default)]
     pub names_offline: BTreeMap<String, f64>,
-    /// The upgrade in flight and the finished ones (see [`crate::progress`]).
+    /// The upgrade in flight and the finished ones (see [`crate::tracker::progress`]).
     #[serde(default)]
-    pub progress: crate::progress::Progress,
+    pub progress: crate::tracker::progress::Progress,
 }
 
 /// A state and when it was entered.

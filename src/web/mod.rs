@@ -1,4 +1,4 @@
-//! The exporter-toolkit web layer (`--web.config.file`) and the landing page, as one module
+//! The exporter-toolkit web layer (`--web.config.file`), as one module
 //! tree that knows nothing of Bitbucket: a Rust counterpart of
 //! `prometheus/exporter-toolkit`'s `web/` package.
 //!
@@ -20,7 +20,6 @@
 //! | [`rate_limit`] | `rate_limit`: the endpoint-wide token bucket |
 //! | [`runtime`] | the configuration while serving: re-read per request and per connection |
 //! | [`middleware`] | the axum middleware: rate limit, basic auth, headers |
-//! | [`landing`] | the landing page, rendered from `landing.html` |
 
 #![warn(missing_docs)]
 
@@ -28,7 +27,6 @@ pub mod basic_auth;
 pub mod client_auth;
 pub mod config;
 pub mod headers;
-pub mod landing;
 pub mod middleware;
 pub mod rate_limit;
 pub mod runtime;

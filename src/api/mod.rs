@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::ClusterState;
 use crate::poller::TargetShared;
-use crate::progress::{self, Phase, Transition};
+use crate::tracker::progress::{self, Phase, Transition};
 
 /// The actions Bitbucket allows from `state` (each is legal from one state only).
 pub fn allowed_actions(state: Option<&ClusterState>) -> Vec<String> {

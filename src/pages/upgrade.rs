@@ -10,10 +10,10 @@
 
 use std::fmt::Write as _;
 
+use crate::api::{self, UpgradeView};
 use crate::app::Runtime;
 use crate::duration::format_duration;
-use crate::upgrade_view::{self, UpgradeView};
-use crate::web::landing::esc;
+use crate::pages::template::esc;
 
 /// Seconds between two refreshes.
 pub const REFRESH_SECONDS: u32 = 5;
@@ -76,7 +76,7 @@ setInterval(r,REFRESH_MS);})();";
 /// The whole page for every target.
 pub fn render(runtime: &Runtime) -> String {
     let targets = runtime.targets.load();
-    let views: Vec<UpgradeView> = targets.iter().map(|t| upgrade_view::view(t)).collect();
+    let views: Vec<UpgradeView> = targets.iter().map(|t| api::view(t)).collect();
     render_views(&views)
 }
 
@@ -155,7 +155,7 @@ fn section(out: &mut String, v: &UpgradeView) {
     out.push_str("</section>\n");
 }
 
-fn in_flight(out: &mut String, v: &UpgradeView, u: &upgrade_view::InFlightView) {
+fn in_flight(out: &mut String, v: &UpgradeView, u: &api::InFlightView) {
     let _ = writeln!(
         out,
         "<p class=\"progress\" data-done=\"{d}\" data-total=\"{t}\">\
@@ -202,7 +202,7 @@ fn in_flight(out: &mut String, v: &UpgradeView, u: &upgrade_view::InFlightView) 
 }
 
 /// The per-node timeline: one lane per node, a rectangle per state since the upgrade began.
-fn timeline(out: &mut String, now: f64, u: &upgrade_view::InFlightView) {
+fn timeline(out: &mut String, now: f64, u: &api::InFlightView) {
     const LEFT: f64 = 150.0;
     const WIDTH: f64 = 720.0;
     const LANE: f64 = 26.0;

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use crate::api::{self, TargetList, UpgradeView};
 use crate::client::ZduClient;
 use crate::config::{Config, ConfigError, ExporterArgs, ProcessEnv};
 use crate::duration::{format_duration, PromDuration};
 use crate::poller::{Poller, TargetShared};
 use crate::tracker::{StateStore, Tracked};
-use crate::upgrade_view::{self, TargetList, UpgradeView};
 
 /// Flags of `status`.
 #[derive(Debug, Clone, Args)]
@@ -222,7 +222,7 @@ impl Source {
             Source::Exporter { http, base, target } => {
                 let url = format!(
                     "{base}/api/v1/targets/{}/upgrade",
-                    upgrade_view::path_segment(target)
+                    api::path_segment(target)
                 );
                 match get_json::<UpgradeView>(http, &url).await? {
                     (_, Some(v)) => v,
@@ -237,7 +237,7 @@ impl Source {
                 first_poll,
             } => {
                 poller.poll_once().await;
-                let mut v = upgrade_view::view(shared);
+                let mut v = api::view(shared);
                 let first = *first_poll.get_or_insert(v.generated_at);
                 if let Some(u) = v.upgrade.as_mut().filter(|u| u.started_at <= first) {
                     // Already under way at the first poll: no start, elapsed time or ETA.
@@ -433,7 +433,7 @@ mod tests {
             Some(Outcome::TasksFailed)
         );
         let mut e = view("MIXED", &["1"]);
-        e.nodes.push(upgrade_view::NodeView {
+        e.nodes.push(api::NodeView {
             id: "n".into(),
             name: None,
             address: String::new(),

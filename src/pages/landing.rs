@@ -1,12 +1,12 @@
 //! What the landing page (`/`) says about this exporter: its endpoints, the last reload
 //! error, one row per target and a node table per target with fresh cluster data. The
-//! page itself (HTML, escaping) is [`crate::web::landing`]; this file only fills it.
+//! page itself (HTML, escaping) is [`crate::pages::template`]; this file only fills it.
 
 use std::time::Instant;
 
 use crate::app::Runtime;
+use crate::pages::template::{Cell, Inline, LandingPage, Table};
 use crate::poller::TargetShared;
-use crate::web::landing::{Cell, Inline, LandingPage, Table};
 
 fn fmt_ts(ts: Option<f64>) -> String {
     match ts {
@@ -144,9 +144,9 @@ pub fn page(runtime: &Runtime, telemetry_path: &str) -> LandingPage {
         title: "Bitbucket ZDU Exporter".into(),
         description: format!(
             "Prometheus exporter for Bitbucket Data Center rolling upgrades. Version {} (revision {}, rustc {}).",
-            crate::build::VERSION,
-            crate::build::REVISION,
-            crate::build::RUSTC
+            crate::version::VERSION,
+            crate::version::REVISION,
+            crate::version::RUSTC
         ),
         links: vec![
             vec![

@@ -77,7 +77,7 @@ pub async fn run_exporter(
         None => tracker::StateStore::in_memory(),
     };
     tracing::info!(
-        version = crate::build::VERSION_LONG,
+        version = crate::version::VERSION_LONG,
         "starting bitbucket-zdu-exporter"
     );
     let runtime = Runtime::start(

@@ -4,6 +4,13 @@
 //! above [`config`](crate::config), `demo` and `simulator`, so none of them depends on
 //! another through it.
 
+#[cfg(feature = "simulator")]
+pub mod demo;
+pub mod docs;
+pub mod exporter;
+pub mod logging;
+pub mod status;
+
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::config::{ExporterArgs, LogArgs};
@@ -12,7 +19,7 @@ use crate::config::{ExporterArgs, LogArgs};
 #[derive(Debug, Parser)]
 #[command(
     name = "bitbucket-zdu-exporter",
-    version = crate::build::VERSION_LONG,
+    version = crate::version::VERSION_LONG,
     about = "Prometheus exporter for Bitbucket Data Center rolling upgrades (ZDU).",
     long_about = "Prometheus exporter for Bitbucket Data Center rolling upgrades (ZDU).\n\n\
         Without a subcommand it polls GET /rest/zdu/cluster and /rest/zdu/state of one or more \
@@ -40,15 +47,15 @@ pub enum Command {
     Simulate(crate::simulator::SimulateArgs),
     /// Run the simulator and the exporter together in one process and print the URL to open.
     #[cfg(feature = "simulator")]
-    Demo(crate::demo::DemoArgs),
+    Demo(crate::cli::demo::DemoArgs),
     /// Print a target's upgrade state and nodes; with --wait, block until it is STABLE on one
     /// version (exit codes: 0 settled, 1 error, 2 usage, 3 UPGRADE_TASKS_FAILED, 4 a node in
     /// ERROR, 5 timeout).
-    Status(Box<crate::rollout::StatusArgs>),
+    Status(Box<crate::cli::status::StatusArgs>),
     /// Print a shell completion script for this binary to standard output.
-    Completions(crate::cli_docs::CompletionsArgs),
+    Completions(crate::cli::docs::CompletionsArgs),
     /// Print the man page (or write one page per subcommand with --dir).
-    Man(crate::cli_docs::ManArgs),
+    Man(crate::cli::docs::ManArgs),
 }
 
 impl Cli {
