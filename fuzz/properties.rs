@@ -13,8 +13,8 @@ use bitbucket_zdu_exporter::config::{parse_listen_address, parse_targets_yaml, T
 use bitbucket_zdu_exporter::duration::{format_duration, parse_duration, parse_go_duration};
 use bitbucket_zdu_exporter::metrics::TargetCollector;
 use bitbucket_zdu_exporter::model::{Cluster, ErrorBody, StateResponse};
-use bitbucket_zdu_exporter::poller::{ClusterView, TargetShared, TargetSnapshot};
 use bitbucket_zdu_exporter::server::{render, Format};
+use bitbucket_zdu_exporter::snapshot::{ClusterView, TargetShared, TargetSnapshot};
 use bitbucket_zdu_exporter::tracker::Tracked;
 use bitbucket_zdu_exporter::web::WebSettings;
 use prometheus_client::registry::Registry;

@@ -9,8 +9,9 @@ use tokio::task::JoinHandle;
 
 use crate::client::ZduClient;
 use crate::config::{Config, ConfigError, Env, ExporterArgs, TargetConfig};
-use crate::poller::{Poller, TargetShared};
+use crate::poller::Poller;
 use crate::reload::ReloadStatus;
+use crate::snapshot::TargetShared;
 use crate::tracker::StateStore;
 
 /// Errors of starting or reloading.

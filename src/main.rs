@@ -4,11 +4,8 @@
 
 use clap::CommandFactory;
 
-use bitbucket_zdu_exporter::cli::{docs as cli_docs, exporter as run, logging, status as rollout};
-use bitbucket_zdu_exporter::cli::{Cli, Command};
-#[cfg(feature = "simulator")]
-use bitbucket_zdu_exporter::{cli::demo, simulator};
-use bitbucket_zdu_exporter::{client, shutdown_signal};
+use bitbucket_zdu_exporter::cli::{self, exporter, logging, shutdown_signal, status, Cli, Command};
+use bitbucket_zdu_exporter::client;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_checked();
@@ -41,28 +38,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         #[cfg(feature = "simulator")]
         Some(Command::Simulate(sim)) => {
             logging::init(log.log_level, log.log_format);
-            simulator::run(sim, shutdown_signal()).await?;
+            cli::simulate::run(sim, shutdown_signal()).await?;
         }
         #[cfg(feature = "simulator")]
         Some(Command::Demo(demo_args)) => {
             logging::init(log.log_level, log.log_format);
-            demo::run(demo_args, shutdown_signal()).await?;
+            cli::demo::run(demo_args, shutdown_signal()).await?;
         }
         Some(Command::Status(s)) => {
             logging::init(log.log_level, log.log_format);
-            let outcome = rollout::run_stdout(&s).await?;
+            let outcome = status::run_stdout(&s).await?;
             return Ok(std::process::ExitCode::from(outcome.exit_code()));
         }
         Some(Command::Completions(c)) => {
-            cli_docs::write_completions(Cli::command(), c.shell, &mut std::io::stdout().lock())?
+            cli::docs::write_completions(Cli::command(), c.shell, &mut std::io::stdout().lock())?
         }
         Some(Command::Man(m)) => {
-            cli_docs::run_man(Cli::command(), &m, &mut std::io::stdout().lock())?
+            cli::docs::run_man(Cli::command(), &m, &mut std::io::stdout().lock())?
         }
-        None if args.config_check => println!("{}", run::check_config(&args)?),
+        None if args.config_check => println!("{}", exporter::check_config(&args)?),
         None => {
             logging::init(log.log_level, log.log_format);
-            run::run_exporter(args, shutdown_signal()).await?;
+            exporter::run_exporter(args, shutdown_signal()).await?;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

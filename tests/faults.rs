@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use bitbucket_zdu_exporter::client::{Reason, ZduClient};
 use bitbucket_zdu_exporter::config::{AuthConfig, TargetConfig, TlsConfig};
-use bitbucket_zdu_exporter::poller::{Endpoint, Poller, TargetShared};
+use bitbucket_zdu_exporter::poller::Poller;
 use bitbucket_zdu_exporter::secret::SecretSource;
 use bitbucket_zdu_exporter::server::Format;
+use bitbucket_zdu_exporter::snapshot::{Endpoint, TargetShared};
 use bitbucket_zdu_exporter::tracker::StateStore;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

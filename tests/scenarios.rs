@@ -371,7 +371,7 @@ async fn a_restart_mid_upgrade_with_a_state_file_continues_the_upgrade() {
     let driver = sim.sim.spawn_driver();
     let limit = Instant::now() + Duration::from_secs(40);
     let poll_until = |mut p: bitbucket_zdu_exporter::poller::Poller,
-                      shared: std::sync::Arc<bitbucket_zdu_exporter::poller::TargetShared>,
+                      shared: std::sync::Arc<bitbucket_zdu_exporter::snapshot::TargetShared>,
                       done: fn(&str) -> bool| async move {
         let mut text = String::new();
         while Instant::now() < limit {

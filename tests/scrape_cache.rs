@@ -13,10 +13,10 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use bitbucket_zdu_exporter::app::Runtime;
 use bitbucket_zdu_exporter::config::{Config, ProcessEnv, TargetConfig};
-use bitbucket_zdu_exporter::metrics::cache::{self, ExporterCache, ExporterSource};
+use bitbucket_zdu_exporter::metrics::cache::{ExporterSource, ScrapeCache};
 use bitbucket_zdu_exporter::model::NodeState;
 use bitbucket_zdu_exporter::server::{
-    metrics_registry, render, router, Format, OPENMETRICS, TEXT_004,
+    metrics_registry, render, router, router_with, AppState, Format, OPENMETRICS, TEXT_004,
 };
 use bitbucket_zdu_exporter::tracker::StateStore;
 use common::*;
@@ -135,10 +135,11 @@ async fn a_scrape_after_a_poll_serves_the_new_state() {
     let sim = Sim::stable(3).await;
     let (shared, mut p) = poller(slow_target("t", &sim.url()));
     p.poll_once().await;
+    let cache = ScrapeCache::of_target(shared.clone());
     let now = Instant::now();
-    let first = cache::probe(&shared, Format::Text004, now);
+    let first = cache.probe(&shared, Format::Text004, now);
     // Until the next poll, every scrape serves that very exposition.
-    let again = cache::probe(&shared, Format::Text004, Instant::now());
+    let again = cache.probe(&shared, Format::Text004, Instant::now());
     assert!(Arc::ptr_eq(&first, &again), "not served from the cache");
     let before = first.to_text();
     assert_eq!(
@@ -149,9 +150,14 @@ async fn a_scrape_after_a_poll_serves_the_new_state() {
     sim.sim
         .with_cluster(|c| c.nodes[1].state = NodeState::Draining);
     p.poll_once().await;
-    assert_eq!(shared.cache.held_bytes(), 0, "a poll clears the cache");
+    // The poller touches no cache: the new snapshot is a new key, so the next scrape renders.
+    let renewed = cache.probe(&shared, Format::Text004, Instant::now());
+    assert!(
+        !Arc::ptr_eq(&first, &renewed),
+        "served the old snapshot's exposition"
+    );
     for format in Format::ALL {
-        let after = cache::probe(&shared, format, Instant::now()).to_text();
+        let after = cache.probe(&shared, format, Instant::now()).to_text();
         assert_eq!(
             value(&after, "bitbucket_zdu_nodes", &[("state", "ACTIVE")]),
             Some(2.0),
@@ -242,13 +248,13 @@ async fn freshness_running_out_drops_the_series_on_time() {
         targets: Arc::new(arc_swap::ArcSwap::from_pointee(vec![shared.clone()])),
         store: Arc::new(bitbucket_zdu_exporter::tracker::StateStore::in_memory()),
     };
-    let exporter = ExporterCache::default();
+    let cache = ScrapeCache::new(src);
     for format in Format::ALL {
         // Cached while fresh, up to the last instant of max age…
         for at in [polled, deadline] {
             for text in [
-                cache::probe(&shared, format, at).to_text(),
-                exporter.metrics(&src, format, at).to_text(),
+                cache.probe(&shared, format, at).to_text(),
+                cache.metrics(format, at).to_text(),
             ] {
                 assert_eq!(
                     value(&text, "bitbucket_zdu_up", &[]),
@@ -262,8 +268,8 @@ async fn freshness_running_out_drops_the_series_on_time() {
         // …and gone the moment after, although no poll landed.
         let after = deadline + Duration::from_millis(1);
         for text in [
-            cache::probe(&shared, format, after).to_text(),
-            exporter.metrics(&src, format, after).to_text(),
+            cache.probe(&shared, format, after).to_text(),
+            cache.metrics(format, after).to_text(),
         ] {
             assert_eq!(
                 value(&text, "bitbucket_zdu_up", &[]),
@@ -287,7 +293,7 @@ async fn freshness_running_out_drops_the_series_on_time() {
                 assert_eq!(count(&text, gone), 0, "{format:?}: {gone} served stale");
             }
         }
-        let gz = cache::probe(&shared, format, after).gzip().unwrap();
+        let gz = cache.probe(&shared, format, after).gzip().unwrap();
         let raw: Vec<u8> = gz.iter().flat_map(|b| b.to_vec()).collect();
         let mut text = String::new();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&raw[..]), &mut text)
@@ -449,7 +455,8 @@ async fn every_negotiated_format_and_gzip_decode_to_the_same_samples() {
 async fn memory_stays_at_one_snapshot_whatever_the_scrape_count() {
     let sim = Sim::stable(3).await;
     let rt = started(vec![slow_target("one", &sim.url())]).await;
-    let app = router(rt.clone(), "/metrics", 8);
+    let state = AppState::new(rt.clone(), "/metrics", 8);
+    let app = router_with(state.clone());
     let shared = rt.target("one").unwrap();
     let all = [
         vec![],
@@ -461,7 +468,7 @@ async fn memory_stays_at_one_snapshot_whatever_the_scrape_count() {
         fetch(&app, "/metrics", h).await;
         fetch(&app, "/probe?target=one", h).await;
     }
-    let held = shared.cache.held_bytes();
+    let held = state.cache().held_bytes("one");
     // Both formats' text and gzip of one snapshot.
     let text: usize = Format::ALL
         .iter()
@@ -476,7 +483,7 @@ async fn memory_stays_at_one_snapshot_whatever_the_scrape_count() {
         fetch(&app, "/probe?target=one", &all[(i + 1) % all.len()]).await;
     }
     assert_eq!(
-        shared.cache.held_bytes(),
+        state.cache().held_bytes("one"),
         held,
         "the cache grew with scrapes"
     );
@@ -515,7 +522,8 @@ async fn a_reload_replacing_a_target_frees_its_cache() {
     )
     .unwrap();
     wait_ready(&rt).await;
-    let app = router(rt.clone(), "/metrics", 8);
+    let state = AppState::new(rt.clone(), "/metrics", 8);
+    let app = router_with(state.clone());
     for h in [
         vec![],
         vec![("accept", PROM_ACCEPT), ("accept-encoding", "gzip")],
@@ -527,8 +535,9 @@ async fn a_reload_replacing_a_target_frees_its_cache() {
         fetch(&app, "/metrics", &h).await;
     }
     let old = rt.target("old").unwrap();
-    assert!(old.cache.held_bytes() > 0);
-    let old_exposition = Arc::downgrade(&cache::probe(&old, Format::Text004, Instant::now()));
+    let cache = state.cache();
+    assert!(cache.held_bytes("old") > 0);
+    let old_exposition = Arc::downgrade(&cache.probe(&old, Format::Text004, Instant::now()));
     let old_target: Weak<_> = Arc::downgrade(&old);
     drop(old);
 
@@ -546,6 +555,11 @@ async fn a_reload_replacing_a_target_frees_its_cache() {
     );
     let new = fetch(&app, "/metrics", &[]).await.text();
     assert_eq!(value(&new, "bitbucket_zdu_up", &[]), Some(1.0));
+    assert_eq!(
+        cache.held_bytes("old"),
+        0,
+        "the removed target's cache was kept"
+    );
     // The aborted poller lets go of the old target shortly after the reload.
     wait_until("the old target is freed", Duration::from_secs(5), || {
         let gone = old_target.upgrade().is_none() && old_exposition.upgrade().is_none();
@@ -562,10 +576,11 @@ async fn a_changed_target_config_is_rendered_anew_without_waiting_for_a_poll() {
     let sim = Sim::stable(2).await;
     let (shared, mut p) = poller(slow_target("t", &sim.url()));
     p.poll_once().await;
-    let before = cache::probe(&shared, Format::Text004, Instant::now());
+    let cache = ScrapeCache::of_target(shared.clone());
+    let before = cache.probe(&shared, Format::Text004, Instant::now());
     assert!(Arc::ptr_eq(
         &before,
-        &cache::probe(&shared, Format::Text004, Instant::now())
+        &cache.probe(&shared, Format::Text004, Instant::now())
     ));
     let changed = TargetConfig::builder("t", sim.url())
         .timeout(Duration::from_secs(2))
@@ -574,7 +589,7 @@ async fn a_changed_target_config_is_rendered_anew_without_waiting_for_a_poll() {
         .build()
         .unwrap();
     shared.config.store(Arc::new(changed));
-    let after = cache::probe(&shared, Format::Text004, Instant::now());
+    let after = cache.probe(&shared, Format::Text004, Instant::now());
     assert!(
         !Arc::ptr_eq(&before, &after),
         "served the rendering of the old config"

@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::model::ClusterState;
-use crate::poller::TargetShared;
+use crate::snapshot::TargetShared;
 use crate::tracker::progress::{self, Phase, Transition};
 
 /// The actions Bitbucket allows from `state` (each is legal from one state only).
@@ -300,7 +300,7 @@ fn history_view(h: &progress::CompletedUpgrade) -> HistoryView {
 }
 
 /// The fields of `v` read from a fresh `/cluster` poll.
-fn fill_cluster(v: &mut UpgradeView, cv: &crate::poller::ClusterView) {
+fn fill_cluster(v: &mut UpgradeView, cv: &crate::snapshot::ClusterView) {
     let c = &cv.cluster;
     v.cluster_state = c.state.as_ref().map(|s| s.as_str().to_string());
     v.cluster_state_since = cv.cluster_since;

@@ -9,6 +9,8 @@ pub mod demo;
 pub mod docs;
 pub mod exporter;
 pub mod logging;
+#[cfg(feature = "simulator")]
+pub mod simulate;
 pub mod status;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -102,6 +104,29 @@ impl Cli {
 
 /// The argument ids of [`LogArgs`], which every mode accepts.
 const LOG_FLAGS: [&str; 2] = ["log_level", "log_format"];
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
 
 #[cfg(all(test, feature = "simulator"))]
 mod tests {

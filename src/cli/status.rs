@@ -19,7 +19,8 @@ use crate::api::{self, TargetList, UpgradeView};
 use crate::client::ZduClient;
 use crate::config::{Config, ConfigError, ExporterArgs, ProcessEnv};
 use crate::duration::{format_duration, PromDuration};
-use crate::poller::{Poller, TargetShared};
+use crate::poller::Poller;
+use crate::snapshot::TargetShared;
 use crate::tracker::{StateStore, Tracked};
 
 /// Flags of `status`.

@@ -5,8 +5,9 @@
 //!
 //! - the **target block**: one target's families, a function of its published
 //!   [`TargetSnapshot`], of its config and of the freshness [`Verdict`] at scrape time only.
-//!   It is kept in the target's [`TargetCache`] (inside its [`TargetShared`]) under the key
-//!   (snapshot, config, verdict): a new poll, a reload that changes the target, or data
+//!   It is kept in the target's [`TargetCache`] (one per target name, in the server's
+//!   [`ScrapeCache`]) under the key (snapshot, config, verdict): a new poll, a reload that
+//!   changes the target, or data
 //!   getting older than `max_age` (`up` to 0, `reason="stale"`, the cluster series gone)
 //!   makes the next scrape render a new one;
 //! - the **exporter block**: the exporter's own families and `process_*`, re-rendered when
@@ -26,14 +27,17 @@
 //! and the length: one valid gzip member, computed once per exposition, served as the very
 //! same bytes afterwards.
 //!
-//! **Memory**: a target's cache holds one entry, that of the snapshot last served (a poll
-//! clears it): per format asked for, the target block's text and its deflate stream, and the
-//! small joined expositions that point at them. Nothing grows with the scrape count; a target
-//! removed by a reload frees its cache with its [`TargetShared`].
+//! **Memory**: a target's cache holds one entry, that of the snapshot last served (the first
+//! scrape after a poll replaces it): per format asked for, the target block's text and its
+//! deflate stream, and the small joined expositions that point at them. Nothing grows with
+//! the scrape count; the [`ScrapeCache`] drops the caches of targets a reload removed at the
+//! first scrape that sees the new target list.
 //!
-//! One cohesive concern, the cache of rendered expositions and their compressed forms.
+//! The poller knows nothing of this cache: entries are keyed by the identity of the
+//! snapshot they were rendered from, so a published snapshot needs no invalidation.
 
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -45,8 +49,8 @@ use super::exporter::ExporterCollector;
 use super::exposition::{render_families, Format, EOF};
 use super::SnapshotCollector;
 use crate::config::TargetConfig;
-use crate::poller::{TargetShared, TargetSnapshot};
 use crate::reload::ReloadStatus;
+use crate::snapshot::{TargetShared, TargetSnapshot};
 
 /// How long the exporter block (own metrics and `process_*`) is reused at most.
 pub const EXPORTER_MAX_AGE: Duration = Duration::from_secs(1);
@@ -337,11 +341,6 @@ impl TargetCache {
         e
     }
 
-    /// Drops what is cached (a new snapshot was published).
-    pub fn clear(&self) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
     /// Bytes of exposition text and gzip streams this cache holds.
     pub fn held_bytes(&self) -> usize {
         let cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
@@ -350,21 +349,97 @@ impl TargetCache {
     }
 }
 
-/// `/probe?target=`: the target's exposition in `format`, at `now`.
-pub fn probe(shared: &TargetShared, format: Format, now: Instant) -> Arc<Exposition> {
-    let inputs = inputs(shared);
-    let entry = shared.cache.entry(&inputs, now);
-    entry
-        .probe
-        .get_or_init(format, || {
-            Exposition::new(format, vec![entry.block(&inputs, format)])
+/// The server's one scrape cache: the exporter block and `/metrics` as a whole, and one
+/// [`TargetCache`] per target name, pruned when the target list changes.
+#[derive(Debug)]
+pub struct ScrapeCache {
+    source: ExporterSource,
+    exporter: ExporterCache,
+    targets: Mutex<TargetCaches>,
+}
+
+/// The per-target caches and the target list they were pruned against.
+#[derive(Debug, Default)]
+struct TargetCaches {
+    list: Weak<Vec<Arc<TargetShared>>>,
+    by_name: HashMap<String, Arc<TargetCache>>,
+}
+
+impl ScrapeCache {
+    /// An empty cache of what `source` renders.
+    pub fn new(source: ExporterSource) -> Self {
+        ScrapeCache {
+            source,
+            exporter: ExporterCache::default(),
+            targets: Mutex::new(TargetCaches::default()),
+        }
+    }
+
+    /// A cache of one target alone (no reload status, an in-memory state file): what a
+    /// bench or a test that drives a poller by hand scrapes through.
+    pub fn of_target(shared: Arc<TargetShared>) -> Self {
+        ScrapeCache::new(ExporterSource {
+            status: Arc::new(ReloadStatus::new()),
+            targets: Arc::new(ArcSwap::from_pointee(vec![shared])),
+            store: Arc::new(crate::tracker::StateStore::in_memory()),
         })
-        .clone()
+    }
+
+    /// The per-target caches, those of targets no longer listed dropped first when the list
+    /// changed since the last call.
+    fn caches(&self, list: &Arc<Vec<Arc<TargetShared>>>) -> MutexGuard<'_, TargetCaches> {
+        let mut caches = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        if !Weak::ptr_eq(&caches.list, &Arc::downgrade(list)) {
+            let listed = |name: &String| list.iter().any(|t| t.config.load().name() == name);
+            caches.by_name.retain(|name, _| listed(name));
+            caches.list = Arc::downgrade(list);
+        }
+        caches
+    }
+
+    /// The cache of `shared`'s target.
+    fn target(&self, shared: &TargetShared) -> Arc<TargetCache> {
+        let mut caches = self.caches(&self.source.targets.load_full());
+        let name = shared.config.load().name().to_string();
+        caches.by_name.entry(name).or_default().clone()
+    }
+
+    /// `/probe?target=`: the target's exposition in `format`, at `now`.
+    pub fn probe(&self, shared: &TargetShared, format: Format, now: Instant) -> Arc<Exposition> {
+        let inputs = inputs(shared);
+        let entry = self.target(shared).entry(&inputs, now);
+        entry
+            .probe
+            .get_or_init(format, || {
+                Exposition::new(format, vec![entry.block(&inputs, format)])
+            })
+            .clone()
+    }
+
+    /// `/metrics` in `format` at `now`: the exporter's own metrics, followed by the target's
+    /// when exactly one is configured.
+    pub fn metrics(&self, format: Format, now: Instant) -> Arc<Exposition> {
+        let targets = self.source.targets.load_full();
+        // Prunes the caches of removed targets even when no probe follows.
+        drop(self.caches(&targets));
+        let only = match targets.as_slice() {
+            [only] => Some(self.target(only)),
+            _ => None,
+        };
+        self.exporter
+            .metrics(&self.source, &targets, only.as_deref(), format, now)
+    }
+
+    /// Bytes of exposition text and gzip streams held for the target named `name`.
+    pub fn held_bytes(&self, name: &str) -> usize {
+        let caches = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        caches.by_name.get(name).map_or(0, |c| c.held_bytes())
+    }
 }
 
 /// The cache of `/metrics`: the exporter block, and `/metrics` as a whole.
 #[derive(Debug, Default)]
-pub struct ExporterCache {
+struct ExporterCache {
     current: Mutex<Option<Arc<ExporterEntry>>>,
 }
 
@@ -420,10 +495,16 @@ impl ExporterCache {
     }
 
     /// `/metrics` in `format` at `now`: the exporter's own metrics, followed by the target's
-    /// when exactly one is configured.
-    pub fn metrics(&self, src: &ExporterSource, format: Format, now: Instant) -> Arc<Exposition> {
-        let targets = src.targets.load_full();
-        let exporter = self.entry(src, &targets, now);
+    /// when exactly one is configured (`only`, its cache).
+    fn metrics(
+        &self,
+        src: &ExporterSource,
+        targets: &Arc<Vec<Arc<TargetShared>>>,
+        only: Option<&TargetCache>,
+        format: Format,
+        now: Instant,
+    ) -> Arc<Exposition> {
+        let exporter = self.entry(src, targets, now);
         let block = || {
             exporter
                 .blocks
@@ -438,14 +519,14 @@ impl ExporterCache {
                 })
                 .clone()
         };
-        let [only] = targets.as_slice() else {
+        let (Some(cache), [only]) = (only, targets.as_slice()) else {
             return exporter
                 .alone
                 .get_or_init(format, || Exposition::new(format, vec![block()]))
                 .clone();
         };
         let inputs = inputs(only);
-        let target = only.cache.entry(&inputs, now);
+        let target = cache.entry(&inputs, now);
         let joined = {
             let mut w = target
                 .with_exporter

@@ -12,7 +12,7 @@ use super::catalogue::{
 };
 use super::{bit, gauges, one_hot, unlabelled};
 use crate::model::ClusterState;
-use crate::poller::{ClusterView, TargetSnapshot};
+use crate::snapshot::{ClusterView, TargetSnapshot};
 
 /// Writes the cluster group; `fresh` is the snapshot's fresh cluster view, if any.
 pub fn encode(

@@ -12,7 +12,7 @@ use super::catalogue::{
     EXPORTER_STATE_FILE_ERRORS, EXPORTER_TARGETS,
 };
 use super::{bit, counters, gauges, unlabelled};
-use crate::poller::TargetShared;
+use crate::snapshot::TargetShared;
 
 /// The exporter's own metrics: build info, targets, reloads and the process.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use super::catalogue::{
 };
 use super::{bit, extra_state_label, gauges, unlabelled, Sample};
 use crate::model::{Cluster, NodeState};
-use crate::poller::ClusterView;
+use crate::snapshot::ClusterView;
 
 /// Writes the nodes group from a fresh cluster view.
 pub fn encode(enc: &mut DescriptorEncoder<'_>, view: &ClusterView) -> fmt::Result {

@@ -11,7 +11,7 @@ use super::catalogue::{
 };
 use super::{counters, gauges, sanitize_state, unlabelled, Sample};
 use crate::model::ClusterState;
-use crate::poller::TargetSnapshot;
+use crate::snapshot::TargetSnapshot;
 
 /// The `field` values of `bitbucket_zdu_unknown_enum_values_total`, all present from the start.
 const UNKNOWN_FIELDS: [&str; 3] = ["cluster_state", "node_state", "responder_state"];
@@ -61,7 +61,7 @@ pub fn encode(
         .collect();
     counters(enc, &UNKNOWN_ENUM_VALUES, &unknown)?;
 
-    let ep = |ep: crate::poller::Endpoint| vec![ep.as_str().to_string()];
+    let ep = |ep: crate::snapshot::Endpoint| vec![ep.as_str().to_string()];
     let durations: Vec<Sample<f64>> = snap
         .endpoints
         .iter()

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::app::Runtime;
 use crate::pages::template::{Cell, Inline, LandingPage, Table};
-use crate::poller::TargetShared;
+use crate::snapshot::TargetShared;
 
 fn fmt_ts(ts: Option<f64>) -> String {
     match ts {
@@ -22,7 +22,7 @@ fn fmt_ts(ts: Option<f64>) -> String {
 fn target_row(t: &TargetShared, now: Instant) -> Vec<Cell> {
     let cfg = t.config.load();
     let snap = t.snapshot.load();
-    let cluster_ep = snap.endpoints.get(crate::poller::Endpoint::Cluster);
+    let cluster_ep = snap.endpoints.get(crate::snapshot::Endpoint::Cluster);
     let (status, detail) = match (snap.fresh_cluster(now), snap.first_poll_done) {
         (_, false) => ("pending".to_string(), "first poll not finished".to_string()),
         (Some(view), _) => (

@@ -3,11 +3,11 @@
 //! failed finalization, a node in ERROR, Kubernetes ghost nodes), and accepts
 //! `POST /rest/zdu/start|cancel|approve` with Bitbucket's 409 rules so an admin can rehearse.
 //!
-//! Besides the Bitbucket paths it has a few `/sim/...` control endpoints (upgrade one node, put
+//! The `simulate` command runs it ([`crate::cli::simulate`]). Besides the Bitbucket paths it has a few `/sim/...` control endpoints (upgrade one node, put
 //! a node in a state) that Bitbucket does not have.
 //!
 //! A test double, compiled only with the `simulator` cargo feature (on by default); the
-//! exporter's own modules never depend on it. Rooms: [`cluster`] is the state model (pure,
+//! exporter's own modules never depend on it. Modules: [`cluster`] is the state model (pure,
 //! no I/O), `script` plays the scenarios over time, `api` is the HTTP surface.
 
 use std::net::SocketAddr;
@@ -160,31 +160,6 @@ impl Simulator {
             let _ = walk.await;
         })
     }
-}
-
-/// Runs `simulate` until `shutdown` resolves.
-pub async fn run(
-    args: SimulateArgs,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), SimError> {
-    let sim = Simulator::new(&args)?;
-    let listener = tokio::net::TcpListener::bind(args.listen_address)
-        .await
-        .map_err(|e| SimError::Io(format!("cannot listen on {}: {e}", args.listen_address)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| SimError::Io(e.to_string()))?;
-    let driver = sim.spawn_driver();
-    tracing::info!(address = %addr, scenario = ?args.scenario, speed = args.speed, "simulator listening");
-    println!(
-        "Simulated Bitbucket ZDU API on http://{addr}{}/rest/zdu/cluster",
-        args.context_path
-    );
-    let r = axum::serve(listener, sim.router())
-        .with_graceful_shutdown(shutdown)
-        .await;
-    driver.abort();
-    r.map_err(|e| SimError::Io(e.to_string()))
 }
 
 /// Errors of `simulate`.

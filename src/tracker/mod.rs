@@ -98,10 +98,10 @@ pub struct Observed {
 }
 
 impl Tracked {
-    /// Folds one successful `/cluster` answer in at time `now`. Returns the entered times and
-    /// whether anything changed that is worth persisting.
+    /// Folds one successful `/cluster` answer in at time `now`, the upgrade progress with it.
+    /// Returns the entered times and whether anything changed that is worth persisting.
     pub fn observe(&mut self, cluster: &Cluster, now: f64) -> (Observed, bool) {
-        let mut changed = false;
+        let mut changed = self.progress.observe(cluster, now);
         let cluster_since = cluster.state.as_ref().map(|state| {
             let state = state.as_str();
             match &self.cluster {

@@ -30,9 +30,10 @@ use std::time::Duration;
 use bitbucket_zdu_exporter::client::ZduClient;
 use bitbucket_zdu_exporter::config::TargetConfig;
 use bitbucket_zdu_exporter::metrics::TargetCollector;
-use bitbucket_zdu_exporter::poller::{Poller, TargetShared};
+use bitbucket_zdu_exporter::poller::Poller;
 use bitbucket_zdu_exporter::server::{render, Format};
 use bitbucket_zdu_exporter::simulator::{SimulateArgs, Simulator};
+use bitbucket_zdu_exporter::snapshot::TargetShared;
 use bitbucket_zdu_exporter::tracker::{StateStore, Tracked};
 use prometheus_client::registry::Registry;
 
@@ -112,7 +113,8 @@ pub fn poller_with_store(
 
 /// One target's metrics as `/probe` serves them: from the scrape cache.
 pub fn render_target(shared: &Arc<TargetShared>, format: Format) -> String {
-    bitbucket_zdu_exporter::metrics::cache::probe(shared, format, std::time::Instant::now())
+    bitbucket_zdu_exporter::metrics::cache::ScrapeCache::of_target(shared.clone())
+        .probe(shared, format, std::time::Instant::now())
         .to_text()
 }
 

@@ -2,7 +2,7 @@
 //! the nodes at that moment, each node's phase times as they happen, nodes done, an ETA) and
 //! a bounded history of finished upgrades with their result and per-node durations.
 //!
-//! Folded in on every successful `/cluster` poll from [`crate::poller::ClusterView::observe`]
+//! Folded in on every successful `/cluster` poll from [`crate::snapshot::ClusterView::observe`]
 //! and kept in [`crate::tracker::Tracked::progress`], so with `--state.file` an exporter
 //! restarted mid-upgrade continues the same upgrade: nothing is lost and nothing counted
 //! twice (a node's duration enters the histogram once, when its `active_at` is first set).

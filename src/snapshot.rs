@@ -1,0 +1,225 @@
+//! What a poll publishes: one immutable [`TargetSnapshot`] per target, swapped into its
+//! [`TargetShared`] handle after every poll round. The poller ([`crate::poller`]) writes it;
+//! the metrics ([`crate::metrics`]), the API projection ([`crate::api`]), the pages and the
+//! `status` command read it. It holds decoded [`crate::model`] values only, so another
+//! upstream (another product's upgrade API) is an adapter in [`crate::client`] and
+//! [`crate::model`] that fills the same snapshot, not a second pipeline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::client::{FetchError, PerReason};
+use crate::config::TargetConfig;
+use crate::model::{Cluster, ClusterFigures, StateResponse};
+use crate::tracker::progress::Progress;
+use crate::tracker::Tracked;
+
+/// The two endpoints polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /rest/zdu/cluster`.
+    Cluster,
+    /// `GET /rest/zdu/state`.
+    State,
+}
+
+impl Endpoint {
+    /// Both endpoints, in the order they are polled and reported.
+    pub const ALL: [Endpoint; 2] = [Endpoint::Cluster, Endpoint::State];
+    /// The endpoint's name: its path segment and its `endpoint` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Cluster => "cluster",
+            Endpoint::State => "state",
+        }
+    }
+}
+
+/// One value per [`Endpoint`]: a typed map instead of an array indexed by position.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerEndpoint<T> {
+    cluster: T,
+    state: T,
+}
+
+impl<T> PerEndpoint<T> {
+    /// The value for `ep`.
+    pub fn get(&self, ep: Endpoint) -> &T {
+        match ep {
+            Endpoint::Cluster => &self.cluster,
+            Endpoint::State => &self.state,
+        }
+    }
+
+    /// The value for `ep`, to change it.
+    pub fn get_mut(&mut self, ep: Endpoint) -> &mut T {
+        match ep {
+            Endpoint::Cluster => &mut self.cluster,
+            Endpoint::State => &mut self.state,
+        }
+    }
+
+    /// Every endpoint with its value, in the order of [`Endpoint::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = (Endpoint, &T)> {
+        Endpoint::ALL.into_iter().map(move |ep| (ep, self.get(ep)))
+    }
+}
+
+/// Counters and last-poll figures of one endpoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointStats {
+    /// Polls sent, successful or not (`bitbucket_zdu_polls_total`).
+    pub polls_total: u64,
+    /// Failed polls by reason.
+    pub errors_total: PerReason<u64>,
+    /// How long the last poll took, in seconds; None before the first.
+    pub last_duration_seconds: Option<f64>,
+    /// When the last successful poll finished (unix seconds); None before one.
+    pub last_success_timestamp: Option<f64>,
+    /// The last error, if the last poll failed.
+    pub last_error: Option<FetchError>,
+}
+
+/// A successful `/cluster` poll with its derived figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterView {
+    /// The decoded answer.
+    pub cluster: Cluster,
+    /// Figures derived from it: distinct versions, nodes upgraded, ghosts.
+    pub figures: ClusterFigures,
+    /// When the cluster entered its current state (unix seconds); None when it has no state.
+    pub cluster_since: Option<f64>,
+    /// When each node entry entered its current state (unix seconds), in the answer's node order.
+    pub node_since: Vec<f64>,
+    /// When a node entry last changed state, appeared or disappeared (persisted).
+    pub last_node_change: f64,
+    /// Node names without a live entry, and since when (persisted).
+    pub names_offline: Vec<(String, f64)>,
+}
+
+impl ClusterView {
+    /// Folds a successful `/cluster` answer into `tracked` at unix time `now` and derives the
+    /// figures. Also returns whether the tracked state changed (worth persisting).
+    pub fn observe(cluster: Cluster, tracked: &mut Tracked, now: f64) -> (ClusterView, bool) {
+        let figures = cluster.figures();
+        let (observed, changed) = tracked.observe(&cluster, now);
+        let view = ClusterView {
+            cluster,
+            figures,
+            cluster_since: observed.cluster_since,
+            node_since: observed.node_since,
+            last_node_change: observed.last_node_change,
+            names_offline: observed.names_offline,
+        };
+        (view, changed)
+    }
+}
+
+/// Everything `/metrics` needs about one target, immutable once published.
+#[derive(Debug, Clone)]
+pub struct TargetSnapshot {
+    /// The target's configured name.
+    pub target: String,
+    /// The last `/cluster` poll's data, when that poll succeeded.
+    pub cluster: Option<Arc<ClusterView>>,
+    /// When that successful poll finished.
+    pub cluster_at: Option<Instant>,
+    /// The last `/state` poll's data, when that poll succeeded.
+    pub responder: Option<Arc<StateResponse>>,
+    /// When that successful poll finished.
+    pub responder_at: Option<Instant>,
+    /// Per endpoint, its counters and last-poll figures.
+    pub endpoints: PerEndpoint<EndpointStats>,
+    /// Cluster state transitions seen, `(from, to)` → count (persisted); shared with the
+    /// snapshots before it until it changes.
+    pub transitions: Arc<BTreeMap<(String, String), u64>>,
+    /// `field` → count of unknown enum values seen.
+    pub unknown_values: BTreeMap<&'static str, u64>,
+    /// True once the first poll (success or failure) has finished.
+    pub first_poll_done: bool,
+    /// Freshness limit.
+    pub max_age: Duration,
+    /// Upgrade progress and history as of the last successful `/cluster` poll (persisted);
+    /// shared with the snapshots before it until it changes.
+    pub progress: Arc<Progress>,
+}
+
+impl TargetSnapshot {
+    /// The snapshot before any poll.
+    pub fn empty(target: &TargetConfig, tracked: &Tracked) -> Self {
+        TargetSnapshot {
+            target: target.name().to_string(),
+            cluster: None,
+            cluster_at: None,
+            responder: None,
+            responder_at: None,
+            endpoints: Default::default(),
+            transitions: Arc::new(tracked.transitions.clone()),
+            unknown_values: BTreeMap::new(),
+            first_poll_done: false,
+            max_age: target.max_age(),
+            progress: Arc::new(tracked.progress.clone()),
+        }
+    }
+
+    /// The cluster data if the last `/cluster` poll succeeded and is no older than max age.
+    pub fn fresh_cluster(&self, now: Instant) -> Option<&ClusterView> {
+        match (&self.cluster, self.cluster_at) {
+            (Some(c), Some(at)) if now.saturating_duration_since(at) <= self.max_age => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The responder if the last `/state` poll succeeded and is fresh.
+    pub fn fresh_responder(&self, now: Instant) -> Option<&StateResponse> {
+        match (&self.responder, self.responder_at) {
+            (Some(r), Some(at)) if now.saturating_duration_since(at) <= self.max_age => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Why the target is down right now, or None when up: the last `/cluster` poll's failure
+    /// reason, else `stale` (callers check `first_poll_done` first).
+    pub fn down_reason(&self, now: Instant) -> Option<&'static str> {
+        if self.fresh_cluster(now).is_some() {
+            return None;
+        }
+        if let Some(e) = &self.endpoints.get(Endpoint::Cluster).last_error {
+            return Some(e.reason().as_str());
+        }
+        Some("stale")
+    }
+}
+
+/// Shared handle of one target: the config and the latest snapshot.
+#[derive(Debug)]
+pub struct TargetShared {
+    /// The target's configuration, swapped on reload.
+    pub config: ArcSwap<TargetConfig>,
+    /// The latest snapshot, swapped after every poll round.
+    pub snapshot: ArcSwap<TargetSnapshot>,
+}
+
+impl TargetShared {
+    /// A handle with an empty snapshot.
+    pub fn new(config: TargetConfig, tracked: &Tracked) -> Arc<Self> {
+        let snap = TargetSnapshot::empty(&config, tracked);
+        Arc::new(TargetShared {
+            config: ArcSwap::from_pointee(config),
+            snapshot: ArcSwap::from_pointee(snap),
+        })
+    }
+
+    /// Publishes a new snapshot: every reader loads it from now on.
+    pub fn publish(&self, snapshot: TargetSnapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Target name.
+    pub fn name(&self) -> String {
+        self.config.load().name().to_string()
+    }
+}
