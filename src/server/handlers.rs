@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
 use super::negotiate::{exposition, negotiate};
-use super::router::AppState;
+use super::state::AppState;
 use crate::app::Runtime;
 use crate::metrics::{ExporterCollector, TargetCollector};
 

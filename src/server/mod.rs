@@ -3,7 +3,8 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `router` | the routes, the shared [`AppState`] (the one scrape cache) and the request limit |
+//! | `router` | the routes and the request limit |
+//! | `state` | [`AppState`], what the handlers share, the one scrape cache among it |
 //! | `handlers` | one function per route |
 //! | `negotiate` | content negotiation (`Accept`, `Accept-Encoding`) and exposition responses |
 //! | `serve` | the hyper serve loop and its listeners |
@@ -12,11 +13,13 @@
 pub use crate::metrics::{render, Format, OPENMETRICS, TEXT_004};
 pub use handlers::metrics_registry;
 pub use negotiate::{accepts_gzip, negotiate};
-pub use router::{router, router_with, AppState};
+pub use router::{router, router_with};
 pub use serve::{bind_all, serve, serve_with, ServeOptions};
+pub use state::AppState;
 
 mod connections;
 mod handlers;
 mod negotiate;
 mod router;
 mod serve;
+mod state;

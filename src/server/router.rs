@@ -1,4 +1,4 @@
-//! The router: every route, the state its handlers share and the concurrent-request limit.
+//! The router: every route and the concurrent-request limit.
 
 use std::sync::Arc;
 
@@ -8,48 +8,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::sync::Semaphore;
 use tower_http::compression::CompressionLayer;
 
 use super::handlers::{
     api_targets, api_upgrade, healthy, landing, metrics, not_found, probe, ready, reload,
     upgrade_page,
 };
+use super::state::AppState;
 use crate::app::Runtime;
-use crate::metrics::cache::{ExporterSource, ScrapeCache};
-
-/// Shared state of the handlers.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The shared runtime: the current targets and the outcome of the last (re)load.
-    pub runtime: Arc<Runtime>,
-    /// The path `/metrics` is served at (`--web.telemetry-path`).
-    pub telemetry_path: String,
-    limiter: Arc<Semaphore>,
-    /// The one scrape cache of `/metrics` and `/probe`: see [`crate::metrics::cache`].
-    pub(super) cache: Arc<ScrapeCache>,
-}
-
-impl AppState {
-    /// The state of a server of `runtime`'s targets, with an empty scrape cache.
-    pub fn new(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Self {
-        AppState {
-            cache: Arc::new(ScrapeCache::new(ExporterSource {
-                status: runtime.reload_status.clone(),
-                targets: runtime.targets.clone(),
-                store: runtime.store().clone(),
-            })),
-            runtime,
-            telemetry_path: telemetry_path.to_string(),
-            limiter: Arc::new(Semaphore::new(max_requests.max(1))),
-        }
-    }
-
-    /// The server's scrape cache.
-    pub fn cache(&self) -> &Arc<ScrapeCache> {
-        &self.cache
-    }
-}
 
 /// Builds the router.
 pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Router {
