@@ -1,6 +1,7 @@
 //! Durations: Prometheus-style (`30s`, `1m30s`, `250ms`, `1h`), as used by every flag and
 //! config key of the exporter, so that values read the same as in `prometheus.yml`; and Go's
-//! `time.Duration` syntax, which the exporter-toolkit web-config file uses.
+//! `time.Duration` syntax, which the exporter-toolkit web-config file uses. Also the one
+//! Unix-time clock ([`unix_now`]) and timestamp formatter ([`format_timestamp`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -152,6 +153,22 @@ impl<'de> serde::Deserialize<'de> for PromDuration {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// Now, in Unix seconds (0 on a clock before 1970).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A Unix time as RFC 3339 to the second (UTC); None for a time not after 1970 or not finite.
+pub fn format_timestamp(t: f64) -> Option<String> {
+    (t > 0.0 && t.is_finite()).then(|| {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs_f64(t))
+            .to_string()
+    })
 }
 
 #[cfg(test)]

@@ -5,24 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use crate::client::{FetchError, Reason, ZduClient};
+use crate::duration::unix_now;
 use crate::model::Cluster;
 use crate::snapshot::{
     ClusterView, Endpoint, EndpointStats, PerEndpoint, TargetShared, TargetSnapshot,
 };
 use crate::tracker::progress::Progress;
 use crate::tracker::{StateStore, Tracked};
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// The delay before the next poll: the interval ±10 % jitter, or capped exponential backoff
 /// after consecutive failures (interval × 2^(n-1), at most 8 × interval and 5 min, never less

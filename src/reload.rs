@@ -3,7 +3,6 @@
 //! the wiring.
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Result of the last configuration (re)load, for metrics and the landing page.
 #[derive(Debug)]
@@ -15,7 +14,7 @@ impl ReloadStatus {
     /// A status as after a successful load, now.
     pub fn new() -> Self {
         ReloadStatus {
-            inner: Mutex::new((true, now(), None)),
+            inner: Mutex::new((true, crate::duration::unix_now(), None)),
         }
     }
 
@@ -38,20 +37,13 @@ impl ReloadStatus {
     pub fn set(&self, result: Result<(), String>) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(()) => *g = (true, now(), None),
+            Ok(()) => *g = (true, crate::duration::unix_now(), None),
             Err(e) => {
                 g.0 = false;
                 g.2 = Some(e);
             }
         }
     }
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 impl Default for ReloadStatus {

@@ -181,16 +181,55 @@ impl TargetSnapshot {
         }
     }
 
-    /// Why the target is down right now, or None when up: the last `/cluster` poll's failure
-    /// reason, else `stale` (callers check `first_poll_done` first).
-    pub fn down_reason(&self, now: Instant) -> Option<&'static str> {
-        if self.fresh_cluster(now).is_some() {
-            return None;
+    /// How the target reads at `now`: the one place that decides pending, up or down, for
+    /// the metrics, the pages, the JSON API and the `status` command alike.
+    pub fn health(&self, now: Instant) -> Health<'_> {
+        if !self.first_poll_done {
+            return Health::Pending;
         }
-        if let Some(e) = &self.endpoints.get(Endpoint::Cluster).last_error {
-            return Some(e.reason().as_str());
+        if let Some(view) = self.fresh_cluster(now) {
+            return Health::Up(view);
         }
-        Some("stale")
+        match &self.endpoints.get(Endpoint::Cluster).last_error {
+            Some(e) => Health::Down(e.reason().as_str()),
+            None => Health::Down("stale"),
+        }
+    }
+}
+
+/// How a target reads at one instant ([`TargetSnapshot::health`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Health<'a> {
+    /// No poll has finished yet.
+    Pending,
+    /// The last `/cluster` poll succeeded and is within the freshness limit.
+    Up(&'a ClusterView),
+    /// Not up: the last `/cluster` poll's failure reason, or `stale` when it succeeded
+    /// longer ago than the freshness limit.
+    Down(&'static str),
+}
+
+impl<'a> Health<'a> {
+    /// True when up.
+    pub fn is_up(&self) -> bool {
+        matches!(self, Health::Up(_))
+    }
+
+    /// The fresh cluster data when up.
+    pub fn cluster(&self) -> Option<&'a ClusterView> {
+        match self {
+            Health::Up(view) => Some(view),
+            _ => None,
+        }
+    }
+
+    /// Why not up: `pending`, a failure reason or `stale`; None when up.
+    pub fn down_reason(&self) -> Option<&'static str> {
+        match self {
+            Health::Pending => Some("pending"),
+            Health::Up(_) => None,
+            Health::Down(reason) => Some(reason),
+        }
     }
 }
 

@@ -1,28 +1,18 @@
-//! What the exporter knows about one target's rolling upgrade, as one serialisable value:
-//! the JSON API (`GET /api/v1/targets/{name}/upgrade`), the live page (`/upgrade`) and
-//! `bitbucket-zdu-exporter status` all read the same [`UpgradeView`]. The field names are
-//! the API's contract: snake_case, times as unix seconds, durations as seconds; a field is
-//! `null` when not known, never left out.
-
-use std::time::Instant;
+//! The JSON API's shapes: what the exporter knows about one target's rolling upgrade, as
+//! one serialisable value. The field names are the API's contract: snake_case, times as unix
+//! seconds, durations as seconds; a field is `null` when not known, never left out.
+//!
+//! [`project`] makes them from a target's snapshot: the JSON API
+//! (`GET /api/v1/targets/{name}/upgrade`), the live page (`/upgrade`), the landing page and
+//! `bitbucket-zdu-exporter status` all render the same [`UpgradeView`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ClusterState;
-use crate::snapshot::TargetShared;
 use crate::tracker::progress::{self, Phase, Transition};
 
-/// The actions Bitbucket allows from `state` (each is legal from one state only).
-pub fn allowed_actions(state: Option<&ClusterState>) -> Vec<String> {
-    let action = match state {
-        Some(ClusterState::Stable) => Some("start"),
-        Some(ClusterState::ReadyToUpgrade) => Some("cancel"),
-        Some(ClusterState::ReadyToRunUpgradeTasks) => Some("approve"),
-        Some(ClusterState::UpgradeTasksFailed) => Some("retry"),
-        _ => None,
-    };
-    action.into_iter().map(str::to_string).collect()
-}
+pub mod project;
+
+pub use project::{allowed_actions, list, path_segment, view};
 
 /// One node entry as the cluster reports it now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,8 +91,9 @@ pub struct UpgradeNodeView {
 pub struct InFlightView {
     /// When upgrade mode was first seen on (unix seconds).
     pub started_at: f64,
-    /// Seconds since `started_at` (never negative).
-    pub elapsed_seconds: f64,
+    /// Seconds since `started_at` (never negative); null when the start was not seen (the
+    /// `status` command joining an upgrade already under way).
+    pub elapsed_seconds: Option<f64>,
     /// `originalVersion` when the upgrade started; null when not reported.
     pub from_version: Option<String>,
     /// Nodes taking part (ghosts excluded).
@@ -159,6 +150,12 @@ pub struct UpgradeView {
     pub up: bool,
     /// Why not up (`pending` before the first poll, a failure reason, or `stale`).
     pub down_reason: Option<String>,
+    /// The last `/cluster` poll's error; null when it succeeded or none was made.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// When the last successful `/cluster` poll finished (unix seconds); null before one.
+    #[serde(default)]
+    pub last_success_at: Option<f64>,
     /// The cluster state (`STABLE`, `MIXED`, ...).
     pub cluster_state: Option<String>,
     /// When the cluster entered its current state, as first seen (unix seconds).
@@ -222,186 +219,4 @@ pub struct TargetSummary {
 pub struct TargetList {
     /// One row per configured target.
     pub targets: Vec<TargetSummary>,
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// A path segment with everything but unreserved characters percent-encoded.
-pub fn path_segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The view of one target now.
-pub fn view(t: &TargetShared) -> UpgradeView {
-    let snap = t.snapshot.load();
-    let now = Instant::now();
-    let wall = unix_now();
-    let fresh = snap.fresh_cluster(now);
-    let p = &snap.progress;
-    let down_reason = match (fresh, snap.first_poll_done) {
-        (Some(_), _) => None,
-        (None, false) => Some("pending".to_string()),
-        (None, true) => snap.down_reason(now).map(str::to_string),
-    };
-    let mut v = UpgradeView {
-        target: t.config.load().name().to_string(),
-        generated_at: wall,
-        up: fresh.is_some(),
-        down_reason,
-        cluster_state: None,
-        cluster_state_since: None,
-        upgrade_mode_enabled: None,
-        original_version: None,
-        versions: Vec::new(),
-        allowed_actions: Vec::new(),
-        nodes: Vec::new(),
-        next_node: None,
-        upgrade: None,
-        recent_transitions: p.recent_transitions.iter().rev().cloned().collect(),
-        history: p.history.iter().rev().map(history_view).collect(),
-        results: ResultsView {
-            completed: p.results.completed,
-            cancelled: p.results.cancelled,
-            failed_finalization: p.results.failed_finalization,
-        },
-    };
-    let Some(cv) = fresh else {
-        return v;
-    };
-    fill_cluster(&mut v, cv);
-    v.upgrade = p.current.as_ref().map(|u| in_flight(u, wall));
-    v
-}
-
-/// One finished upgrade as the API shows it.
-fn history_view(h: &progress::CompletedUpgrade) -> HistoryView {
-    HistoryView {
-        started_at: h.started,
-        ended_at: h.ended,
-        duration_seconds: h.duration_seconds(),
-        result: h.result.as_str().to_string(),
-        from_version: h.from_version.clone(),
-        to_version: h.to_version.clone(),
-        nodes: h.nodes.clone(),
-    }
-}
-
-/// The fields of `v` read from a fresh `/cluster` poll.
-fn fill_cluster(v: &mut UpgradeView, cv: &crate::snapshot::ClusterView) {
-    let c = &cv.cluster;
-    v.cluster_state = c.state.as_ref().map(|s| s.as_str().to_string());
-    v.cluster_state_since = cv.cluster_since;
-    v.upgrade_mode_enabled = c.upgrade_mode_enabled;
-    v.original_version = c.original_version.clone();
-    let mut versions: Vec<String> = c
-        .nodes
-        .iter()
-        .filter(|n| !n.is_offline())
-        .filter_map(|n| n.version.clone())
-        .collect();
-    versions.sort();
-    versions.dedup();
-    v.versions = versions;
-    v.allowed_actions = allowed_actions(c.state.as_ref());
-    let keys = c.node_keys();
-    v.nodes = c
-        .nodes
-        .iter()
-        .zip(&keys)
-        .enumerate()
-        .map(|(i, (n, key))| NodeView {
-            id: key.clone(),
-            name: n.name.clone(),
-            address: n.address(),
-            state: n.state.as_ref().map(|s| s.as_str().to_string()),
-            version: n.version.clone(),
-            active_users: n.active_user_count,
-            tasks: n.tasks_total,
-            ghost: cv.figures.ghosts.contains(&i),
-            state_since: cv.node_since.get(i).copied(),
-        })
-        .collect();
-    if c.upgrade_mode_enabled == Some(true) {
-        v.next_node = progress::next_to_stop(c).map(|(i, safe)| {
-            let n = &c.nodes[i];
-            NextNode {
-                id: keys[i].clone(),
-                name: n.name.clone(),
-                address: n.address(),
-                active_users: n.active_user_count,
-                tasks: n.tasks_total,
-                safe,
-            }
-        });
-    }
-}
-
-/// The upgrade in flight, `wall` being now in unix seconds.
-fn in_flight(u: &progress::Upgrade, wall: f64) -> InFlightView {
-    let eta = u.estimated_completion();
-    InFlightView {
-        started_at: u.started,
-        elapsed_seconds: (wall - u.started).max(0.0),
-        from_version: u.from_version.clone(),
-        nodes_total: u.nodes_total(),
-        nodes_done: u.nodes_done(),
-        estimated_completion_at: eta,
-        remaining_seconds: eta.map(|e| (e - wall).max(0.0)),
-        nodes: u
-            .nodes
-            .iter()
-            .map(|n| UpgradeNodeView {
-                name: n.name.clone(),
-                state: n.state.clone(),
-                version: n.version.clone(),
-                done: n.is_done(),
-                drain_at: n.drain_at,
-                terminate_at: n.terminate_at,
-                offline_at: n.offline_at,
-                start_at: n.start_at,
-                done_at: n.done_at,
-                active_at: n.active_at,
-                duration_seconds: n.duration_seconds(),
-                timeline: n.timeline.clone(),
-            })
-            .collect(),
-    }
-}
-
-/// The summary of every target.
-pub fn list(targets: &[std::sync::Arc<TargetShared>]) -> TargetList {
-    let now = Instant::now();
-    TargetList {
-        targets: targets
-            .iter()
-            .map(|t| {
-                let cfg = t.config.load();
-                let snap = t.snapshot.load();
-                let fresh = snap.fresh_cluster(now);
-                TargetSummary {
-                    name: cfg.name().to_string(),
-                    url: cfg.display_url(),
-                    up: fresh.is_some(),
-                    cluster_state: fresh
-                        .and_then(|v| v.cluster.state.as_ref())
-                        .map(|s| s.as_str().to_string()),
-                    upgrade_in_flight: fresh.is_some() && snap.progress.current.is_some(),
-                    upgrade_url: format!("/api/v1/targets/{}/upgrade", path_segment(cfg.name())),
-                }
-            })
-            .collect(),
-    }
 }

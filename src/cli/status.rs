@@ -242,20 +242,26 @@ impl Source {
                 let first = *first_poll.get_or_insert(v.generated_at);
                 if let Some(u) = v.upgrade.as_mut().filter(|u| u.started_at <= first) {
                     // Already under way at the first poll: no start, elapsed time or ETA.
-                    u.elapsed_seconds = f64::NAN;
+                    u.elapsed_seconds = None;
                     u.estimated_completion_at = None;
                     u.remaining_seconds = None;
                 }
                 v
             }
         };
-        if !view.up {
-            return Err(StatusError::Down {
-                target: view.target.clone(),
-                reason: view.down_reason.clone().unwrap_or_else(|| "unknown".into()),
-            });
-        }
-        Ok(view)
+        require_up(view)
+    }
+}
+
+/// The view when the target is up, else the error `status` reports: the reason the
+/// projection gives ([`crate::api::view`]), as every other reader shows it.
+pub fn require_up(view: UpgradeView) -> Result<UpgradeView, StatusError> {
+    match (view.up, &view.down_reason) {
+        (true, _) => Ok(view),
+        (false, reason) => Err(StatusError::Down {
+            reason: reason.clone().unwrap_or_else(|| "unknown".into()),
+            target: view.target,
+        }),
     }
 }
 
@@ -291,9 +297,9 @@ pub fn summary(v: &UpgradeView) -> String {
                 ", {} of {} nodes upgraded",
                 u.nodes_done, u.nodes_total
             ));
-            // NaN: the upgrade was under way before this process first looked.
-            if !u.elapsed_seconds.is_nan() {
-                s.push_str(&format!(", elapsed {}", secs(u.elapsed_seconds)));
+            // None: the upgrade was under way before this process first looked.
+            if let Some(elapsed) = u.elapsed_seconds {
+                s.push_str(&format!(", elapsed {}", secs(elapsed)));
             }
             if let Some(r) = u.remaining_seconds {
                 s.push_str(&format!(", ETA {}", secs(r)));

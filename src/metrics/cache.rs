@@ -225,7 +225,7 @@ impl Verdict {
     /// The verdict on `snap` at `now`.
     pub fn of(snap: &TargetSnapshot, now: Instant) -> Verdict {
         Verdict {
-            cluster: snap.fresh_cluster(now).is_some(),
+            cluster: snap.health(now).is_up(),
             responder: snap.fresh_responder(now).is_some(),
         }
     }

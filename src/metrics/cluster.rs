@@ -2,7 +2,6 @@
 //! version.
 
 use std::fmt;
-use std::time::Instant;
 
 use prometheus_client::encoding::DescriptorEncoder;
 
@@ -12,23 +11,17 @@ use super::catalogue::{
 };
 use super::{bit, gauges, one_hot, unlabelled};
 use crate::model::ClusterState;
-use crate::snapshot::{ClusterView, TargetSnapshot};
+use crate::snapshot::Health;
 
-/// Writes the cluster group; `fresh` is the snapshot's fresh cluster view, if any.
-pub fn encode(
-    enc: &mut DescriptorEncoder<'_>,
-    snap: &TargetSnapshot,
-    fresh: Option<&ClusterView>,
-    now: Instant,
-) -> fmt::Result {
-    gauges(enc, &UP, &unlabelled(bit(fresh.is_some())))?;
-    if snap.first_poll_done {
-        if let Some(reason) = snap.down_reason(now) {
-            gauges(enc, &LAST_ERROR_INFO, &[(vec![reason.to_string()], 1.0)])?;
+/// Writes the cluster group of a target that reads `health`.
+pub fn encode(enc: &mut DescriptorEncoder<'_>, health: Health<'_>) -> fmt::Result {
+    gauges(enc, &UP, &unlabelled(bit(health.is_up())))?;
+    let view = match health {
+        Health::Pending => return Ok(()),
+        Health::Down(reason) => {
+            return gauges(enc, &LAST_ERROR_INFO, &[(vec![reason.to_string()], 1.0)]);
         }
-    }
-    let Some(view) = fresh else {
-        return Ok(());
+        Health::Up(view) => view,
     };
     let c = &view.cluster;
     if let Some(enabled) = c.upgrade_mode_enabled {

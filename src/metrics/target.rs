@@ -47,16 +47,16 @@ pub fn encode_target(
     config: &TargetConfig,
     now: Instant,
 ) -> fmt::Result {
-    let fresh = snap.fresh_cluster(now);
-    cluster::encode(enc, snap, fresh, now)?;
-    if let Some(view) = fresh {
+    let health = snap.health(now);
+    cluster::encode(enc, health)?;
+    if let Some(view) = health.cluster() {
         nodes::encode(enc, view)?;
     }
     if let Some(r) = snap.fresh_responder(now) {
         responder::encode(enc, r)?;
     }
     polls::encode(enc, snap, config.poll_interval())?;
-    upgrade::encode(enc, &snap.progress, fresh.is_some())
+    upgrade::encode(enc, &snap.progress, health.is_up())
 }
 
 /// The metrics of one fixed snapshot and config at a fixed instant (what [`super::cache`] renders).

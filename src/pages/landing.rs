@@ -1,57 +1,47 @@
 //! What the landing page (`/`) says about this exporter: its endpoints, the last reload
-//! error, one row per target and a node table per target with fresh cluster data. The
-//! page itself (HTML, escaping) is [`crate::pages::template`]; this file only fills it.
+//! error, one row per target and a node table per target that is up, all from the same
+//! projection as the API ([`crate::api::view`]). The page itself (HTML, escaping) is
+//! [`crate::pages::template`]; this file only fills it.
 
-use std::time::Instant;
+use std::sync::Arc;
 
+use crate::api::{self, UpgradeView};
 use crate::app::Runtime;
+use crate::duration::format_timestamp;
 use crate::pages::template::{Cell, Inline, LandingPage, Table};
 use crate::snapshot::TargetShared;
 
 fn fmt_ts(ts: Option<f64>) -> String {
-    match ts {
-        Some(t) if t > 0.0 => humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t),
-        )
-        .to_string(),
-        _ => "never".into(),
-    }
+    ts.and_then(format_timestamp)
+        .unwrap_or_else(|| "never".into())
 }
 
 /// One row of the targets table: name, URL, auth, status, detail, last successful poll.
-fn target_row(t: &TargetShared, now: Instant) -> Vec<Cell> {
+fn target_row(t: &TargetShared, v: &UpgradeView) -> Vec<Cell> {
     let cfg = t.config.load();
-    let snap = t.snapshot.load();
-    let cluster_ep = snap.endpoints.get(crate::snapshot::Endpoint::Cluster);
-    let (status, detail) = match (snap.fresh_cluster(now), snap.first_poll_done) {
-        (_, false) => ("pending".to_string(), "first poll not finished".to_string()),
-        (Some(view), _) => (
+    let (status, detail) = match v.down_reason.as_deref() {
+        None => (
             "up".to_string(),
             format!(
                 "cluster {} · {} node entries · upgrade mode {}",
-                view.cluster
-                    .state
-                    .as_ref()
-                    .map(|s| s.as_str())
-                    .unwrap_or("(none)"),
-                view.cluster.nodes.len(),
-                match view.cluster.upgrade_mode_enabled {
+                v.cluster_state.as_deref().unwrap_or("(none)"),
+                v.nodes.len(),
+                match v.upgrade_mode_enabled {
                     Some(true) => "on",
                     Some(false) => "off",
                     None => "unknown",
                 }
             ),
         ),
-        (None, true) => (
-            format!("down ({})", snap.down_reason(now).unwrap_or("unknown")),
-            cluster_ep
-                .last_error
-                .as_ref()
-                .map(|e| e.to_string())
+        Some("pending") => ("pending".to_string(), "first poll not finished".to_string()),
+        Some(reason) => (
+            format!("down ({reason})"),
+            v.last_error
+                .clone()
                 .unwrap_or_else(|| "data older than the max age".into()),
         ),
     };
-    let class = if status == "up" { "up" } else { "down" };
+    let class = if v.up { "up" } else { "down" };
     vec![
         Cell::new(Inline::link(
             format!("/probe?target={}", cfg.name()),
@@ -61,45 +51,36 @@ fn target_row(t: &TargetShared, now: Instant) -> Vec<Cell> {
         Cell::text(cfg.auth().describe()),
         Cell::text(status).with_class(class),
         Cell::text(detail),
-        Cell::text(fmt_ts(cluster_ep.last_success_timestamp)),
+        Cell::text(fmt_ts(v.last_success_at)),
     ]
 }
 
-/// The node table of a target with fresh cluster data.
-fn node_table(t: &TargetShared, now: Instant) -> Option<Table> {
-    let snap = t.snapshot.load();
-    let view = snap.fresh_cluster(now)?;
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+/// The node table of a target that is up.
+fn node_table(v: &UpgradeView) -> Option<Table> {
+    if !v.up {
+        return None;
+    }
     let count = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "–".into());
-    let rows = view
-        .cluster
+    let rows = v
         .nodes
         .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let since = view.node_since.get(i).copied().unwrap_or(wall);
-            let ghost = if view.figures.ghosts.contains(&i) {
-                " (ghost)"
-            } else {
-                ""
-            };
-            let in_state = std::time::Duration::from_secs((wall - since).max(0.0) as u64);
+        .map(|n| {
+            let since = n.state_since.unwrap_or(v.generated_at);
+            let ghost = if n.ghost { " (ghost)" } else { "" };
+            let in_state = std::time::Duration::from_secs((v.generated_at - since).max(0.0) as u64);
             vec![
                 Cell::text(format!("{}{ghost}", n.name.as_deref().unwrap_or(""))),
-                Cell::text(n.address()),
-                Cell::text(n.state.as_ref().map(|s| s.as_str()).unwrap_or("(none)")),
+                Cell::text(n.address.clone()),
+                Cell::text(n.state.as_deref().unwrap_or("(none)")),
                 Cell::text(n.version.as_deref().unwrap_or("–")),
-                Cell::text(count(n.active_user_count)),
-                Cell::text(count(n.tasks_total)),
+                Cell::text(count(n.active_users)),
+                Cell::text(count(n.tasks)),
                 Cell::text(crate::duration::format_duration(in_state)),
             ]
         })
         .collect();
     Some(Table {
-        heading: format!("Nodes of {}", t.config.load().name()),
+        heading: format!("Nodes of {}", v.target),
         columns: columns(&[
             "node",
             "address",
@@ -117,15 +98,9 @@ fn columns(names: &[&str]) -> Vec<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-/// What the landing page shows: the endpoints, the last reload error, the targets and the
-/// nodes of every target with fresh cluster data.
-pub fn page(runtime: &Runtime, telemetry_path: &str) -> LandingPage {
-    let now = Instant::now();
-    let targets = runtime.targets.load();
-    let first = targets
-        .first()
-        .map(|t| t.config.load().name().to_string())
-        .unwrap_or_default();
+/// The tables of the page: one row per target, then the nodes of every target that is up.
+pub fn tables(targets: &[Arc<TargetShared>]) -> Vec<Table> {
+    let views: Vec<UpgradeView> = targets.iter().map(|t| api::view(t)).collect();
     let mut tables = vec![Table {
         heading: "Targets".into(),
         columns: columns(&[
@@ -136,9 +111,25 @@ pub fn page(runtime: &Runtime, telemetry_path: &str) -> LandingPage {
             "detail",
             "last successful poll",
         ]),
-        rows: targets.iter().map(|t| target_row(t, now)).collect(),
+        rows: targets
+            .iter()
+            .zip(&views)
+            .map(|(t, v)| target_row(t, v))
+            .collect(),
     }];
-    tables.extend(targets.iter().filter_map(|t| node_table(t, now)));
+    tables.extend(views.iter().filter_map(node_table));
+    tables
+}
+
+/// What the landing page shows: the endpoints, the last reload error, the targets and the
+/// nodes of every target with fresh cluster data.
+pub fn page(runtime: &Runtime, telemetry_path: &str) -> LandingPage {
+    let targets = runtime.targets.load();
+    let first = targets
+        .first()
+        .map(|t| t.config.load().name().to_string())
+        .unwrap_or_default();
+    let tables = tables(&targets);
     let path = telemetry_path;
     LandingPage {
         title: "Bitbucket ZDU Exporter".into(),

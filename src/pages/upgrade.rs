@@ -26,11 +26,7 @@ const ACTIONS: [(&str, &str); 3] = [
 ];
 
 fn fmt_ts(t: f64) -> String {
-    if t <= 0.0 || !t.is_finite() {
-        return "–".into();
-    }
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t))
-        .to_string()
+    crate::duration::format_timestamp(t).unwrap_or_else(|| "–".into())
 }
 
 fn fmt_secs(s: f64) -> String {
@@ -169,7 +165,7 @@ fn in_flight(out: &mut String, v: &UpgradeView, u: &api::InFlightView) {
         "<p>Started {} from {} · elapsed <span class=\"elapsed\">{}</span> · ETA <span class=\"eta\">{}</span></p>",
         esc(&fmt_ts(u.started_at)),
         esc(&opt(&u.from_version)),
-        esc(&fmt_secs(u.elapsed_seconds)),
+        esc(&u.elapsed_seconds.map_or_else(|| "–".into(), fmt_secs)),
         match (u.estimated_completion_at, u.remaining_seconds) {
             (Some(at), Some(left)) => esc(&format!("{} (in {})", fmt_ts(at), fmt_secs(left))),
             _ => "not yet known (no node done)".into(),
@@ -190,7 +186,8 @@ fn in_flight(out: &mut String, v: &UpgradeView, u: &api::InFlightView) {
                 safe = if n.safe {
                     " · <span class=\"safe\">safe to stop</span>"
                 } else {
-                    " · still draining: wait for 0 users and 0 tasks"
+                    // The next node is ACTIVE: nobody has started draining it yet.
+                    " · still serving: drain it, then stop it at 0 users and 0 tasks"
                 }
             );
         }
@@ -377,6 +374,19 @@ mod tests {
             "results": {"completed": 1, "cancelled": 0, "failed_finalization": 0}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_busy_next_node_is_not_said_to_be_draining() {
+        // The next node is ACTIVE by construction: nobody has started draining it.
+        let mut v = view();
+        if let Some(n) = v.next_node.as_mut() {
+            (n.active_users, n.safe) = (Some(3), false);
+        }
+        let html = render_views(&[v]);
+        assert!(html.contains("data-safe=\"false\""), "{html}");
+        assert!(!html.contains("draining"), "{html}");
+        assert!(html.contains("still serving: drain it"));
     }
 
     #[test]
