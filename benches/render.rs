@@ -12,8 +12,8 @@ use bitbucket_zdu_exporter::metrics::TargetCollector;
 use bitbucket_zdu_exporter::model::Cluster;
 use bitbucket_zdu_exporter::server::{render, Format};
 use bitbucket_zdu_exporter::simulator::SimCluster;
-use bitbucket_zdu_exporter::snapshot::{ClusterView, TargetShared};
-use bitbucket_zdu_exporter::tracker::Tracked;
+use bitbucket_zdu_exporter::snapshot::{ClusterObservation, TargetShared};
+use bitbucket_zdu_exporter::tracker::Tracker;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use prometheus_client::registry::Registry;
 
@@ -37,10 +37,10 @@ fn shared_for(json: &str) -> Arc<TargetShared> {
         .max_age(std::time::Duration::from_secs(3600))
         .build()
         .unwrap();
-    let shared = TargetShared::new(target, &Tracked::default());
+    let shared = TargetShared::new(target, &Tracker::default());
     let cluster: Cluster = serde_json::from_str(json).unwrap();
-    let mut tracked = Tracked::default();
-    let (view, _) = ClusterView::observe(cluster, &mut tracked, 1_800_000_000.0);
+    let mut tracked = Tracker::default();
+    let (view, _) = ClusterObservation::observe(cluster, &mut tracked, 1_800_000_000.0);
     let mut snap = (**shared.snapshot.load()).clone();
     snap.first_poll_done = true;
     snap.cluster = Some(Arc::new(view));

@@ -14,8 +14,8 @@ use bitbucket_zdu_exporter::duration::{format_duration, parse_duration, parse_go
 use bitbucket_zdu_exporter::metrics::TargetCollector;
 use bitbucket_zdu_exporter::model::{Cluster, ErrorBody, StateResponse};
 use bitbucket_zdu_exporter::server::{render, Format};
-use bitbucket_zdu_exporter::snapshot::{ClusterView, TargetShared, TargetSnapshot};
-use bitbucket_zdu_exporter::tracker::Tracked;
+use bitbucket_zdu_exporter::snapshot::{ClusterObservation, TargetShared, TargetSnapshot};
+use bitbucket_zdu_exporter::tracker::Tracker;
 use bitbucket_zdu_exporter::web::WebSettings;
 use prometheus_client::registry::Registry;
 
@@ -44,8 +44,8 @@ pub fn zdu_payload(data: &[u8]) {
     for n in &cluster.nodes {
         let _ = (n.key(), n.address());
     }
-    let mut tracked = Tracked::default();
-    let (view, _) = ClusterView::observe(cluster, &mut tracked, 1_700_000_000.0);
+    let mut tracked = Tracker::default();
+    let (view, _) = ClusterObservation::observe(cluster, &mut tracked, 1_700_000_000.0);
     let nodes = view.cluster.nodes.len();
     assert!(
         view.figures.ghosts.iter().all(|i| *i < nodes),
@@ -59,7 +59,7 @@ pub fn zdu_payload(data: &[u8]) {
     render_checked(view, state, &tracked);
 }
 
-fn render_checked(view: ClusterView, state: Option<StateResponse>, tracked: &Tracked) {
+fn render_checked(view: ClusterObservation, state: Option<StateResponse>, tracked: &Tracker) {
     let cfg = TargetConfig::builder("fuzz", "http://127.0.0.1:7990/")
         .timeout(Duration::from_secs(1))
         .poll_interval(Duration::from_secs(30))

@@ -1,4 +1,4 @@
-//! Wiring: the running set of targets, their pollers and the reload logic. [`Runtime`] is
+//! Wiring: the running set of targets, their pollers and the reload logic. [`Exporter`] is
 //! what the HTTP layer talks to; it never blocks a scrape on Bitbucket.
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use crate::tracker::StateStore;
 
 /// Errors of starting or reloading.
 #[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
+pub enum ExporterError {
     #[error(transparent)]
     /// The new configuration is invalid.
     Config(#[from] ConfigError),
@@ -26,7 +26,7 @@ pub enum RuntimeError {
 }
 
 /// The exporter while it runs.
-pub struct Runtime {
+pub struct Exporter {
     /// Current targets, in config order.
     pub targets: Arc<ArcSwap<Vec<Arc<TargetShared>>>>,
     /// Outcome of the last (re)load.
@@ -38,23 +38,23 @@ pub struct Runtime {
     reload_lock: tokio::sync::Mutex<()>,
 }
 
-impl std::fmt::Debug for Runtime {
+impl std::fmt::Debug for Exporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
+        f.debug_struct("Exporter")
             .field("targets", &self.targets.load().len())
             .finish_non_exhaustive()
     }
 }
 
-impl Runtime {
+impl Exporter {
     /// Starts a poller per target. `args`/`env` are kept for `/-/reload` (None: reload is a no-op).
     pub fn start(
         config: &Config,
         store: Arc<StateStore>,
         args: Option<ExporterArgs>,
         env: Option<Box<dyn Env + Send + Sync>>,
-    ) -> Result<Arc<Self>, RuntimeError> {
-        let rt = Arc::new(Runtime {
+    ) -> Result<Arc<Self>, ExporterError> {
+        let rt = Arc::new(Exporter {
             targets: Arc::new(ArcSwap::from_pointee(Vec::new())),
             reload_status: Arc::new(ReloadStatus::new()),
             store,
@@ -89,7 +89,7 @@ impl Runtime {
             .all(|t| t.snapshot.load().first_poll_done)
     }
 
-    fn apply(&self, targets: &[TargetConfig]) -> Result<(), RuntimeError> {
+    fn apply(&self, targets: &[TargetConfig]) -> Result<(), ExporterError> {
         // Build every client first, so that a bad new config changes nothing.
         let clients: Vec<ZduClient> = targets
             .iter()
@@ -143,13 +143,13 @@ impl Runtime {
     }
 
     /// Re-reads the configuration; on error the old one stays in force.
-    pub async fn reload(&self) -> Result<(), RuntimeError> {
+    pub async fn reload(&self) -> Result<(), ExporterError> {
         let _guard = self.reload_lock.lock().await;
         let (Some(args), Some(env)) = (&self.args, &self.env) else {
             return Ok(());
         };
         let result = Config::from_args(args, env.as_ref())
-            .map_err(RuntimeError::from)
+            .map_err(ExporterError::from)
             .and_then(|c| self.apply(c.targets()));
         match &result {
             Ok(()) => tracing::info!("configuration reloaded"),

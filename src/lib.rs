@@ -1,15 +1,36 @@
 //! bitbucket-zdu-exporter: a Prometheus exporter and alerting sidecar for Bitbucket Data
 //! Center rolling upgrades (ZDU).
 //!
-//! Flow: [`config`] validates flags and files into a [`config::Config`]; [`app::Runtime`]
-//! starts one [`poller::Poller`] per target, which reads the API through [`client`] into
-//! [`model`] types and publishes immutable snapshots; [`server`] serves them, rendered by
-//! [`metrics`] once per snapshot and format ([`metrics::cache`]), behind the
-//! exporter-toolkit style [`web`] layer (TLS, basic auth, headers, rate limit, landing page).
-//! [`run`] is the start-up sequence `main` calls and [`cli`] the command line it parses.
-//! With the default `simulator` feature, `simulator` is a fake ZDU API for demos and tests,
-//! and `demo` runs both in one process; nothing else depends on them. [`cli_docs`] writes
-//! shell completions and man pages from the clap definitions.
+//! # Module map
+//!
+//! Listed from the command line down; a module imports only modules below it (no import
+//! cycle). The data's path: [`client`] reads `/rest/zdu/cluster` and `/rest/zdu/state` into
+//! [`model`] values; [`poller`] folds them into the [`tracker`] and publishes one
+//! [`snapshot::TargetSnapshot`] per target; every reader renders the snapshot, judged by
+//! [`snapshot::TargetSnapshot::health`]: [`metrics`] (cached per snapshot and format by
+//! [`metrics::cache`]), and [`api`]'s projection for the JSON API, [`pages`] and the
+//! `status` command.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | [`cli`] | the command line and every mode: the exporter ([`cli::exporter`]), `demo`, `simulate`, `status`, `completions`/`man` ([`cli::docs`]), logging set-up |
+//! | [`server`] | the HTTP side: router, handlers, content negotiation, serve loop |
+//! | [`pages`] | the HTML pages: the landing page (`/`) and the live upgrade page (`/upgrade`) |
+//! | [`app`] | the running exporter ([`app::Exporter`]): targets, their pollers, reload |
+//! | [`api`] | the JSON API's shapes and the projection every reader renders |
+//! | [`metrics`] | the metric catalogue, the groups that encode it, the scrape cache |
+//! | [`poller`] | one poll loop per target: backoff, its own counters, publishing |
+//! | [`snapshot`] | what a poll publishes, and the one reading of a target (pending / up / down) |
+//! | [`tracker`] | what is remembered across polls (entered times, transitions, upgrade progress) and the state file |
+//! | [`client`] | the upstream HTTP client, its errors, and TLS towards Bitbucket ([`client::tls`]) |
+//! | [`model`] | the ZDU payloads and their lenient decoding |
+//! | [`config`] | flags and files validated into a [`config::Config`] |
+//! | [`web`] | the exporter-toolkit web layer: TLS, basic auth, headers, rate limit |
+//! | [`reload`] | the outcome of the last configuration (re)load |
+//! | [`secret`] | credentials that never print |
+//! | [`duration`] | durations, the Unix clock and the timestamp format |
+//! | [`version`] | the build's version, revision and compiler |
+//! | `simulator` | (default feature) a fake ZDU API for `demo`, `simulate` and tests; nothing else depends on it |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

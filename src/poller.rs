@@ -13,10 +13,10 @@ use crate::client::{FetchError, Reason, ZduClient};
 use crate::duration::unix_now;
 use crate::model::Cluster;
 use crate::snapshot::{
-    ClusterView, Endpoint, EndpointStats, PerEndpoint, TargetShared, TargetSnapshot,
+    ClusterObservation, Endpoint, EndpointStats, PerEndpoint, TargetShared, TargetSnapshot,
 };
 use crate::tracker::progress::Progress;
-use crate::tracker::{StateStore, Tracked};
+use crate::tracker::{StateStore, Tracker};
 
 /// The delay before the next poll: the interval ±10 % jitter, or capped exponential backoff
 /// after consecutive failures (interval × 2^(n-1), at most 8 × interval and 5 min, never less
@@ -38,7 +38,7 @@ pub struct Poller {
     client: ZduClient,
     shared: Arc<TargetShared>,
     store: Arc<StateStore>,
-    tracked: Tracked,
+    tracked: Tracker,
     last_logged_reason: PerEndpoint<Option<Reason>>,
     /// Per endpoint, its counters and last-poll figures.
     endpoints: PerEndpoint<EndpointStats>,
@@ -97,7 +97,7 @@ impl Poller {
         let cluster = match cluster.1 {
             Ok(c) => {
                 self.count_unknown(&c);
-                let (view, changed) = ClusterView::observe(c, &mut self.tracked, unix_now());
+                let (view, changed) = ClusterObservation::observe(c, &mut self.tracked, unix_now());
                 if changed {
                     self.persist();
                     self.transitions = Arc::new(self.tracked.transitions.clone());

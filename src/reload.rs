@@ -1,6 +1,6 @@
-//! Runtime status shared by the wiring ([`crate::app`]) and the renderers
-//! ([`crate::metrics`], [`crate::server`]): a low room, so that rendering does not depend on
-//! the wiring.
+//! The outcome of the last configuration (re)load, shared by the wiring ([`crate::app`]) and
+//! the renderers ([`crate::metrics`], [`crate::pages`]): a module low in the import order, so
+//! that rendering does not depend on the wiring.
 
 use std::sync::Mutex;
 

@@ -15,7 +15,7 @@ use crate::client::{FetchError, PerReason};
 use crate::config::TargetConfig;
 use crate::model::{Cluster, ClusterFigures, StateResponse};
 use crate::tracker::progress::Progress;
-use crate::tracker::Tracked;
+use crate::tracker::Tracker;
 
 /// The two endpoints polled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub struct EndpointStats {
 
 /// A successful `/cluster` poll with its derived figures.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClusterView {
+pub struct ClusterObservation {
     /// The decoded answer.
     pub cluster: Cluster,
     /// Figures derived from it: distinct versions, nodes upgraded, ghosts.
@@ -100,13 +100,17 @@ pub struct ClusterView {
     pub names_offline: Vec<(String, f64)>,
 }
 
-impl ClusterView {
+impl ClusterObservation {
     /// Folds a successful `/cluster` answer into `tracked` at unix time `now` and derives the
     /// figures. Also returns whether the tracked state changed (worth persisting).
-    pub fn observe(cluster: Cluster, tracked: &mut Tracked, now: f64) -> (ClusterView, bool) {
+    pub fn observe(
+        cluster: Cluster,
+        tracked: &mut Tracker,
+        now: f64,
+    ) -> (ClusterObservation, bool) {
         let figures = cluster.figures();
         let (observed, changed) = tracked.observe(&cluster, now);
-        let view = ClusterView {
+        let view = ClusterObservation {
             cluster,
             figures,
             cluster_since: observed.cluster_since,
@@ -124,7 +128,7 @@ pub struct TargetSnapshot {
     /// The target's configured name.
     pub target: String,
     /// The last `/cluster` poll's data, when that poll succeeded.
-    pub cluster: Option<Arc<ClusterView>>,
+    pub cluster: Option<Arc<ClusterObservation>>,
     /// When that successful poll finished.
     pub cluster_at: Option<Instant>,
     /// The last `/state` poll's data, when that poll succeeded.
@@ -149,7 +153,7 @@ pub struct TargetSnapshot {
 
 impl TargetSnapshot {
     /// The snapshot before any poll.
-    pub fn empty(target: &TargetConfig, tracked: &Tracked) -> Self {
+    pub fn empty(target: &TargetConfig, tracked: &Tracker) -> Self {
         TargetSnapshot {
             target: target.name().to_string(),
             cluster: None,
@@ -166,7 +170,7 @@ impl TargetSnapshot {
     }
 
     /// The cluster data if the last `/cluster` poll succeeded and is no older than max age.
-    pub fn fresh_cluster(&self, now: Instant) -> Option<&ClusterView> {
+    pub fn fresh_cluster(&self, now: Instant) -> Option<&ClusterObservation> {
         match (&self.cluster, self.cluster_at) {
             (Some(c), Some(at)) if now.saturating_duration_since(at) <= self.max_age => Some(c),
             _ => None,
@@ -203,7 +207,7 @@ pub enum Health<'a> {
     /// No poll has finished yet.
     Pending,
     /// The last `/cluster` poll succeeded and is within the freshness limit.
-    Up(&'a ClusterView),
+    Up(&'a ClusterObservation),
     /// Not up: the last `/cluster` poll's failure reason, or `stale` when it succeeded
     /// longer ago than the freshness limit.
     Down(&'static str),
@@ -216,7 +220,7 @@ impl<'a> Health<'a> {
     }
 
     /// The fresh cluster data when up.
-    pub fn cluster(&self) -> Option<&'a ClusterView> {
+    pub fn cluster(&self) -> Option<&'a ClusterObservation> {
         match self {
             Health::Up(view) => Some(view),
             _ => None,
@@ -244,7 +248,7 @@ pub struct TargetShared {
 
 impl TargetShared {
     /// A handle with an empty snapshot.
-    pub fn new(config: TargetConfig, tracked: &Tracked) -> Arc<Self> {
+    pub fn new(config: TargetConfig, tracked: &Tracker) -> Arc<Self> {
         let snap = TargetSnapshot::empty(&config, tracked);
         Arc::new(TargetShared {
             config: ArcSwap::from_pointee(config),

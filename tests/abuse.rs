@@ -110,7 +110,7 @@ async fn server_under_abuse() {
         .build()
         .unwrap();
     let store = Arc::new(bitbucket_zdu_exporter::tracker::StateStore::in_memory());
-    let runtime = bitbucket_zdu_exporter::app::Runtime::start(&config, store, None, None).unwrap();
+    let runtime = bitbucket_zdu_exporter::app::Exporter::start(&config, store, None, None).unwrap();
     // max_requests 1: two scrapes rendering at once already shows the cap (503, no queue).
     let router = server::router(runtime.clone(), "/metrics", 1);
     let listeners = server::bind_all(config.web().listen_addresses())
@@ -254,7 +254,7 @@ struct Served {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     serving: tokio::task::JoinHandle<std::io::Result<()>>,
-    runtime: Arc<bitbucket_zdu_exporter::app::Runtime>,
+    runtime: Arc<bitbucket_zdu_exporter::app::Exporter>,
     _sim: Sim,
 }
 
@@ -271,7 +271,7 @@ impl Served {
             .unwrap();
         let store = Arc::new(bitbucket_zdu_exporter::tracker::StateStore::in_memory());
         let runtime =
-            bitbucket_zdu_exporter::app::Runtime::start(&config, store, None, None).unwrap();
+            bitbucket_zdu_exporter::app::Exporter::start(&config, store, None, None).unwrap();
         let router = server::router(runtime.clone(), "/metrics", 64);
         let listeners = server::bind_all(config.web().listen_addresses())
             .await

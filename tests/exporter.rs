@@ -285,7 +285,7 @@ async fn only_gets_are_ever_sent() {
         .max_requests(4)
         .build()
         .unwrap();
-    let rt = bitbucket_zdu_exporter::app::Runtime::start(&cfg, store, None, None).unwrap();
+    let rt = bitbucket_zdu_exporter::app::Exporter::start(&cfg, store, None, None).unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     rt.shutdown();
     let seen: Vec<String> = m
@@ -611,7 +611,7 @@ async fn state_file_errors_are_counted_in_the_exporters_metrics() {
         .build()
         .unwrap();
     let rt =
-        bitbucket_zdu_exporter::app::Runtime::start(&cfg, Arc::new(store), None, None).unwrap();
+        bitbucket_zdu_exporter::app::Exporter::start(&cfg, Arc::new(store), None, None).unwrap();
     wait_ready(&rt).await;
     let text = bitbucket_zdu_exporter::server::render(
         &bitbucket_zdu_exporter::server::metrics_registry(&rt),

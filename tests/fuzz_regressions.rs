@@ -11,7 +11,7 @@ mod properties;
 use std::path::{Path, PathBuf};
 
 use bitbucket_zdu_exporter::model::Cluster;
-use bitbucket_zdu_exporter::tracker::Tracked;
+use bitbucket_zdu_exporter::tracker::Tracker;
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -81,7 +81,7 @@ fn tracker_is_stable_for_a_repeated_answer_with_duplicate_ids() {
     )
     .unwrap();
     let cluster: Cluster = serde_json::from_slice(&data).unwrap();
-    let mut tracked = Tracked::default();
+    let mut tracked = Tracker::default();
     let (first, _) = tracked.observe(&cluster, 1_700_000_000.0);
     let (second, changed) = tracked.observe(&cluster, 1_700_000_100.0);
     assert!(!changed, "a repeated answer changed the tracker");

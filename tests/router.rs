@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use bitbucket_zdu_exporter::app::Runtime;
+use bitbucket_zdu_exporter::app::Exporter;
 use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::server::{router as app, OPENMETRICS, TEXT_004};
 use bitbucket_zdu_exporter::tracker::StateStore;
@@ -20,8 +20,8 @@ fn config(targets: Vec<TargetConfig>) -> Config {
     Config::builder(targets).max_requests(8).build().unwrap()
 }
 
-async fn started(targets: Vec<TargetConfig>) -> Arc<Runtime> {
-    let rt = Runtime::start(
+async fn started(targets: Vec<TargetConfig>) -> Arc<Exporter> {
+    let rt = Exporter::start(
         &config(targets),
         Arc::new(StateStore::in_memory()),
         None,
@@ -162,7 +162,7 @@ async fn health_readiness_reload_and_errors() {
         .max_age(Duration::from_secs(15))
         .build()
         .unwrap();
-    let rt = Runtime::start(
+    let rt = Exporter::start(
         &config(vec![t]),
         Arc::new(StateStore::in_memory()),
         None,

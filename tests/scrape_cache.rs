@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
-use bitbucket_zdu_exporter::app::Runtime;
+use bitbucket_zdu_exporter::app::Exporter;
 use bitbucket_zdu_exporter::config::{Config, ProcessEnv, TargetConfig};
 use bitbucket_zdu_exporter::metrics::cache::{ExporterSource, ScrapeCache};
 use bitbucket_zdu_exporter::model::NodeState;
@@ -35,9 +35,9 @@ fn slow_target(name: &str, url: &str) -> TargetConfig {
         .unwrap()
 }
 
-async fn started(targets: Vec<TargetConfig>) -> Arc<Runtime> {
+async fn started(targets: Vec<TargetConfig>) -> Arc<Exporter> {
     let cfg = Config::builder(targets).max_requests(8).build().unwrap();
-    let rt = Runtime::start(&cfg, Arc::new(StateStore::in_memory()), None, None).unwrap();
+    let rt = Exporter::start(&cfg, Arc::new(StateStore::in_memory()), None, None).unwrap();
     wait_ready(&rt).await;
     rt
 }
@@ -514,7 +514,7 @@ async fn a_reload_replacing_a_target_frees_its_cache() {
     .unwrap()
     .exporter;
     let config = Config::from_args(&args, &ProcessEnv).unwrap();
-    let rt = Runtime::start(
+    let rt = Exporter::start(
         &config,
         Arc::new(StateStore::in_memory()),
         Some(args),

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use bitbucket_zdu_exporter::api::{TargetList, UpgradeView};
-use bitbucket_zdu_exporter::app::Runtime;
+use bitbucket_zdu_exporter::api::{TargetList, TargetView};
+use bitbucket_zdu_exporter::app::Exporter;
 use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::model::NodeState;
 use bitbucket_zdu_exporter::server::{self, router, ServeOptions};
@@ -45,7 +45,7 @@ const STATE_WITH_HISTORY: &str = r#"{
 async fn runtime(
     targets: Vec<TargetConfig>,
     state: Option<&str>,
-) -> (Arc<Runtime>, tempfile::TempDir) {
+) -> (Arc<Exporter>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.json");
     if let Some(s) = state {
@@ -54,7 +54,7 @@ async fn runtime(
     let (store, err) = StateStore::open(&path);
     assert!(err.is_none(), "{err:?}");
     let config = Config::builder(targets).max_requests(8).build().unwrap();
-    let rt = Runtime::start(&config, Arc::new(store), None, None).unwrap();
+    let rt = Exporter::start(&config, Arc::new(store), None, None).unwrap();
     wait_ready(&rt).await;
     (rt, dir)
 }
@@ -104,7 +104,7 @@ async fn upgrade_view_reports_progress_next_node_and_history() {
     let (status, ct, json) = get_json(&r, "/api/v1/targets/prod/upgrade").await;
     assert_eq!(status, StatusCode::OK);
     assert!(ct.starts_with("application/json"), "{ct}");
-    let v: UpgradeView = serde_json::from_value(json.clone()).expect("the documented shape");
+    let v: TargetView = serde_json::from_value(json.clone()).expect("the documented shape");
     assert!(v.up);
     assert_eq!(v.cluster_state.as_deref(), Some("MIXED"));
     assert!(v.allowed_actions.is_empty(), "MIXED allows nothing");

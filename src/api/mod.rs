@@ -4,7 +4,7 @@
 //!
 //! [`project`] makes them from a target's snapshot: the JSON API
 //! (`GET /api/v1/targets/{name}/upgrade`), the live page (`/upgrade`), the landing page and
-//! `bitbucket-zdu-exporter status` all render the same [`UpgradeView`].
+//! `bitbucket-zdu-exporter status` all render the same [`TargetView`].
 
 use serde::{Deserialize, Serialize};
 
@@ -140,7 +140,7 @@ pub struct ResultsView {
 
 /// Everything about one target's upgrade (`GET /api/v1/targets/{name}/upgrade`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UpgradeView {
+pub struct TargetView {
     /// The target's configured name.
     pub target: String,
     /// When this view was made (unix seconds).
@@ -183,7 +183,7 @@ pub struct UpgradeView {
     pub results: ResultsView,
 }
 
-impl UpgradeView {
+impl TargetView {
     /// True when the cluster is STABLE with every live node on one version.
     pub fn is_settled(&self) -> bool {
         self.up && self.cluster_state.as_deref() == Some("STABLE") && self.versions.len() <= 1

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use super::{
     HistoryView, InFlightView, NextNode, NodeView, ResultsView, TargetList, TargetSummary,
-    UpgradeNodeView, UpgradeView,
+    TargetView, UpgradeNodeView,
 };
 use crate::duration::unix_now;
 use crate::model::ClusterState;
-use crate::snapshot::{ClusterView, Endpoint, TargetShared};
+use crate::snapshot::{ClusterObservation, Endpoint, TargetShared};
 use crate::tracker::progress;
 
 /// The actions Bitbucket allows from `state` (each is legal from one state only).
@@ -39,13 +39,13 @@ pub fn path_segment(s: &str) -> String {
 }
 
 /// The view of one target now.
-pub fn view(t: &TargetShared) -> UpgradeView {
+pub fn view(t: &TargetShared) -> TargetView {
     let snap = t.snapshot.load();
     let wall = unix_now();
     let health = snap.health(Instant::now());
     let p = &snap.progress;
     let cluster_ep = snap.endpoints.get(Endpoint::Cluster);
-    let mut v = UpgradeView {
+    let mut v = TargetView {
         target: t.config.load().name().to_string(),
         generated_at: wall,
         up: health.is_up(),
@@ -91,7 +91,7 @@ fn history_view(h: &progress::CompletedUpgrade) -> HistoryView {
 }
 
 /// The fields of `v` read from a fresh `/cluster` poll.
-fn fill_cluster(v: &mut UpgradeView, cv: &ClusterView) {
+fn fill_cluster(v: &mut TargetView, cv: &ClusterObservation) {
     let c = &cv.cluster;
     v.cluster_state = c.state.as_ref().map(|s| s.as_str().to_string());
     v.cluster_state_since = cv.cluster_since;

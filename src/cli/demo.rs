@@ -44,7 +44,7 @@ pub enum DemoError {
     Config(#[from] ConfigError),
     /// The exporter could not start.
     #[error(transparent)]
-    Runtime(#[from] crate::app::RuntimeError),
+    Exporter(#[from] crate::app::ExporterError),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -78,7 +78,7 @@ pub async fn run(
         .listen_addresses(vec![args.listen_address])
         .build()?;
     let store = Arc::new(crate::tracker::StateStore::in_memory());
-    let runtime = crate::app::Runtime::start(&config, store, None, None)?;
+    let runtime = crate::app::Exporter::start(&config, store, None, None)?;
     let listeners = crate::server::bind_all(config.web().listen_addresses()).await?;
     let bound = listeners[0].local_addr()?;
     println!(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::{Runtime, RuntimeError};
+use crate::app::{Exporter, ExporterError};
 use crate::config::{Config, ConfigError, ExporterArgs, ProcessEnv};
 use crate::web::{WebConfigError, WebConfigRuntime, WebSettings};
 use crate::{server, tracker};
@@ -27,7 +27,7 @@ pub enum RunError {
     },
     #[error("cannot start: {0}")]
     /// The pollers could not start.
-    Runtime(#[from] RuntimeError),
+    Exporter(#[from] ExporterError),
     #[error(transparent)]
     /// Binding or serving failed.
     Io(#[from] std::io::Error),
@@ -80,7 +80,7 @@ pub async fn run_exporter(
         version = crate::version::VERSION_LONG,
         "starting bitbucket-zdu-exporter"
     );
-    let runtime = Runtime::start(
+    let runtime = Exporter::start(
         &config,
         Arc::new(store),
         Some(args.clone()),
@@ -106,7 +106,7 @@ pub async fn run_exporter(
     Ok(served?)
 }
 
-fn spawn_sighup_reload(runtime: Arc<Runtime>) {
+fn spawn_sighup_reload(runtime: Arc<Exporter>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

@@ -1,6 +1,6 @@
 //! `bitbucket-zdu-exporter status`: the `kubectl rollout status` of a ZDU rolling upgrade.
 //!
-//! It reads one target's [`UpgradeView`] either from a running exporter
+//! It reads one target's [`TargetView`] either from a running exporter
 //! (`--exporter.url`, so an upgrade script needs no Bitbucket password) or from Bitbucket
 //! itself with the exporter's own `--bitbucket.*` / `--config.file` flags, prints the state
 //! and the nodes, and with `--wait` blocks until the cluster is STABLE on one version.
@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::api::{self, TargetList, UpgradeView};
+use crate::api::{self, TargetList, TargetView};
 use crate::client::ZduClient;
 use crate::config::{Config, ConfigError, ExporterArgs, ProcessEnv};
 use crate::duration::{format_duration, PromDuration};
 use crate::poller::Poller;
 use crate::snapshot::TargetShared;
-use crate::tracker::{StateStore, Tracked};
+use crate::tracker::{StateStore, Tracker};
 
 /// Flags of `status`.
 #[derive(Debug, Clone, Args)]
@@ -207,7 +207,7 @@ impl Source {
                     .expect("picked from the list");
                 let client = ZduClient::new(target.clone())
                     .map_err(|e| StatusError::Client(e.to_string()))?;
-                let shared = TargetShared::new(target, &Tracked::default());
+                let shared = TargetShared::new(target, &Tracker::default());
                 let poller = Poller::new(client, shared.clone(), Arc::new(StateStore::in_memory()));
                 Ok(Source::Bitbucket {
                     poller: Box::new(poller),
@@ -218,14 +218,14 @@ impl Source {
         }
     }
 
-    async fn read(&mut self) -> Result<UpgradeView, StatusError> {
+    async fn read(&mut self) -> Result<TargetView, StatusError> {
         let view = match self {
             Source::Exporter { http, base, target } => {
                 let url = format!(
                     "{base}/api/v1/targets/{}/upgrade",
                     api::path_segment(target)
                 );
-                match get_json::<UpgradeView>(http, &url).await? {
+                match get_json::<TargetView>(http, &url).await? {
                     (_, Some(v)) => v,
                     (_, None) => {
                         return Err(StatusError::UnknownTarget(target.clone(), String::new()))
@@ -255,7 +255,7 @@ impl Source {
 
 /// The view when the target is up, else the error `status` reports: the reason the
 /// projection gives ([`crate::api::view`]), as every other reader shows it.
-pub fn require_up(view: UpgradeView) -> Result<UpgradeView, StatusError> {
+pub fn require_up(view: TargetView) -> Result<TargetView, StatusError> {
     match (view.up, &view.down_reason) {
         (true, _) => Ok(view),
         (false, reason) => Err(StatusError::Down {
@@ -285,7 +285,7 @@ fn secs(s: f64) -> String {
 }
 
 /// The one-line summary: state, progress, elapsed, ETA and the allowed action.
-pub fn summary(v: &UpgradeView) -> String {
+pub fn summary(v: &TargetView) -> String {
     let mut s = format!(
         "{}: {}",
         v.target,
@@ -314,7 +314,7 @@ pub fn summary(v: &UpgradeView) -> String {
 }
 
 /// The full report: the summary, one line per node entry and the next node to stop.
-pub fn report(v: &UpgradeView) -> String {
+pub fn report(v: &TargetView) -> String {
     let mut out = summary(v) + "\n";
     for n in &v.nodes {
         out.push_str(&format!(
@@ -341,7 +341,7 @@ pub fn report(v: &UpgradeView) -> String {
 }
 
 /// What a view means for `--wait`: settled, failed, or not yet (None).
-pub fn judge(v: &UpgradeView) -> Option<Outcome> {
+pub fn judge(v: &TargetView) -> Option<Outcome> {
     if v.cluster_state.as_deref() == Some("UPGRADE_TASKS_FAILED") {
         Some(Outcome::TasksFailed)
     } else if v.has_node_in_error() {
@@ -419,7 +419,7 @@ pub async fn run_stdout(args: &StatusArgs) -> Result<Outcome, StatusError> {
 mod tests {
     use super::*;
 
-    fn view(state: &str, versions: &[&str]) -> UpgradeView {
+    fn view(state: &str, versions: &[&str]) -> TargetView {
         serde_json::from_value(serde_json::json!({
             "target": "t", "generated_at": 0.0, "up": true, "down_reason": null,
             "cluster_state": state, "cluster_state_since": null, "upgrade_mode_enabled": false,

@@ -5,8 +5,7 @@
 //! The client has no method that sends anything but GET: the exporter cannot start, cancel or
 //! approve an upgrade, by construction.
 //!
-//! One cohesive concern, the upstream HTTP client and its error mapping; the unit tests are
-//! in `client/tests.rs`.
+//! The unit tests are in `client/tests.rs`.
 
 use std::sync::Once;
 use std::time::Duration;

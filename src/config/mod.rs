@@ -1,4 +1,4 @@
-//! Configuration, in three rooms as flags flow through them:
+//! Configuration, in three modules as flags flow through them:
 //!
 //! - [`flags`]: the clap types (what the user typed, with environment fallbacks);
 //! - [`file`](mod@file): the YAML schema of `--config.file` (a list of targets);

@@ -8,7 +8,7 @@
 //! emitted, encode it in its group's module, run `UPDATE_GOLDEN=1 cargo test --test
 //! metrics_contract` and add its README row.
 //!
-//! One cohesive concern, a table: its length is one constant per family with its help text.
+//! The file is a table: one constant per family with its help text, hence its length.
 
 use std::fmt;
 

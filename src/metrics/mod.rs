@@ -1,7 +1,7 @@
 //! Rendering: turns the latest [`crate::snapshot::TargetSnapshot`] into
 //! Prometheus metrics; [`cache`] does that once per snapshot and format and serves the bytes.
 //!
-//! We use the Prometheus org's `prometheus-client` crate: its [`Collector`] trait lets a
+//! We use the Prometheus org's `prometheus-client` crate: its [`Collector`](prometheus_client::collector::Collector) trait lets a
 //! scrape encode straight from an immutable snapshot (no mutable metric objects to keep in
 //! sync, no stale label sets to delete when a node leaves), and it encodes both OpenMetrics
 //! 1.0.0 and the classic text format 0.0.4. See `docs/design.md`.

@@ -12,10 +12,10 @@ use super::catalogue::{
 };
 use super::{bit, extra_state_label, gauges, unlabelled, Sample};
 use crate::model::{Cluster, NodeState};
-use crate::snapshot::ClusterView;
+use crate::snapshot::ClusterObservation;
 
 /// Writes the nodes group from a fresh cluster view.
-pub fn encode(enc: &mut DescriptorEncoder<'_>, view: &ClusterView) -> fmt::Result {
+pub fn encode(enc: &mut DescriptorEncoder<'_>, view: &ClusterObservation) -> fmt::Result {
     let c = &view.cluster;
     gauges(enc, &NODES, &per_state(c))?;
     let ids = node_ids(c);

@@ -17,8 +17,7 @@
 //! [`MAX_LABEL_BYTES`] bytes in any string that becomes a label value. Beyond either the whole
 //! answer is refused ([`DecodeError::TooManyNodes`], [`DecodeError::LabelTooLong`]).
 //!
-//! One cohesive concern, the payload model and its lenient decoding; the unit tests are in
-//! `model/tests.rs`.
+//! The unit tests are in `model/tests.rs`.
 
 use std::cell::Cell;
 

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use crate::api::{self, UpgradeView};
-use crate::app::Runtime;
+use crate::api::{self, TargetView};
+use crate::app::Exporter;
 use crate::duration::format_timestamp;
 use crate::pages::template::{Cell, Inline, LandingPage, Table};
 use crate::snapshot::TargetShared;
@@ -17,7 +17,7 @@ fn fmt_ts(ts: Option<f64>) -> String {
 }
 
 /// One row of the targets table: name, URL, auth, status, detail, last successful poll.
-fn target_row(t: &TargetShared, v: &UpgradeView) -> Vec<Cell> {
+fn target_row(t: &TargetShared, v: &TargetView) -> Vec<Cell> {
     let cfg = t.config.load();
     let (status, detail) = match v.down_reason.as_deref() {
         None => (
@@ -56,7 +56,7 @@ fn target_row(t: &TargetShared, v: &UpgradeView) -> Vec<Cell> {
 }
 
 /// The node table of a target that is up.
-fn node_table(v: &UpgradeView) -> Option<Table> {
+fn node_table(v: &TargetView) -> Option<Table> {
     if !v.up {
         return None;
     }
@@ -100,7 +100,7 @@ fn columns(names: &[&str]) -> Vec<String> {
 
 /// The tables of the page: one row per target, then the nodes of every target that is up.
 pub fn tables(targets: &[Arc<TargetShared>]) -> Vec<Table> {
-    let views: Vec<UpgradeView> = targets.iter().map(|t| api::view(t)).collect();
+    let views: Vec<TargetView> = targets.iter().map(|t| api::view(t)).collect();
     let mut tables = vec![Table {
         heading: "Targets".into(),
         columns: columns(&[
@@ -123,7 +123,7 @@ pub fn tables(targets: &[Arc<TargetShared>]) -> Vec<Table> {
 
 /// What the landing page shows: the endpoints, the last reload error, the targets and the
 /// nodes of every target with fresh cluster data.
-pub fn page(runtime: &Runtime, telemetry_path: &str) -> LandingPage {
+pub fn page(runtime: &Exporter, telemetry_path: &str) -> LandingPage {
     let targets = runtime.targets.load();
     let first = targets
         .first()

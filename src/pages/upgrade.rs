@@ -3,15 +3,15 @@
 //! as inline SVG since the upgrade started (one lane per node, coloured by state), the next
 //! node to stop, the recent transitions and the history of finished upgrades.
 //!
-//! Server-rendered from the same [`UpgradeView`] as the JSON API, with no external assets;
+//! Server-rendered from the same [`TargetView`] as the JSON API, with no external assets;
 //! it reads fine without JavaScript (a `<noscript>` meta refresh reloads it) and with
 //! JavaScript a small inline script refetches the page and swaps its `<main>` in place.
 //! Every value is escaped with [`esc`].
 
 use std::fmt::Write as _;
 
-use crate::api::{self, UpgradeView};
-use crate::app::Runtime;
+use crate::api::{self, TargetView};
+use crate::app::Exporter;
 use crate::duration::format_duration;
 use crate::pages::template::esc;
 
@@ -70,14 +70,14 @@ document.body.setAttribute('data-refreshed',String(Date.now()));}}).catch(functi
 setInterval(r,REFRESH_MS);})();";
 
 /// The whole page for every target.
-pub fn render(runtime: &Runtime) -> String {
+pub fn render(runtime: &Exporter) -> String {
     let targets = runtime.targets.load();
-    let views: Vec<UpgradeView> = targets.iter().map(|t| api::view(t)).collect();
+    let views: Vec<TargetView> = targets.iter().map(|t| api::view(t)).collect();
     render_views(&views)
 }
 
 /// The page for `views` (one section per target).
-pub fn render_views(views: &[UpgradeView]) -> String {
+pub fn render_views(views: &[TargetView]) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
         out,
@@ -103,7 +103,7 @@ pub fn render_views(views: &[UpgradeView]) -> String {
     out
 }
 
-fn section(out: &mut String, v: &UpgradeView) {
+fn section(out: &mut String, v: &TargetView) {
     let name = esc(&v.target);
     let _ = writeln!(
         out,
@@ -151,7 +151,7 @@ fn section(out: &mut String, v: &UpgradeView) {
     out.push_str("</section>\n");
 }
 
-fn in_flight(out: &mut String, v: &UpgradeView, u: &api::InFlightView) {
+fn in_flight(out: &mut String, v: &TargetView, u: &api::InFlightView) {
     let _ = writeln!(
         out,
         "<p class=\"progress\" data-done=\"{d}\" data-total=\"{t}\">\
@@ -264,7 +264,7 @@ fn timeline(out: &mut String, now: f64, u: &api::InFlightView) {
     out.push_str("</p>\n");
 }
 
-fn nodes_table(out: &mut String, v: &UpgradeView) {
+fn nodes_table(out: &mut String, v: &TargetView) {
     out.push_str(
         "<table class=\"nodes\"><caption>Node entries</caption><tr><th>node</th><th>address</th>\
          <th>state</th><th>version</th><th>users</th><th>tasks</th><th>in state since</th></tr>\n",
@@ -286,7 +286,7 @@ fn nodes_table(out: &mut String, v: &UpgradeView) {
     out.push_str("</table>\n");
 }
 
-fn transitions(out: &mut String, v: &UpgradeView) {
+fn transitions(out: &mut String, v: &TargetView) {
     if v.recent_transitions.is_empty() {
         return;
     }
@@ -305,7 +305,7 @@ fn transitions(out: &mut String, v: &UpgradeView) {
     out.push_str("</table>\n");
 }
 
-fn history(out: &mut String, v: &UpgradeView) {
+fn history(out: &mut String, v: &TargetView) {
     let _ = writeln!(
         out,
         "<table class=\"history\"><caption>Upgrade history ({} completed, {} cancelled, {} failed finalization)</caption>\
@@ -348,7 +348,7 @@ fn history(out: &mut String, v: &UpgradeView) {
 mod tests {
     use super::*;
 
-    fn view() -> UpgradeView {
+    fn view() -> TargetView {
         serde_json::from_value(serde_json::json!({
             "target": "t<x>", "generated_at": 1100.0, "up": true, "down_reason": null,
             "cluster_state": "MIXED", "cluster_state_since": 1050.0, "upgrade_mode_enabled": true,

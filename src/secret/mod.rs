@@ -3,8 +3,7 @@
 //! from an environment variable. Secrets are never accepted as command-line flags, so they
 //! cannot show up in `ps`.
 //!
-//! One cohesive concern, reading and holding credentials; the unit tests are in
-//! `secret/tests.rs`.
+//! The unit tests are in `secret/tests.rs`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -10,13 +10,13 @@ use serde::Deserialize;
 
 use super::negotiate::{exposition, negotiate};
 use super::state::AppState;
-use crate::app::Runtime;
+use crate::app::Exporter;
 use crate::metrics::{ExporterCollector, TargetCollector};
 
 /// A registry with what `/metrics` serves: the exporter's own metrics, plus the target's when
 /// there is exactly one. The handler serves the same from [`crate::metrics::cache`]; this is
 /// the reference it is tested against.
-pub fn metrics_registry(runtime: &Runtime) -> Registry {
+pub fn metrics_registry(runtime: &Exporter) -> Registry {
     let mut r = Registry::default();
     r.register_collector(Box::new(ExporterCollector {
         status: runtime.reload_status.clone(),

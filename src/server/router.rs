@@ -15,10 +15,10 @@ use super::handlers::{
     upgrade_page,
 };
 use super::state::AppState;
-use crate::app::Runtime;
+use crate::app::Exporter;
 
 /// Builds the router.
-pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Router {
+pub fn router(runtime: Arc<Exporter>, telemetry_path: &str, max_requests: usize) -> Router {
     router_with(AppState::new(runtime, telemetry_path, max_requests))
 }
 

@@ -90,7 +90,7 @@ pub struct ServeOptions {
     /// A new connection must finish the TLS handshake and send its first request head
     /// within this time, else it is closed.
     pub first_request_timeout: std::time::Duration,
-    /// Largest request head accepted; larger ones get 431. hyper's floor is 8 KiB.
+    /// Largest request head accepted; larger ones get 431. hyper's minimum is 8 KiB.
     pub max_header_bytes: usize,
     /// Most header fields in a request; more get 431.
     pub max_headers: usize,

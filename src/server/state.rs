@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::app::Runtime;
+use crate::app::Exporter;
 use crate::metrics::cache::{ExporterSource, ScrapeCache};
 
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
 pub struct AppState {
     /// The shared runtime: the current targets and the outcome of the last (re)load.
-    pub runtime: Arc<Runtime>,
+    pub runtime: Arc<Exporter>,
     /// The path `/metrics` is served at (`--web.telemetry-path`).
     pub telemetry_path: String,
     pub(super) limiter: Arc<Semaphore>,
@@ -22,7 +22,7 @@ pub struct AppState {
 
 impl AppState {
     /// The state of a server of `runtime`'s targets, with an empty scrape cache.
-    pub fn new(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) -> Self {
+    pub fn new(runtime: Arc<Exporter>, telemetry_path: &str, max_requests: usize) -> Self {
         AppState {
             cache: Arc::new(ScrapeCache::new(ExporterSource {
                 status: runtime.reload_status.clone(),

@@ -15,7 +15,7 @@ pub mod progress;
 
 /// What is tracked for one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tracked {
+pub struct Tracker {
     /// The cluster state last seen and when it was entered (unix seconds).
     #[serde(default)]
     pub cluster: Option<Entered>,
@@ -93,11 +93,11 @@ pub struct Observed {
     /// When a node entry last changed state, appeared or disappeared.
     pub last_node_change: f64,
     /// Node names without a live entry and since when, sorted by name (see
-    /// [`Tracked::names_offline`]). A node without a name is named by its key.
+    /// [`Tracker::names_offline`]). A node without a name is named by its key.
     pub names_offline: Vec<(String, f64)>,
 }
 
-impl Tracked {
+impl Tracker {
     /// Folds one successful `/cluster` answer in at time `now`, the upgrade progress with it.
     /// Returns the entered times and whether anything changed that is worth persisting.
     pub fn observe(&mut self, cluster: &Cluster, now: f64) -> (Observed, bool) {
@@ -249,7 +249,7 @@ pub const FILE_VERSION: u32 = 1;
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct FileFormat {
     version: u32,
-    targets: BTreeMap<String, Tracked>,
+    targets: BTreeMap<String, Tracker>,
 }
 
 /// Only the version of a state file, read before the rest.
@@ -269,7 +269,7 @@ struct VersionOnly {
 #[derive(Debug)]
 pub struct StateStore {
     path: Option<PathBuf>,
-    targets: Mutex<BTreeMap<String, Tracked>>,
+    targets: Mutex<BTreeMap<String, Tracker>>,
     health: Mutex<Health>,
 }
 
@@ -386,13 +386,13 @@ impl StateStore {
     }
 
     /// The tracked state of one target (empty if unknown).
-    pub fn get(&self, target: &str) -> Tracked {
+    pub fn get(&self, target: &str) -> Tracker {
         self.lock().get(target).cloned().unwrap_or_default()
     }
 
     /// Replaces one target's state and, with a file, writes it out. A failure is counted and
     /// logged here (see [`StateStore`]); the caller need not log it again.
-    pub fn put(&self, target: &str, tracked: Tracked) -> Result<(), StateFileError> {
+    pub fn put(&self, target: &str, tracked: Tracker) -> Result<(), StateFileError> {
         let snapshot = {
             let mut map = self.lock();
             map.insert(target.to_string(), tracked);
@@ -408,7 +408,7 @@ impl StateStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Tracked>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Tracker>> {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -428,7 +428,7 @@ fn move_aside(path: &Path, what: &str) -> String {
     }
 }
 
-fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracked>) -> Result<(), StateFileError> {
+fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracker>) -> Result<(), StateFileError> {
     use std::io::Write;
     let werr = |source| StateFileError::Write {
         path: path.to_path_buf(),

@@ -16,7 +16,7 @@ fn cluster(state: ClusterState, node_state: NodeState) -> Cluster {
 
 #[test]
 fn entered_times_hold_until_the_state_changes() {
-    let mut t = Tracked::default();
+    let mut t = Tracker::default();
     let (o, changed) = t.observe(&cluster(ClusterState::Stable, NodeState::Active), 100.0);
     assert!(changed);
     assert_eq!(o.cluster_since, Some(100.0));
@@ -32,7 +32,7 @@ fn entered_times_hold_until_the_state_changes() {
 
 #[test]
 fn last_node_change_moves_only_when_a_node_changes() {
-    let mut t = Tracked::default();
+    let mut t = Tracker::default();
     let (o, _) = t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 100.0);
     assert_eq!(o.last_node_change, 100.0);
     let (o, changed) = t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 200.0);
@@ -52,12 +52,12 @@ fn last_node_change_moves_only_when_a_node_changes() {
     assert_eq!(o.last_node_change, 400.0);
     // and it survives a restart through the state file format
     let json = serde_json::to_string(&t).unwrap();
-    let mut back: Tracked = serde_json::from_str(&json).unwrap();
+    let mut back: Tracker = serde_json::from_str(&json).unwrap();
     let (o, changed) = back.observe(&two, 500.0);
     assert!(!changed);
     assert_eq!(o.last_node_change, 400.0);
     // a state file written before this field existed still loads
-    let old: Tracked =
+    let old: Tracker =
         serde_json::from_str(r#"{"cluster":null,"nodes":{},"transitions":[]}"#).unwrap();
     assert_eq!(old.last_node_change, None);
 }
@@ -80,7 +80,7 @@ fn a_name_is_offline_from_when_its_last_live_entry_went() {
         named("new", "bb-0", NodeState::Active),
         named("b1", "bb-1", NodeState::Active),
     ];
-    let mut t = Tracked::default();
+    let mut t = Tracker::default();
     let (o, _) = t.observe(&c, 100.0);
     assert!(o.names_offline.is_empty(), "a ghost's name is live");
     // The replacement pod is deleted at 1000: from then on the name has no live entry,
@@ -93,7 +93,7 @@ fn a_name_is_offline_from_when_its_last_live_entry_went() {
     assert!(!changed);
     assert_eq!(o.names_offline, vec![("bb-0".to_string(), 1000.0)]);
     // survives a restart
-    let mut back: Tracked = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+    let mut back: Tracker = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
     let (o, _) = back.observe(&c, 2000.0);
     assert_eq!(o.names_offline, vec![("bb-0".to_string(), 1000.0)]);
     // back live: no longer listed; offline again later starts a new clock
@@ -111,7 +111,7 @@ fn state_file_survives_a_restart_and_corruption_is_not_fatal() {
     let path = dir.path().join("state.json");
     let (store, err) = StateStore::open(&path);
     assert!(err.is_none());
-    let mut t = Tracked::default();
+    let mut t = Tracker::default();
     t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 42.0);
     store.put("prod", t.clone()).unwrap();
     let (again, err) = StateStore::open(&path);
@@ -120,7 +120,7 @@ fn state_file_survives_a_restart_and_corruption_is_not_fatal() {
     std::fs::write(&path, "{garbage").unwrap();
     let (fresh, err) = StateStore::open(&path);
     assert!(matches!(err, Some(StateFileError::Corrupt { .. })));
-    assert_eq!(fresh.get("prod"), Tracked::default());
+    assert_eq!(fresh.get("prod"), Tracker::default());
     assert_eq!(fresh.errors_total(), 1);
     assert!(!path.exists(), "the corrupt file is moved aside");
     assert_eq!(aside(dir.path(), "corrupt"), vec!["{garbage".to_string()]);
@@ -165,7 +165,7 @@ fn a_state_file_of_an_unknown_version_is_moved_aside_not_replaced() {
         vec![newer.to_string()]
     );
     // Writing starts a fresh file; the moved one stays as it was.
-    store.put("prod", Tracked::default()).unwrap();
+    store.put("prod", Tracker::default()).unwrap();
     assert!(path.exists());
     assert_eq!(
         aside(dir.path(), "unknown-version"),
@@ -211,7 +211,7 @@ fn a_persistent_write_failure_is_logged_once_per_distinct_error_and_counted() {
         // Fails (the path is a directory; root may write anywhere else) on every poll.
         std::fs::create_dir(&path).unwrap();
         for _ in 0..3 {
-            assert!(store.put("prod", Tracked::default()).is_err());
+            assert!(store.put("prod", Tracker::default()).is_err());
         }
         // Another error: the temp file cannot be created.
         std::fs::remove_dir(&path).unwrap();
@@ -219,11 +219,11 @@ fn a_persistent_write_failure_is_logged_once_per_distinct_error_and_counted() {
         assert!(!tmp.exists(), "a failed write leaves no temp file");
         std::os::unix::fs::symlink(dir.path().join("missing/dir"), &tmp).unwrap();
         for _ in 0..2 {
-            assert!(store.put("prod", Tracked::default()).is_err());
+            assert!(store.put("prod", Tracker::default()).is_err());
         }
         std::fs::remove_file(&tmp).unwrap();
         for _ in 0..2 {
-            store.put("prod", Tracked::default()).unwrap();
+            store.put("prod", Tracker::default()).unwrap();
         }
     });
     let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();

@@ -34,7 +34,7 @@ use bitbucket_zdu_exporter::poller::Poller;
 use bitbucket_zdu_exporter::server::{render, Format};
 use bitbucket_zdu_exporter::simulator::{SimulateArgs, Simulator};
 use bitbucket_zdu_exporter::snapshot::TargetShared;
-use bitbucket_zdu_exporter::tracker::{StateStore, Tracked};
+use bitbucket_zdu_exporter::tracker::{StateStore, Tracker};
 use prometheus_client::registry::Registry;
 
 /// A simulator served on 127.0.0.1 with its scenario script NOT running (tests set states).
@@ -77,7 +77,7 @@ impl Sim {
 }
 
 /// Waits (up to 5 s) until `rt` has finished its first polls.
-pub async fn wait_ready(rt: &bitbucket_zdu_exporter::app::Runtime) {
+pub async fn wait_ready(rt: &bitbucket_zdu_exporter::app::Exporter) {
     for _ in 0..250 {
         if rt.ready() {
             return;
@@ -105,7 +105,7 @@ pub fn poller_with_store(
     target: TargetConfig,
     store: Arc<StateStore>,
 ) -> (Arc<TargetShared>, Poller) {
-    let shared = TargetShared::new(target.clone(), &Tracked::default());
+    let shared = TargetShared::new(target.clone(), &Tracker::default());
     let client = ZduClient::new(target).unwrap();
     let poller = Poller::new(client, shared.clone(), store);
     (shared, poller)

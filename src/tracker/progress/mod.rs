@@ -2,8 +2,8 @@
 //! the nodes at that moment, each node's phase times as they happen, nodes done, an ETA) and
 //! a bounded history of finished upgrades with their result and per-node durations.
 //!
-//! Folded in on every successful `/cluster` poll from [`crate::snapshot::ClusterView::observe`]
-//! and kept in [`crate::tracker::Tracked::progress`], so with `--state.file` an exporter
+//! Folded in on every successful `/cluster` poll from [`crate::snapshot::ClusterObservation::observe`]
+//! and kept in [`crate::tracker::Tracker::progress`], so with `--state.file` an exporter
 //! restarted mid-upgrade continues the same upgrade: nothing is lost and nothing counted
 //! twice (a node's duration enters the histogram once, when its `active_at` is first set).
 //!
@@ -11,8 +11,7 @@
 //! a new live entry plus an OFFLINE ghost with the same name; both are the same node here, so
 //! ghosts never count as nodes.
 //!
-//! One cohesive concern, the upgrade's progress state machine; the unit tests are in
-//! `progress/tests.rs`.
+//! The unit tests are in `progress/tests.rs`.
 
 use std::collections::BTreeMap;
 
