@@ -8,21 +8,19 @@
 //! promtool accepts, this exporter refuses (rustls cannot honour it); `.newer.yml` this
 //! exporter accepts, promtool 2.42 refuses (keys from a newer exporter-toolkit).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::routing::get;
 use axum::Router;
 use bitbucket_zdu_exporter::server::{self, ServeOptions};
 use bitbucket_zdu_exporter::web::{
     AuthResult, Authenticator, WebConfigError, WebConfigRuntime, WebSettings,
 };
-use common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 

@@ -2,10 +2,8 @@
 //! (`src/metrics/catalogue.rs`; rewrite with `UPDATE_GOLDEN=1 cargo test --test
 //! metrics_contract`), and the README's metric table agrees with it.
 
-mod common;
-
+use crate::common::{check_golden, count, value};
 use bitbucket_zdu_exporter::metrics::catalogue;
-use common::{check_golden, count, value};
 
 #[test]
 fn docs_metrics_json_is_generated_from_the_catalogue() {

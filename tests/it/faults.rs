@@ -9,12 +9,11 @@
 //! only check that a poll ends at all (within a minute).
 #![forbid(unsafe_code)]
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use bitbucket_zdu_exporter::client::{Reason, ZduClient};
 use bitbucket_zdu_exporter::config::{AuthConfig, TargetConfig, TlsConfig};
 use bitbucket_zdu_exporter::poller::Poller;
@@ -22,7 +21,6 @@ use bitbucket_zdu_exporter::secret::SecretSource;
 use bitbucket_zdu_exporter::server::Format;
 use bitbucket_zdu_exporter::snapshot::{Endpoint, TargetShared};
 use bitbucket_zdu_exporter::tracker::StateStore;
-use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -2,11 +2,10 @@
 //! API and the `status` command say the same of a target that is pending, up, stale and
 //! down, because they all read `TargetSnapshot::health` (through `api::view`).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use bitbucket_zdu_exporter::api;
 use bitbucket_zdu_exporter::cli::status::{require_up, StatusError};
 use bitbucket_zdu_exporter::config::TargetConfig;
@@ -14,7 +13,6 @@ use bitbucket_zdu_exporter::pages::template::Inline;
 use bitbucket_zdu_exporter::pages::{landing, upgrade};
 use bitbucket_zdu_exporter::server::Format;
 use bitbucket_zdu_exporter::snapshot::TargetShared;
-use common::*;
 
 /// What each reader says: `None` for up, `Some(reason)` for not up.
 #[derive(Debug, PartialEq)]

@@ -1,4 +1,4 @@
-//! The one test harness every integration test uses (`mod common; use common::*;`):
+//! The one test harness every integration test uses (`use crate::common::*;`):
 //!
 //! - here: an in-process simulator on loopback, target configs pointing at it, one-shot
 //!   polls and rendering;

@@ -1,18 +1,16 @@
 //! Router tests with `oneshot`: content negotiation, gzip, `/probe` errors, health,
 //! readiness, reload and the landing page.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use bitbucket_zdu_exporter::app::Exporter;
 use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::server::{router as app, OPENMETRICS, TEXT_004};
 use bitbucket_zdu_exporter::tracker::StateStore;
-use common::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

@@ -5,16 +5,14 @@
 //! 503, never a hang), closes, bounded memory, and that /metrics stays fast; prints the
 //! figures. Timing asserts are generous bounds only: this runs on a noisy 2-core box.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::server::{self, ServeOptions};
 use bitbucket_zdu_exporter::simulator::{Scenario, SimulateArgs};
-use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

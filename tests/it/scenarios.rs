@@ -2,14 +2,12 @@
 //! metrics: the demo's rolling upgrade walks every state and returns to STABLE, and each
 //! failure scenario ends where it should.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bitbucket_zdu_exporter::server::Format;
 use bitbucket_zdu_exporter::simulator::{Scenario, SimulateArgs};
-use common::*;
 
 /// Plays `scenario` at `speed`, polling every 50 ms until `done` says so or `limit` passes.
 /// Returns every cluster state and node state seen, and the last exposition.

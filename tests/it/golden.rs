@@ -3,12 +3,10 @@
 //! must be the catalogue's. Regenerate with
 //! `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
-mod common;
-
+use crate::common::*;
 use bitbucket_zdu_exporter::model::NodeState;
 use bitbucket_zdu_exporter::server::Format;
 use bitbucket_zdu_exporter::simulator::SimCluster;
-use common::*;
 
 async fn scenario(name: &str, setup: fn(&mut SimCluster)) {
     let sim = Sim::stable(3).await;

@@ -2,11 +2,9 @@
 //! (HTTP and SIGHUP, keeping the old config when the new one is bad) and graceful shutdown on
 //! SIGTERM. Each test runs the binary against the built-in simulator on loopback.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// The value of an unlabelled sample in an exposition.
 fn sample(body: &str, name: &str) -> Option<f64> {

@@ -2,18 +2,16 @@
 //! loopback: the built-in simulator for cluster and node states, a recording mock for the
 //! odd payloads and for proving that only GETs are sent.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use bitbucket_zdu_exporter::client::Reason;
 use bitbucket_zdu_exporter::config::TargetConfig;
 use bitbucket_zdu_exporter::model::{ClusterState, NodeState};
 use bitbucket_zdu_exporter::server::Format;
 use bitbucket_zdu_exporter::simulator::{next_version, SimCluster};
 use bitbucket_zdu_exporter::tracker::StateStore;
-use common::*;
 
 async fn poll_and_render(sim: &Sim) -> String {
     let (shared, mut p) = poller(target("t", &sim.url()));

@@ -8,15 +8,13 @@
 //! configuration types.
 #![forbid(unsafe_code)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::Engine as _;
 use bitbucket_zdu_exporter::cli::Cli;
 use bitbucket_zdu_exporter::config::{Config, Env};
-use common::*;
 
 const USER: &str = "zdu";
 /// The known secret. Distinctive, so a hit is never a coincidence.

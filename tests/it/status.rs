@@ -3,11 +3,9 @@
 //! the rolling upgrade is back to STABLE on one version, 3 on UPGRADE_TASKS_FAILED, 4 on a
 //! node in ERROR, 5 on `--timeout`, and 1 when the status cannot be read.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().parse().unwrap()

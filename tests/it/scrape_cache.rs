@@ -4,11 +4,10 @@
 //! and gzip decode to the same samples, memory does not grow with scrapes, and a target a
 //! reload removes frees its cache.
 
-mod common;
-
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use bitbucket_zdu_exporter::app::Exporter;
@@ -19,7 +18,6 @@ use bitbucket_zdu_exporter::server::{
     metrics_registry, render, router, router_with, AppState, Format, OPENMETRICS, TEXT_004,
 };
 use bitbucket_zdu_exporter::tracker::StateStore;
-use common::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

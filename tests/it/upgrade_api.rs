@@ -3,11 +3,10 @@
 //! action), the history loaded from `--state.file`, and sit behind the web config like
 //! `/metrics`.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use bitbucket_zdu_exporter::api::{TargetList, TargetView};
@@ -17,7 +16,6 @@ use bitbucket_zdu_exporter::model::NodeState;
 use bitbucket_zdu_exporter::server::{self, router, ServeOptions};
 use bitbucket_zdu_exporter::simulator::SimCluster;
 use bitbucket_zdu_exporter::tracker::StateStore;
-use common::*;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

@@ -2,12 +2,10 @@
 //! rules for start/cancel/approve, a node upgraded by hand, Basic auth when required, and
 //! the context path.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bitbucket_zdu_exporter::simulator::SimulateArgs;
-use common::*;
 
 async fn json(r: reqwest::Response) -> serde_json::Value {
     serde_json::from_str(&r.text().await.unwrap()).unwrap()

@@ -5,7 +5,7 @@
 //! Each target's inputs must not be empty: a missing corpus fails the test.
 #![forbid(unsafe_code)]
 
-#[path = "../fuzz/properties.rs"]
+#[path = "../../fuzz/properties.rs"]
 mod properties;
 
 use std::path::{Path, PathBuf};
