@@ -11,23 +11,10 @@ use bitbucket_zdu_exporter::app::Exporter;
 use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::server::{router as app, OPENMETRICS, TEXT_004};
 use bitbucket_zdu_exporter::tracker::StateStore;
-use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 fn config(targets: Vec<TargetConfig>) -> Config {
     Config::builder(targets).max_requests(8).build().unwrap()
-}
-
-async fn started(targets: Vec<TargetConfig>) -> Arc<Exporter> {
-    let rt = Exporter::start(
-        &config(targets),
-        Arc::new(StateStore::in_memory()),
-        None,
-        None,
-    )
-    .unwrap();
-    wait_ready(&rt).await;
-    rt
 }
 
 async fn get(
@@ -35,25 +22,7 @@ async fn get(
     uri: &str,
     headers: &[(&str, &str)],
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let mut req = Request::builder().uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = router
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, headers, body)
+    oneshot(router, uri, headers).await
 }
 
 #[tokio::test]

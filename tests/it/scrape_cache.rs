@@ -18,7 +18,6 @@ use bitbucket_zdu_exporter::server::{
     metrics_registry, render, router, router_with, AppState, Format, OPENMETRICS, TEXT_004,
 };
 use bitbucket_zdu_exporter::tracker::StateStore;
-use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 const PROM_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -31,13 +30,6 @@ fn slow_target(name: &str, url: &str) -> TargetConfig {
         .max_age(Duration::from_secs(1800))
         .build()
         .unwrap()
-}
-
-async fn started(targets: Vec<TargetConfig>) -> Arc<Exporter> {
-    let cfg = Config::builder(targets).max_requests(8).build().unwrap();
-    let rt = Exporter::start(&cfg, Arc::new(StateStore::in_memory()), None, None).unwrap();
-    wait_ready(&rt).await;
-    rt
 }
 
 struct Got {
@@ -68,24 +60,7 @@ impl Got {
 }
 
 async fn fetch(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> Got {
-    let mut req = Request::builder().uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let raw = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
+    let (status, headers, raw) = oneshot(app, uri, headers).await;
     Got {
         status,
         headers,

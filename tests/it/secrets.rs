@@ -512,13 +512,9 @@ fn json_ascii(s: &str) -> String {
     out
 }
 
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 /// Every encoding of `pw` looked for in the outputs.
 fn leak_forms(pw: &str) -> Vec<(&'static str, String)> {
-    let basic = b64(&format!("{USER}:{pw}"));
+    let basic = b64(format!("{USER}:{pw}"));
     vec![
         ("raw", pw.to_string()),
         ("url upper", url_encode(pw, true, false)),
@@ -575,7 +571,7 @@ fn password_of(request: &str) -> String {
 /// Request `i` echoes its password back in the `i % 10`-th encoding.
 fn echo_encoded(i: usize, request: &str) -> Canned {
     let pw = password_of(request);
-    let basic = b64(&format!("{USER}:{pw}"));
+    let basic = b64(format!("{USER}:{pw}"));
     let json = |status: u16, message: String| Canned {
         status,
         content_type: Some("application/json".into()),

@@ -253,11 +253,6 @@ async fn start(yaml: &str) -> Server {
     }
 }
 
-fn b64(input: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(input)
-}
-
 fn request(auth: Option<(&str, &str)>) -> String {
     let headers: Vec<String> = auth
         .map(|(u, p)| {

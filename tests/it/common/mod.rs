@@ -9,7 +9,6 @@
 //! - [`exposition`]: reading sample values out of an exposition, golden files, the
 //!   catalogue check;
 //! - [`promtool`]: the promtool lookup, which fails loudly when promtool is missing.
-#![allow(dead_code, unused_imports)]
 
 pub mod exposition;
 pub mod http;
@@ -123,4 +122,28 @@ pub fn render_target_uncached(shared: &Arc<TargetShared>, format: Format) -> Str
     let mut r = Registry::default();
     r.register_collector(Box::new(TargetCollector::new(shared.clone())));
     render(&r, format)
+}
+
+/// An exporter started on `targets` (at most 8 concurrent requests, an in-memory state file),
+/// once every target's first poll has finished.
+pub async fn started(targets: Vec<TargetConfig>) -> Arc<bitbucket_zdu_exporter::app::Exporter> {
+    let cfg = bitbucket_zdu_exporter::config::Config::builder(targets)
+        .max_requests(8)
+        .build()
+        .unwrap();
+    let rt = bitbucket_zdu_exporter::app::Exporter::start(
+        &cfg,
+        Arc::new(StateStore::in_memory()),
+        None,
+        None,
+    )
+    .unwrap();
+    wait_ready(&rt).await;
+    rt
+}
+
+/// Standard base64 of `input`.
+pub fn b64(input: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
