@@ -57,19 +57,14 @@ if [ -z "${BENCH_PIN:-}" ]; then
   if [ "$(nproc)" -ge 2 ]; then BENCH_PIN=1; else BENCH_PIN=0; fi
 fi
 
-die() { echo "bench: $*" >&2; exit 1; }
+STEP_PREFIX=bench
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+die() { fail "$@"; }
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # --- tools -------------------------------------------------------------------------------
-if ! command -v wrk >/dev/null 2>&1; then
-  log "wrk is missing: installing Debian's package"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 \
-    || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null; } \
-    || die "wrk is not installed and 'apt-get install -y wrk' failed"
-  command -v wrk >/dev/null 2>&1 || die "wrk is still missing after apt-get install"
-fi
+need_commands wrk=wrk
 for tool in curl taskset strip getconf awk sort; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
@@ -91,7 +86,7 @@ names=(); bins=()
 for pair in $EXPORTERS; do
   name="${pair%%=*}"; path="${pair#*=}"
   case "$path" in /*) ;; *) path="$CALLER_PWD/$path" ;; esac
-  [ "$name" != "$pair" ] && [ -n "$name" ] || die "EXPORTERS entries are name=path, got '$pair'"
+  if [ "$name" = "$pair" ] || [ -z "$name" ]; then die "EXPORTERS entries are name=path, got '$pair'"; fi
   [ -x "$path" ] || die "exporter '$name': $path is not an executable"
   names+=("$name"); bins+=("$(cd "$(dirname "$path")" && pwd)/$(basename "$path")")
 done
@@ -254,7 +249,7 @@ for n in $BENCH_LOAD_NODES; do
       start_static "$prefix.body" "$CT" "$CE"
       log "load: $n nodes, $style, static bytes of $name"
       res="$(run_wrk "http://$ST_ADDR/metrics" "$style" "$prefix.wrk-static")"
-      read -r s_rps s_p50 s_p99 s_err <<<"$res"
+      read -r s_rps s_p50 s_p99 _ <<<"$res"
       s_rss="$(rss_kib "$ST_PID")"
       stop "$ST_PID"
       if [ "$SMOKE" = 1 ] && [ "$e_err" != 0 ]; then die "$name: $e_err errors under load ($prefix.wrk-exporter)"; fi
@@ -279,7 +274,7 @@ for n in $BENCH_LATENCY_NODES; do
       args=()
       while IFS= read -r line; do args+=("$line"); done < <(hdr_args curl "$style")
       curl -fsS "${args[@]}" -o /dev/null "http://$EX_ADDR/metrics" # warm-up
-      med="$(for r in $(seq 1 "$BENCH_LATENCY_RUNS"); do
+      med="$(for _ in $(seq 1 "$BENCH_LATENCY_RUNS"); do
           "${CLIENT_PIN[@]}" curl -fsS "${args[@]}" -o /dev/null -w '%{time_total}\n' "http://$EX_ADDR/metrics"
         done | median)"
       size="$(curl -fsS "${args[@]}" -o /dev/null -w '%{size_download}' "http://$EX_ADDR/metrics")"
@@ -302,7 +297,7 @@ for i in "${!names[@]}"; do
   start_exporter "${bins[$i]}" "$UP_ADDR" 1s debug
   log "poll decode: $n nodes, $name, $BENCH_DECODE_POLLS polls"
   samples="$WORK/$name-decode.samples"; : >"$samples"
-  for r in $(seq 1 "$BENCH_DECODE_POLLS"); do
+  for _ in $(seq 1 "$BENCH_DECODE_POLLS"); do
     curl -fsS -H 'Accept:' "http://$EX_ADDR/metrics" \
       | awk '/^bitbucket_zdu_poll_duration_seconds\{.*endpoint="cluster"/ {print $NF}' >>"$samples"
     sleep 1.1

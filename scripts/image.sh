@@ -18,8 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> image: %s\n' "$*"; }
-fail() { printf 'FAIL: image: %s\n' "$*" >&2; exit 1; }
+STEP_PREFIX=image
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 mode="${1:-test}"
 case "$mode" in stage | build | test) ;; *) fail "unknown mode '$mode' (stage, build or test)" ;; esac
@@ -47,13 +48,7 @@ if [ "$mode" = test ]; then
   command -v curl >/dev/null 2>&1 || need_apt+=(curl)
   command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 fi
-if [ ${#need_apt[@]} -gt 0 ]; then
-  step "installing Debian packages: ${need_apt[*]}"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-fi
+apt_install "${need_apt[@]}"
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || fail "glibc's static library is missing after installing libc6-dev"
 [ -f /etc/ssl/certs/ca-certificates.crt ] || fail "/etc/ssl/certs/ca-certificates.crt is missing after installing ca-certificates"
 
@@ -187,12 +182,11 @@ if ! chroot / /bin/true 2>"$work/chroot.err"; then
   echo "SKIPPED: this machine forbids chroot: $(cat "$work/chroot.err")"
   exit 0
 fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # wait_up PORT LOG: polls /metrics until the sample bitbucket_zdu_up is 1 (30 s at most).
 wait_up() {
-  local port="$1" log="$2" i body
-  for i in $(seq 1 60); do
+  local port="$1" log="$2" body
+  for _ in $(seq 1 60); do
     body="$(curl -fsS --max-time 2 "http://127.0.0.1:$port/metrics" 2>/dev/null || true)"
     if printf '%s\n' "$body" | grep -Eq '^bitbucket_zdu_up(\{[^}]*\})? 1(\.0)?$'; then
       printf '%s\n' "$body" | grep -E '^bitbucket_zdu_(up|cluster_state)\b' | head -n 4

@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> manifests: %s\n' "$*"; }
-fail() { printf 'FAIL: manifests: %s\n' "$*" >&2; exit 1; }
+STEP_PREFIX=manifests
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 KUBE_VERSIONS=(1.29.0 1.37.0)
 KV_VERSION="$(sed -n 's/^kubernetes-validate==//p' scripts/manifests-requirements.txt)"
@@ -23,10 +24,7 @@ if [ ! -f "$VENV/.complete" ]; then
   rm -rf "$VENV"
   if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
     rm -rf "$VENV"
-    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    apt_install python3-venv
     python3 -m venv "$VENV" || fail "cannot create a Python venv"
   fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/manifests-requirements.txt \

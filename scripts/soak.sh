@@ -13,6 +13,9 @@
 # Loopback only; everything it starts is stopped on exit (trap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STEP_PREFIX=soak
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 SOAK_SECONDS="${SOAK_SECONDS:-180}"
 SAMPLE_EVERY="${SAMPLE_EVERY:-5}"
@@ -44,7 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SIM_PORT=$(free_port)
 EXP_PORT=$(free_port)
 EXP="http://127.0.0.1:$EXP_PORT"
@@ -92,7 +94,7 @@ metric() { # name -> value summed over series (from one scrape)
 sample() { # phase
   local rss fds polls errs scrapes
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$EXP_PID/status")
-  fds=$(ls "/proc/$EXP_PID/fd" | wc -l)
+  fds=$(find "/proc/$EXP_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)
   polls=$(metric bitbucket_zdu_polls_total)
   errs=$(metric bitbucket_zdu_poll_errors_total)
   local s1 s2

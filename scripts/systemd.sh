@@ -7,25 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> systemd: %s\n' "$*"; }
-fail() { printf 'FAIL: systemd: %s\n' "$*" >&2; exit 1; }
+STEP_PREFIX=systemd
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 UNIT=deploy/systemd/bitbucket-zdu-exporter.service
 # systemd-analyze's scale is 0.0 (locked down) to 10.0; --threshold takes tenths.
 MAX_EXPOSURE=1.1
 
-need_apt=()
-command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
-command -v man >/dev/null 2>&1 || need_apt+=(man-db)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  step "installing Debian packages: ${need_apt[*]}"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-fi
-command -v systemd-analyze >/dev/null 2>&1 || fail "systemd-analyze is missing after installing systemd"
-command -v man >/dev/null 2>&1 || fail "man is missing after installing man-db"
+need_commands systemd-analyze=systemd man=man-db
 
 step "required directives"
 for directive in 'DynamicUser=yes' 'StateDirectory=bitbucket-zdu-exporter' \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and CI (.ci/run) run it.
-# Installs what it needs (Debian's prometheus for promtool, alertmanager, jsonnet, wrk) when
+# Installs what it needs (Debian's prometheus for promtool, alertmanager, jsonnet, wrk and
+# the shell linter) when
 # missing; scripts/manifests.sh, systemd.sh and image.sh install their own tools.
 # Usage: scripts/test.sh            everything
 #        SKIP_E2E=1 scripts/test.sh without the real-Prometheus end-to-end run
@@ -9,24 +10,31 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-step() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || [ -x /usr/bin/prometheus-alertmanager ] || need_apt+=(prometheus-alertmanager)
-command -v jsonnet >/dev/null 2>&1 || need_apt+=(jsonnet)
+command -v jsonnet >/dev/null 2>&1 && command -v jsonnetfmt >/dev/null 2>&1 || need_apt+=(jsonnet)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  step "installing Debian packages: ${need_apt[*]}"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  apt_install "${need_apt[@]}"
   # The Debian packages start their services; the tests start their own on other ports.
   for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
-    $SUDO systemctl stop "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+    as_root systemctl stop "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
   done
 fi
+for tool in promtool jsonnet jsonnetfmt wrk shellcheck; do
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing after installing the Debian packages"
+done
+
+step "shellcheck: every shell script (scripts/, tests/browser/)"
+shellcheck -x scripts/*.sh tests/browser/*.sh
+
+step "jsonnetfmt --test: the alerting mixin is formatted"
+jsonnetfmt --test alerts/*.libsonnet alerts/*.jsonnet
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

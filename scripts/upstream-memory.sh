@@ -12,6 +12,9 @@
 # Loopback only; everything it starts is stopped on exit (trap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+STEP_PREFIX=upstream-memory
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 NODES="${NODES:-170000}"
 PHASE_SECONDS="${PHASE_SECONDS:-6}"
@@ -20,9 +23,8 @@ if [ -z "${MEM_SKIP_BUILD:-}" ]; then
   echo "==> cargo build --release" >&2
   cargo build --release --quiet --bin bitbucket-zdu-exporter
 fi
-[ -x "$BIN" ] || { echo "no $BIN" >&2; exit 1; }
-command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 1; }
+[ -x "$BIN" ] || fail "no $BIN"
+need_commands curl=curl python3=python3
 
 WORK=$(mktemp -d /tmp/zdu-mem.XXXXXX)
 MOCK_PID=""; EXP_PID=""
@@ -36,7 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MOCK_PORT=$(free_port)
 
 cat >"$WORK/mock.py" <<'PY'

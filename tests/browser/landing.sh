@@ -5,12 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
+STEP_PREFIX="landing page"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_commands chromium=chromium curl=curl
 
 BIN="${BIN:-target/debug/bitbucket-zdu-exporter}"
 [ -x "$BIN" ] || cargo build --quiet
@@ -24,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$BIN" demo --web.listen-address "127.0.0.1:$port" --speed 20 --poll.interval 1s >"$work/demo.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do

@@ -7,7 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-command -v chromium >/dev/null 2>&1 || { echo "FAIL: chromium is not installed (apt-get install chromium)"; exit 1; }
+STEP_PREFIX="upgrade page"
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_commands chromium=chromium curl=curl
 command -v curl >/dev/null 2>&1 || { echo "FAIL: curl is not installed"; exit 1; }
 
 BIN="${BIN:-target/debug/bitbucket-zdu-exporter}"
@@ -23,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 base="http://127.0.0.1:$port"
 "$BIN" demo --web.listen-address "127.0.0.1:$port" --speed 10 --poll.interval 1s >"$work/demo.log" 2>&1 &
 pids+=($!)
@@ -57,7 +60,7 @@ check() { # file pattern what
 render() {
   local name="$1"; shift
   local dport
-  dport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  dport=$(free_port)
   chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$work/profile-$name" --remote-debugging-address=127.0.0.1 \

@@ -1,0 +1,46 @@
+# shellcheck shell=bash
+# Shared by the project's shell scripts (scripts/*.sh, tests/browser/*.sh): step and failure
+# messages, and installing missing Debian packages. Source it after `set -euo pipefail`:
+#   . "$(dirname "$0")/lib.sh"            (from scripts/)
+#   . "$(dirname "$0")/../../scripts/lib.sh"  (from tests/browser/)
+# A script may set STEP_PREFIX (its own name) before sourcing it, to tag its messages.
+
+# step TEXT...: announces the next step.
+step() { printf '\n==> %s%s\n' "${STEP_PREFIX:+$STEP_PREFIX: }" "$*"; }
+
+# fail TEXT...: prints the failure on stderr and exits 1.
+fail() { printf 'FAIL: %s%s\n' "${STEP_PREFIX:+$STEP_PREFIX: }" "$*" >&2; exit 1; }
+
+# free_port: prints a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# as_root COMMAND...: runs the command as root (through sudo unless already root).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install PACKAGE...: installs the Debian packages, quietly and without recommends;
+# nothing when none is given. The caller checks afterwards that what it needs is there.
+apt_install() {
+  [ "$#" -gt 0 ] || return 0
+  step "installing Debian packages: $*"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# need_commands COMMAND=PACKAGE...: installs the package of every missing command, then
+# fails when a command is still missing.
+need_commands() {
+  local pair missing=()
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+  done
+  apt_install "${missing[@]}"
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null 2>&1 \
+      || fail "${pair%%=*} is missing after installing Debian's ${pair#*=}"
+  done
+}
