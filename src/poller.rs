@@ -143,7 +143,7 @@ impl Poller {
     }
 
     fn record(&mut self, ep: Endpoint, elapsed: Duration, err: Option<&FetchError>) {
-        let stats = self.endpoints.get_mut(ep);
+        let stats = &mut self.endpoints[ep];
         stats.polls_total += 1;
         stats.last_duration_seconds = Some(elapsed.as_secs_f64());
         let target = self.client.target().name();
@@ -151,15 +151,15 @@ impl Poller {
             None => {
                 stats.last_success_timestamp = Some(unix_now());
                 stats.last_error = None;
-                if self.last_logged_reason.get_mut(ep).take().is_some() {
+                if self.last_logged_reason[ep].take().is_some() {
                     tracing::info!(target_name = %target, endpoint = ep.as_str(), "poll recovered");
                 }
             }
             Some(e) => {
                 let reason = e.reason();
-                *stats.errors_total.get_mut(reason) += 1;
+                stats.errors_total[reason] += 1;
                 stats.last_error = Some(e.clone());
-                let logged = self.last_logged_reason.get_mut(ep);
+                let logged = &mut self.last_logged_reason[ep];
                 if *logged != Some(reason) {
                     *logged = Some(reason);
                     tracing::warn!(

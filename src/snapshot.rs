@@ -18,7 +18,10 @@ use crate::tracker::progress::Progress;
 use crate::tracker::Tracker;
 
 /// The two endpoints polled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter, enum_map::Enum,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Endpoint {
     /// `GET /rest/zdu/cluster`.
     Cluster,
@@ -28,45 +31,18 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Both endpoints, in the order they are polled and reported.
-    pub const ALL: [Endpoint; 2] = [Endpoint::Cluster, Endpoint::State];
+    pub fn all() -> impl Iterator<Item = Endpoint> {
+        <Endpoint as strum::IntoEnumIterator>::iter()
+    }
+
     /// The endpoint's name: its path segment and its `endpoint` label value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::Cluster => "cluster",
-            Endpoint::State => "state",
-        }
+        self.into()
     }
 }
 
 /// One value per [`Endpoint`]: a typed map instead of an array indexed by position.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PerEndpoint<T> {
-    cluster: T,
-    state: T,
-}
-
-impl<T> PerEndpoint<T> {
-    /// The value for `ep`.
-    pub fn get(&self, ep: Endpoint) -> &T {
-        match ep {
-            Endpoint::Cluster => &self.cluster,
-            Endpoint::State => &self.state,
-        }
-    }
-
-    /// The value for `ep`, to change it.
-    pub fn get_mut(&mut self, ep: Endpoint) -> &mut T {
-        match ep {
-            Endpoint::Cluster => &mut self.cluster,
-            Endpoint::State => &mut self.state,
-        }
-    }
-
-    /// Every endpoint with its value, in the order of [`Endpoint::ALL`].
-    pub fn iter(&self) -> impl Iterator<Item = (Endpoint, &T)> {
-        Endpoint::ALL.into_iter().map(move |ep| (ep, self.get(ep)))
-    }
-}
+pub type PerEndpoint<T> = enum_map::EnumMap<Endpoint, T>;
 
 /// Counters and last-poll figures of one endpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -194,7 +170,7 @@ impl TargetSnapshot {
         if let Some(view) = self.fresh_cluster(now) {
             return Health::Up(view);
         }
-        match &self.endpoints.get(Endpoint::Cluster).last_error {
+        match &self.endpoints[Endpoint::Cluster].last_error {
             Some(e) => Health::Down(e.reason().as_str()),
             None => Health::Down("stale"),
         }

@@ -44,7 +44,7 @@ pub fn view(t: &TargetShared) -> TargetView {
     let wall = unix_now();
     let health = snap.health(Instant::now());
     let p = &snap.progress;
-    let cluster_ep = snap.endpoints.get(Endpoint::Cluster);
+    let cluster_ep = &snap.endpoints[Endpoint::Cluster];
     let mut v = TargetView {
         target: t.config.load().name().to_string(),
         generated_at: wall,

@@ -3,8 +3,24 @@
 
 use std::time::Duration;
 
-/// The fixed set of failure reasons, used as the `reason` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The fixed set of failure reasons, used as the `reason` label (the variant's name in
+/// snake_case).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumIter,
+    strum::EnumCount,
+    enum_map::Enum,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Reason {
     /// No complete answer within the timeout.
     Timeout,
@@ -40,75 +56,19 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in a fixed order (all are pre-declared in `/metrics`).
-    pub const ALL: [Reason; 15] = [
-        Reason::Timeout,
-        Reason::Connect,
-        Reason::Tls,
-        Reason::Unauthorized,
-        Reason::Forbidden,
-        Reason::NotClustered,
-        Reason::NotFound,
-        Reason::ServerError,
-        Reason::UnexpectedStatus,
-        Reason::NotJson,
-        Reason::Decode,
-        Reason::BodyTooLarge,
-        Reason::TooManyNodes,
-        Reason::LabelTooLong,
-        Reason::Credentials,
-    ];
+    pub fn all() -> impl Iterator<Item = Reason> {
+        <Reason as strum::IntoEnumIterator>::iter()
+    }
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Timeout => "timeout",
-            Reason::Connect => "connect",
-            Reason::Tls => "tls",
-            Reason::Unauthorized => "unauthorized",
-            Reason::Forbidden => "forbidden",
-            Reason::NotClustered => "not_clustered",
-            Reason::NotFound => "not_found",
-            Reason::ServerError => "server_error",
-            Reason::UnexpectedStatus => "unexpected_status",
-            Reason::NotJson => "not_json",
-            Reason::Decode => "decode",
-            Reason::BodyTooLarge => "body_too_large",
-            Reason::TooManyNodes => "too_many_nodes",
-            Reason::LabelTooLong => "label_too_long",
-            Reason::Credentials => "credentials",
-        }
+        self.into()
     }
 }
 
 /// One value per [`Reason`]: a typed map, so counters are read and written by reason, never
-/// by a position in an array.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PerReason<T> {
-    values: [T; Reason::ALL.len()],
-}
-
-impl<T> PerReason<T> {
-    /// The value for `reason`.
-    pub fn get(&self, reason: Reason) -> &T {
-        &self.values[reason as usize]
-    }
-
-    /// The value for `reason`, to change it.
-    pub fn get_mut(&mut self, reason: Reason) -> &mut T {
-        &mut self.values[reason as usize]
-    }
-
-    /// Every reason with its value, in the order of [`Reason::ALL`].
-    pub fn iter(&self) -> impl Iterator<Item = (Reason, &T)> {
-        Reason::ALL.into_iter().map(move |r| (r, self.get(r)))
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// by a position in an array. Iterates in the order of [`Reason::all`].
+pub type PerReason<T> = enum_map::EnumMap<Reason, T>;
 
 /// A failed request. Messages carry URLs without credentials and Bitbucket's own error text,
 /// never a secret.

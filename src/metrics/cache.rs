@@ -233,34 +233,21 @@ impl Verdict {
 
 /// One value per format, each made on first use.
 #[derive(Debug)]
-struct PerFormat<T> {
-    openmetrics: OnceLock<T>,
-    text: OnceLock<T>,
-}
+struct PerFormat<T>(enum_map::EnumMap<Format, OnceLock<T>>);
 
 impl<T> Default for PerFormat<T> {
     fn default() -> Self {
-        PerFormat {
-            openmetrics: OnceLock::new(),
-            text: OnceLock::new(),
-        }
+        PerFormat(enum_map::EnumMap::from_fn(|_| OnceLock::new()))
     }
 }
 
 impl<T> PerFormat<T> {
-    fn slot(&self, format: Format) -> &OnceLock<T> {
-        match format {
-            Format::OpenMetrics => &self.openmetrics,
-            Format::Text004 => &self.text,
-        }
-    }
-
     fn get_or_init(&self, format: Format, init: impl FnOnce() -> T) -> &T {
-        self.slot(format).get_or_init(init)
+        self.0[format].get_or_init(init)
     }
 
     fn made(&self) -> impl Iterator<Item = &T> {
-        Format::ALL.into_iter().filter_map(|f| self.slot(f).get())
+        self.0.values().filter_map(OnceLock::get)
     }
 }
 

@@ -8,7 +8,7 @@ pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; char
 pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Which exposition format the client asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, enum_map::Enum)]
 pub enum Format {
     /// OpenMetrics 1.0.0 ([`OPENMETRICS`]).
     OpenMetrics,

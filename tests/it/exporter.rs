@@ -372,7 +372,7 @@ async fn a_failed_poll_drops_the_cluster_series_and_recovers() {
     // Every reason is present from the start, at 0.
     assert_eq!(
         count(&down, "bitbucket_zdu_poll_errors_total"),
-        2 * Reason::ALL.len()
+        2 * Reason::all().count()
     );
     sim.sim.with_cluster(|c| c.not_clustered = false);
     p.poll_once().await;

@@ -106,11 +106,7 @@ impl Harness {
     }
 
     fn last_error_text(&self) -> String {
-        self.shared
-            .snapshot
-            .load()
-            .endpoints
-            .get(Endpoint::Cluster)
+        self.shared.snapshot.load().endpoints[Endpoint::Cluster]
             .last_error
             .as_ref()
             .map(|e| e.to_string())
