@@ -44,3 +44,24 @@ need_commands() {
       || fail "${pair%%=*} is missing after installing Debian's ${pair#*=}"
   done
 }
+
+# need_python_modules MODULE=DEBIAN_PACKAGE=PYPI_PACKAGE...: makes every Python module
+# importable by python3: Debian's package first, pip's when python3 is not Debian's own; fails
+# when one still cannot be imported.
+need_python_modules() {
+  local spec mod deb pypi missing=()
+  for spec in "$@"; do
+    IFS='=' read -r mod deb _ <<<"$spec"
+    python3 -c "import $mod" >/dev/null 2>&1 || missing+=("$deb")
+  done
+  apt_install "${missing[@]}"
+  for spec in "$@"; do
+    IFS='=' read -r mod _ pypi <<<"$spec"
+    if ! python3 -c "import $mod" >/dev/null 2>&1; then
+      step "installing $pypi with pip (python3 is not Debian's)"
+      python3 -m pip install --quiet --disable-pip-version-check "$pypi" \
+        || fail "cannot install $pypi with pip"
+    fi
+    python3 -c "import $mod" >/dev/null 2>&1 || fail "python3 cannot import $mod"
+  done
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A minimal Chrome DevTools Protocol client (standard library only) for the browser tests.
+"""A minimal Chrome DevTools Protocol client for the browser tests (websocket-client, Debian's
+python3-websocket, carries the WebSocket).
 
 Usage: cdp.py DEVTOOLS_PORT URL OUT_HTML OUT_PNG [--no-js] [--wait-refresh SECONDS]
 
@@ -10,12 +11,11 @@ then writes the rendered DOM (DOM.getOuterHTML) and a screenshot (Page.captureSc
 """
 import base64
 import json
-import os
-import socket
-import struct
 import sys
 import time
 import urllib.request
+
+import websocket
 
 port, url, html_out, png_out = sys.argv[1:5]
 no_js = "--no-js" in sys.argv
@@ -35,66 +35,17 @@ for _ in range(200):
 if not targets:
     sys.exit("FAIL: no DevTools endpoint on port " + port)
 page = next(t for t in targets if t.get("type") == "page")
-path = page["webSocketDebuggerUrl"].split(f":{port}", 1)[1]
 
-sock = socket.create_connection(("127.0.0.1", int(port)), timeout=60)
-key = base64.b64encode(os.urandom(16)).decode()
-sock.sendall(
-    (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-)
-head = b""
-while b"\r\n\r\n" not in head:
-    head += sock.recv(1)
-if b" 101 " not in head.split(b"\r\n")[0]:
-    sys.exit("FAIL: DevTools refused the websocket: " + head.decode(errors="replace"))
-buf = b""
-
-
-def recv_exact(n):
-    global buf
-    while len(buf) < n:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise EOFError("DevTools closed the connection")
-        buf += chunk
-    out, buf = buf[:n], buf[n:]
-    return out
+# websocket-client (Debian's python3-websocket); no Origin header, which DevTools refuses.
+ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True)
 
 
 def send(obj):
-    data = json.dumps(obj).encode()
-    mask = os.urandom(4)
-    n = len(data)
-    if n < 126:
-        hdr = bytes([0x81, 0x80 | n])
-    elif n < 65536:
-        hdr = bytes([0x81, 0x80 | 126]) + struct.pack(">H", n)
-    else:
-        hdr = bytes([0x81, 0x80 | 127]) + struct.pack(">Q", n)
-    sock.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+    ws.send(json.dumps(obj))
 
 
 def recv():
-    msg = b""
-    while True:
-        b0, b1 = recv_exact(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack(">H", recv_exact(2))[0]
-        elif n == 127:
-            n = struct.unpack(">Q", recv_exact(8))[0]
-        payload = recv_exact(n)
-        opcode = b0 & 0x0F
-        if opcode in (0x8,):
-            raise EOFError("DevTools closed the websocket")
-        if opcode in (0x9, 0xA):
-            continue
-        msg += payload
-        if b0 & 0x80:
-            return json.loads(msg)
+    return json.loads(ws.recv())
 
 
 next_id = 0

@@ -11,6 +11,7 @@ STEP_PREFIX="upgrade page"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 need_commands chromium=chromium curl=curl
+need_python_modules websocket=python3-websocket=websocket-client
 command -v curl >/dev/null 2>&1 || { echo "FAIL: curl is not installed"; exit 1; }
 
 BIN="${BIN:-target/debug/bitbucket-zdu-exporter}"
