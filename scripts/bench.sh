@@ -188,28 +188,17 @@ hdr_args() { # hdr_args TOOL STYLE: -H arguments, one per line
   if [ "$1" = curl ] && [ -z "$(style_headers "$2")" ]; then printf -- '-H\nAccept:\n'; fi
 }
 
-to_ms() { # wrk's 1.23us / 4.56ms / 1.2s -> milliseconds
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    else printf "?" }'
-}
-
-# run_wrk URL STYLE OUTFILE -> prints "req/s p50_ms p99_ms errors"
+# run_wrk URL STYLE OUTFILE -> prints "req/s p50_ms p99_ms errors", as wrk's done() hook
+# (scripts/wrk-report.lua) reports them
 run_wrk() {
   local args=() line
   while IFS= read -r line; do args+=("$line"); done < <(hdr_args wrk "$2")
-  "${CLIENT_PIN[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" --latency \
-    "${args[@]}" "$1" >"$3" 2>&1 || { cat "$3" >&2; die "wrk failed on $1"; }
-  local rps p50 p99 errs
-  rps="$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$3")"
-  p50="$(to_ms "$(awk '$1 == "50%" {print $2; exit}' "$3")")"
-  p99="$(to_ms "$(awk '$1 == "99%" {print $2; exit}' "$3")")"
-  errs="$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {
-      gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END {print n + 0}' "$3")"
-  [ -n "$rps" ] || { cat "$3" >&2; die "cannot read wrk's output"; }
-  echo "$rps $p50 $p99 $errs"
+  "${CLIENT_PIN[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WRK_DURATION" \
+    -s scripts/wrk-report.lua "${args[@]}" "$1" >"$3" 2>&1 || { cat "$3" >&2; die "wrk failed on $1"; }
+  local report
+  report="$(sed -n 's/^WRK_REPORT //p' "$3")"
+  [ -n "$report" ] || { cat "$3" >&2; die "no WRK_REPORT line in wrk's output"; }
+  echo "$report"
 }
 
 # fetch URL STYLE PREFIX: body to PREFIX.body, headers to PREFIX.hdr; sets CT and CE
