@@ -1,0 +1,95 @@
+//! Trust boundaries of the served web layer (issue 18): a web configuration that loses its
+//! authentication while serving is refused and the previous one kept.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use bitbucket_zdu_exporter::server::{self, ServeOptions};
+use bitbucket_zdu_exporter::web::{runtime, WebConfigRuntime};
+use common::*;
+
+fn users_fixture() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/web-config/users.good.yml");
+    std::fs::read_to_string(p).unwrap()
+}
+
+/// Serves a tiny router behind the web config `yaml` (written to a temp dir).
+async fn serve(yaml: &str) -> (SocketAddr, PathBuf, tempfile::TempDir) {
+    bitbucket_zdu_exporter::client::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("web.yml");
+    std::fs::write(&path, yaml).unwrap();
+    let wc = WebConfigRuntime::load(&path).expect("valid config");
+    let router = Router::new().route("/metrics", get(|| async { "up 1\n" }));
+    let listeners = server::bind_all(&["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let addr = listeners[0].local_addr().unwrap();
+    let opts = ServeOptions {
+        web_config: Some(wc),
+        ..ServeOptions::default()
+    };
+    tokio::spawn(server::serve_with(
+        listeners,
+        router,
+        std::future::pending::<()>(),
+        Duration::from_secs(2),
+        opts,
+    ));
+    (addr, path, dir)
+}
+
+async fn status(addr: SocketAddr, auth: Option<&str>) -> u16 {
+    let headers: Vec<String> = auth
+        .map(|a| format!("Authorization: Basic {a}"))
+        .into_iter()
+        .collect();
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    exchange(s, &request_text("GET", "/metrics", &headers))
+        .await
+        .unwrap()
+        .status
+}
+
+/// Issue 18 item 1: emptying the file, leaving a comment, or `basic_auth_users: {}` while
+/// serving used to turn authentication off on every endpoint without a log line.
+#[tokio::test]
+async fn a_web_config_that_loses_basic_auth_at_runtime_is_refused() {
+    let (addr, path, _dir) = serve(&users_fixture()).await;
+    assert_eq!(status(addr, None).await, 401);
+    let before = runtime::auth_drops_refused_total();
+    for (n, lossy) in ["", "# about to be rewritten\n", "basic_auth_users: {}\n"]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&path, lossy).unwrap();
+        assert_eq!(status(addr, None).await, 401, "auth lost with {lossy:?}");
+        assert_eq!(status(addr, None).await, 401, "auth lost with {lossy:?}");
+        // Each distinct content is counted once (other tests may count too: at least).
+        assert!(runtime::auth_drops_refused_total() > before + n as u64);
+    }
+    // bob:bob-secret still works: the previous users are in force.
+    assert_eq!(status(addr, Some("Ym9iOmJvYi1zZWNyZXQ=")).await, 200);
+    // A rewrite that keeps users is taken.
+    let only_alice: String = users_fixture()
+        .lines()
+        .filter(|l| !l.contains("bob"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, only_alice).unwrap();
+    assert_eq!(status(addr, Some("Ym9iOmJvYi1zZWNyZXQ=")).await, 401);
+}
+
+/// The operator's way out: a restart without users serves without authentication.
+#[tokio::test]
+async fn starting_without_users_serves_without_auth() {
+    let (addr, path, _dir) = serve("").await;
+    assert_eq!(status(addr, None).await, 200);
+    std::fs::write(&path, "# still none\n").unwrap();
+    assert_eq!(status(addr, None).await, 200);
+}
