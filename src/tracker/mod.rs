@@ -106,9 +106,15 @@ impl Tracked {
                 Some(e) if e.state == state => e.since,
                 prev => {
                     if let Some(prev) = prev {
+                        // Unknown states are one bucket here too: a hostile upstream
+                        // cannot grow the (persisted) map by inventing states.
+                        let fold = |s: &str| match crate::model::ClusterState::parse(s) {
+                            st if st.is_unknown() => crate::model::keys::OTHER_STATE.to_string(),
+                            _ => s.to_string(),
+                        };
                         *self
                             .transitions
-                            .entry((prev.state.clone(), state.to_string()))
+                            .entry((fold(&prev.state), fold(state)))
                             .or_insert(0) += 1;
                     }
                     self.cluster = Some(Entered {
