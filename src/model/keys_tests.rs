@@ -1,6 +1,5 @@
 //! Unit tests of `model/keys.rs` (issue 18 items 2 and "also seen").
 
-use super::keys::*;
 use super::*;
 
 fn node(id: Option<&str>, name: &str, ip: &str, port: Option<u64>) -> Node {
