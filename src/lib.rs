@@ -29,6 +29,7 @@ pub mod poller;
 pub mod progress;
 pub mod rollout;
 pub mod run;
+pub mod safe_file;
 pub mod secret;
 pub mod server;
 #[cfg(feature = "simulator")]

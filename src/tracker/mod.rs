@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::model::Cluster;
 
+mod file;
+
 /// What is tracked for one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tracked {
@@ -236,6 +238,19 @@ pub enum StateFileError {
         /// Where the file now is (or why it could not be moved).
         moved_to: String,
     },
+    /// Another process holds the state file's lock, or the lock file cannot be opened.
+    #[error("state file {path} cannot be locked ({}): {}", lock.display(), match source {
+        None => "another exporter is using it; give each exporter its own --state.file".to_string(),
+        Some(e) => e.to_string(),
+    })]
+    Locked {
+        /// The state file's path.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// Why the lock file could not be opened (`None`: another process holds it).
+        source: Option<std::io::Error>,
+    },
     /// The state file cannot be written.
     #[error("cannot write state file {path}: {source}")]
     Write {
@@ -275,6 +290,11 @@ pub struct StateStore {
     path: Option<PathBuf>,
     targets: Mutex<BTreeMap<String, Tracked>>,
     health: Mutex<Health>,
+    /// Held while a snapshot is taken and written: one writer at a time in this process,
+    /// and the last snapshot taken is the last written.
+    writer: Mutex<()>,
+    /// The advisory lock on `<file>.lock` ([`StateStore::open_exclusive`]), held until drop.
+    _lock: Option<std::fs::File>,
 }
 
 #[derive(Debug, Default)]
@@ -291,7 +311,23 @@ impl StateStore {
             path: None,
             targets: Mutex::new(BTreeMap::new()),
             health: Mutex::new(Health::default()),
+            writer: Mutex::new(()),
+            _lock: None,
         }
+    }
+
+    /// [`StateStore::open`], holding the state file's advisory lock (`<file>.lock`) for the
+    /// life of the store: a second exporter on the same file is refused
+    /// ([`StateFileError::Locked`]), and so is a lock file that cannot be opened.
+    pub fn open_exclusive(path: &Path) -> Result<(Self, Option<StateFileError>), StateFileError> {
+        let lock = file::lock(path).map_err(|source| StateFileError::Locked {
+            path: path.to_path_buf(),
+            lock: file::lock_path(path),
+            source,
+        })?;
+        let (mut store, err) = StateStore::open(path);
+        store._lock = Some(lock);
+        Ok((store, err))
     }
 
     /// Opens (or starts) a state file. A corrupt file, or one of a version this exporter
@@ -300,7 +336,7 @@ impl StateStore {
     /// silently replaced nor fatal: losing entered-times is better than not exporting at all.
     /// The error returned is counted in [`StateStore::errors_total`]; the caller logs it.
     pub fn open(path: &Path) -> (Self, Option<StateFileError>) {
-        let (targets, err) = match std::fs::read(path) {
+        let (targets, err) = match crate::safe_file::read(path) {
             Ok(bytes) => match serde_json::from_slice::<VersionOnly>(&bytes) {
                 Ok(VersionOnly {
                     version: Some(Value::Number(n)),
@@ -352,6 +388,8 @@ impl StateStore {
                 path: Some(path.to_path_buf()),
                 targets: Mutex::new(targets),
                 health: Mutex::new(health),
+                writer: Mutex::new(()),
+                _lock: None,
             },
             err,
         )
@@ -397,6 +435,7 @@ impl StateStore {
     /// Replaces one target's state and, with a file, writes it out. A failure is counted and
     /// logged here (see [`StateStore`]); the caller need not log it again.
     pub fn put(&self, target: &str, tracked: Tracked) -> Result<(), StateFileError> {
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let snapshot = {
             let mut map = self.lock();
             map.insert(target.to_string(), tracked);
@@ -433,7 +472,6 @@ fn move_aside(path: &Path, what: &str) -> String {
 }
 
 fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracked>) -> Result<(), StateFileError> {
-    use std::io::Write;
     let werr = |source| StateFileError::Write {
         path: path.to_path_buf(),
         source,
@@ -443,24 +481,7 @@ fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracked>) -> Result<(), 
         targets: targets.clone(),
     })
     .expect("serializable");
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(werr)?;
-    f.write_all(&body).map_err(werr)?;
-    f.sync_all().map_err(werr)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        // No temp file is left behind by a failed rename.
-        let _ = std::fs::remove_file(&tmp);
-        werr(e)
-    })?;
-    Ok(())
+    file::write_atomic(path, &body).map_err(werr)
 }
 
 #[cfg(test)]
