@@ -10,7 +10,7 @@ use crate::web::landing::{Cell, Inline, LandingPage, Table};
 
 fn fmt_ts(ts: Option<f64>) -> String {
     match ts {
-        Some(t) if t > 0.0 => humantime::format_rfc3339_seconds(
+        Some(t) if t > 0.0 && t < 253_402_300_800.0 => humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t),
         )
         .to_string(),

@@ -26,7 +26,8 @@ const ACTIONS: [(&str, &str); 3] = [
 ];
 
 fn fmt_ts(t: f64) -> String {
-    if t <= 0.0 || !t.is_finite() {
+    // RFC 3339 has four-digit years: humantime panics from year 10000 on.
+    if t <= 0.0 || !t.is_finite() || t >= 253_402_300_800.0 {
         return "–".into();
     }
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t))

@@ -116,3 +116,97 @@ fn a_fifo_as_state_file_is_refused_without_blocking() {
     assert!(err.contains("not a regular file"), "{err}");
     assert_eq!(store.errors_total(), 1);
 }
+
+/// A state file crafted to hurt: a bad leaf in one target, 100,000 history entries, a
+/// timestamp past year 10000, a 5 MB node name, and values that made the ETA `NaN`.
+fn hostile_state() -> String {
+    let entry = r#"{"started":1000.0,"ended":1600.0,"result":"completed","nodes":[]}"#;
+    let mut history: Vec<&str> = vec![entry; 100_000];
+    let late = r#"{"started":1000.0,"ended":1e15,"result":"completed","nodes":[]}"#;
+    history.push(late);
+    let big = "n".repeat(5 * 1024 * 1024);
+    format!(
+        r#"{{"version":1,"targets":{{
+          "good":{{"cluster":{{"state":"STABLE","since":1700000000.0}}}},
+          "bad":{{"cluster":{{"state":"STABLE","since":"yesterday"}}}},
+          "evil":{{"progress":{{"history":[{}],
+            "current":{{"started":-1e308,"nodes":[
+              {{"name":"{big}","done_at":1700000000.0}},
+              {{"name":"a","done_at":1e308}},{{"name":"b"}}]}}}}}}
+        }}}}"#,
+        history.join(",")
+    )
+}
+
+/// Item 7: a year-10000 timestamp made `/upgrade` panic on every request, 1,000,000
+/// history entries cost 1.19 GB, a 5 MB node name 346 MB per request, crafted values put
+/// `NaN` in the ETA, and one bad leaf discarded the whole file for every target.
+#[tokio::test]
+async fn a_hostile_state_file_is_validated_and_capped_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    std::fs::write(&path, hostile_state()).unwrap();
+    let (store, err) = StateStore::open(&path);
+    let err = err.expect("reported").to_string();
+    assert!(err.contains("invalid value"), "{err}");
+    assert!(
+        !err.contains("nnnnnnnn"),
+        "values are not echoed: {err:.200}"
+    );
+    assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains(".invalid-")));
+    // The valid target is kept whole; the bad one alone is dropped.
+    assert_eq!(store.get("good").cluster.unwrap().since, 1_700_000_000.0);
+    assert!(store.get("bad") == Tracked::default());
+    let evil = store.get("evil").progress;
+    assert!(evil.history.len() <= 20, "{}", evil.history.len());
+    assert!(evil.history.iter().all(|h| h.ended < 1e10));
+    assert!(evil.current.is_none(), "a start at -1e308 is not a time");
+    // Served: the page and the API answer, small, without a panic.
+    let config = bitbucket_zdu_exporter::config::Config::builder(vec![
+        target("evil", "http://127.0.0.1:9/"),
+        target("good", "http://127.0.0.1:9/"),
+    ])
+    .build()
+    .unwrap();
+    let rt =
+        bitbucket_zdu_exporter::app::Runtime::start(&config, Arc::new(store), None, None).unwrap();
+    let router = bitbucket_zdu_exporter::server::router(rt, "/metrics", 8);
+    for uri in [
+        "/upgrade",
+        "/upgrade?target=evil",
+        "/api/v1/targets/evil/upgrade",
+    ] {
+        use tower::ServiceExt;
+        let req = axum::http::Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), 200, "{uri}");
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert!(body.len() < 256 * 1024, "{uri}: {} bytes", body.len());
+    }
+}
+
+/// The ETA of crafted (but in-range) values is finite or absent, never `NaN`.
+#[test]
+fn the_eta_is_never_nan() {
+    use bitbucket_zdu_exporter::progress::{NodeProgress, Upgrade};
+    let u = Upgrade {
+        started: f64::MIN,
+        nodes: vec![NodeProgress {
+            name: "a".into(),
+            done_at: Some(f64::MAX),
+            ..NodeProgress::default()
+        }],
+        ..Upgrade::default()
+    };
+    assert!(u.estimated_completion().is_none_or(f64::is_finite));
+}

@@ -181,7 +181,7 @@ impl Upgrade {
         let last = seen_done.iter().copied().reduce(f64::max)?;
         let per_node = (last - self.started).max(0.0) / seen_done.len() as f64;
         let to_go = self.nodes_total().saturating_sub(self.nodes_done());
-        Some(last + per_node * to_go as f64)
+        Some(last + per_node * to_go as f64).filter(|t| t.is_finite())
     }
 }
 

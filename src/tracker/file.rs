@@ -84,3 +84,15 @@ pub(super) fn lock(path: &Path) -> Result<std::fs::File, Option<std::io::Error>>
         Err(e) => Err(Some(e.into())),
     }
 }
+
+/// Writes `body` to a new file at `path`, created exclusively with mode 0600 (an existing
+/// file or symlink there is an error, never overwritten nor followed).
+pub(super) fn write_new(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(path)?;
+    f.write_all(body).and_then(|()| f.sync_all())
+}

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::model::Cluster;
 
 mod file;
+pub mod validate;
 
 /// What is tracked for one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -238,6 +239,18 @@ pub enum StateFileError {
         /// Where the file now is (or why it could not be moved).
         moved_to: String,
     },
+    /// Some values of the state file were invalid (out of range, too long, too many, or a
+    /// target that does not parse): they were dropped, the rest kept, the file as read
+    /// copied aside.
+    #[error("state file {path} held {dropped} invalid value(s) (timestamps out of range, over-long strings, lists over their caps, or unreadable targets): dropped, the valid rest kept; the file as read is copied to {copied_to}")]
+    Invalid {
+        /// The state file's path.
+        path: PathBuf,
+        /// How many values (or whole targets) were dropped.
+        dropped: usize,
+        /// Where the file as read was copied (or why it could not be).
+        copied_to: String,
+    },
     /// Another process holds the state file's lock, or the lock file cannot be opened.
     #[error("state file {path} cannot be locked ({}): {}", lock.display(), match source {
         None => "another exporter is using it; give each exporter its own --state.file".to_string(),
@@ -340,19 +353,25 @@ impl StateStore {
             Ok(bytes) => match serde_json::from_slice::<VersionOnly>(&bytes) {
                 Ok(VersionOnly {
                     version: Some(Value::Number(n)),
-                }) if n.as_u64() == Some(u64::from(FILE_VERSION)) => {
-                    match serde_json::from_slice::<FileFormat>(&bytes) {
-                        Ok(f) => (f.targets, None),
-                        Err(e) => (
-                            BTreeMap::new(),
-                            Some(StateFileError::Corrupt {
-                                path: path.to_path_buf(),
-                                message: e.to_string(),
-                                moved_to: move_aside(path, "corrupt"),
-                            }),
-                        ),
-                    }
-                }
+                }) if n.as_u64() == Some(u64::from(FILE_VERSION)) => match validate::load(&bytes) {
+                    Ok((targets, 0)) => (targets, None),
+                    Ok((targets, dropped)) => (
+                        targets,
+                        Some(StateFileError::Invalid {
+                            path: path.to_path_buf(),
+                            dropped,
+                            copied_to: copy_aside(path, &bytes),
+                        }),
+                    ),
+                    Err(e) => (
+                        BTreeMap::new(),
+                        Some(StateFileError::Corrupt {
+                            path: path.to_path_buf(),
+                            message: e.to_string(),
+                            moved_to: move_aside(path, "corrupt"),
+                        }),
+                    ),
+                },
                 Ok(VersionOnly { version }) => (
                     BTreeMap::new(),
                     Some(StateFileError::UnknownVersion {
@@ -453,6 +472,22 @@ impl StateStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Tracked>> {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Copies the file as read to a new `<path>.invalid-<unix time>` (created exclusively);
+/// returns its name, or why not.
+fn copy_aside(path: &Path, bytes: &[u8]) -> String {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".invalid-{ts}"));
+    let to = PathBuf::from(name);
+    match file::write_new(&to, bytes) {
+        Ok(()) => to.display().to_string(),
+        Err(e) => format!("nowhere (cannot write {}: {e})", to.display()),
     }
 }
 
