@@ -262,7 +262,7 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
     validate_name(&name)?;
     let base_url = validate_url(url_key, url)?;
     if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca)
+        let pem = crate::safe_file::read(ca)
             .map_err(|e| invalid(tls_key, format!("cannot read {}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             invalid(
