@@ -28,6 +28,7 @@ pub mod model;
 pub mod poller;
 pub mod progress;
 pub mod rollout;
+pub mod rollout_safety;
 pub mod run;
 pub mod safe_file;
 pub mod secret;
