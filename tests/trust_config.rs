@@ -22,7 +22,7 @@ fn a_telemetry_path_on_a_served_route_is_a_config_error() {
         "/api/v1/targets/x/upgrade",
         "/",
         "/-/anything",
-        "/upgrade.js",
+        "/-/static/upgrade.js",
         "/{name}",
         "/*rest",
     ] {

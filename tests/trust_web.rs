@@ -93,3 +93,78 @@ async fn starting_without_users_serves_without_auth() {
     std::fs::write(&path, "# still none\n").unwrap();
     assert_eq!(status(addr, None).await, 200);
 }
+
+/// Starts the exporter binary with `args` on a free port; returns it and the port.
+fn exporter(args: &[String]) -> (Proc, u16) {
+    let port = free_port();
+    let mut all = vec![
+        "--bitbucket.url=http://127.0.0.1:9".to_string(),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    all.extend_from_slice(args);
+    let p = Proc::spawn(&all, &[]);
+    wait_for_body(port, "/-/healthy", |_| true);
+    (p, port)
+}
+
+fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+    r.head
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+/// Item 13: no CSP was sent by default, and the toolkit-allowed
+/// `Content-Security-Policy: default-src 'self'` blocked the page's inline script and style,
+/// so it stopped refreshing. The page now has neither; its script and style are files.
+#[test]
+fn the_upgrade_page_needs_no_inline_code_and_a_safe_csp_is_the_default() {
+    let (_p, port) = exporter(&[]);
+    let page = http_blocking("GET", port, "/upgrade").unwrap();
+    assert_eq!(page.status, 200);
+    let csp = header(&page, "content-security-policy").expect("a default CSP");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!page.body.contains("<script>") && !page.body.contains("<style"));
+    assert!(!page.body.contains("style=\""), "inline style attribute");
+    for (path, kind) in [
+        ("/-/static/upgrade.js", "text/javascript"),
+        ("/-/static/upgrade.css", "text/css"),
+        ("/-/static/landing.css", "text/css"),
+    ] {
+        assert!(
+            page.body.contains(path) || path.contains("landing"),
+            "{path}"
+        );
+        let r = http_blocking("GET", port, path).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            header(&r, "content-type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(!r.body.is_empty());
+    }
+    let landing = http_blocking("GET", port, "/").unwrap();
+    assert!(!landing.body.contains("<style") && !landing.body.contains("<script>"));
+}
+
+/// A web config's `Content-Security-Policy` replaces the default.
+#[test]
+fn a_web_config_csp_overrides_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "http_server_config:\n  headers:\n    Content-Security-Policy: default-src 'self'\n",
+    )
+    .unwrap();
+    let (_p, port) = exporter(&[format!("--web.config.file={}", web.display())]);
+    let page = http_blocking("GET", port, "/upgrade").unwrap();
+    let csps: Vec<&str> = page
+        .head
+        .lines()
+        .filter(|l| l.starts_with("content-security-policy:"))
+        .collect();
+    assert_eq!(csps, ["content-security-policy: default-src 'self'"]);
+}

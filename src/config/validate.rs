@@ -12,15 +12,13 @@ use crate::secret::SecretSource;
 
 /// Paths the telemetry path must not take: every route the exporter serves (a collision
 /// made the router panic at start).
-const RESERVED_PATHS: [&str; 9] = [
+const RESERVED_PATHS: [&str; 7] = [
     "/",
     "/probe",
     "/-/healthy",
     "/-/ready",
     "/-/reload",
     "/upgrade",
-    "/upgrade.js",
-    "/upgrade.css",
     "/api/v1/targets",
 ];
 

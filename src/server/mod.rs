@@ -26,6 +26,7 @@ use crate::metrics::{ExporterCollector, TargetCollector};
 pub use crate::metrics::{render, Format, OPENMETRICS, TEXT_004};
 pub use serve::{bind_all, serve, serve_with, ServeOptions};
 
+pub mod assets;
 mod connections;
 mod serve;
 
@@ -65,7 +66,9 @@ pub fn router(runtime: Arc<Runtime>, telemetry_path: &str, max_requests: usize) 
         .route("/upgrade", get(upgrade_page))
         .route("/api/v1/targets", get(api_targets))
         .route("/api/v1/targets/{name}/upgrade", get(api_upgrade))
+        .merge(assets::routes())
         .fallback(not_found)
+        .layer(middleware::map_response(assets::default_csp))
         .layer(
             CompressionLayer::new()
                 .gzip(true)
