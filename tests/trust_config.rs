@@ -90,3 +90,25 @@ fn dot_names_and_long_names_are_refused() {
     let (code, text) = config_with_name("...");
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// Also seen: a config typo read "unknown field (name not shown)". Key names are not
+/// secrets: a typo of a valid key is named, with where it is; values never are.
+#[test]
+fn a_config_typo_names_the_key_and_where_but_no_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.yml");
+    std::fs::write(
+        &f,
+        "targets:\n  - name: prod\n    url: http://127.0.0.1:9\n    timout: 5s-secret-value\n",
+    )
+    .unwrap();
+    let flag = format!("--config.file={}", f.display());
+    let (code, text) = check(&[&flag, "--config.check"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("`timout`") && text.contains("`timeout`"),
+        "{text}"
+    );
+    assert!(text.contains("line 4"), "{text}");
+    assert!(!text.contains("secret-value"), "{text}");
+}

@@ -168,3 +168,24 @@ fn a_web_config_csp_overrides_the_default() {
         .collect();
     assert_eq!(csps, ["content-security-policy: default-src 'self'"]);
 }
+
+/// Also seen: `/-/reload` had no CSRF or DNS-rebinding protection without a web config. A
+/// request a browser sends (it carries `Origin` or `Sec-Fetch-Site`) is now refused; tools
+/// (curl, config management) send neither and still reload.
+#[test]
+fn reload_refuses_requests_from_web_pages() {
+    let (_p, port) = exporter(&[]);
+    let post = |headers: &[&str]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+        let req = request_text("POST", "/-/reload", &headers);
+        std::io::Write::write_all(&mut s, req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut out);
+        parse_reply(&out).unwrap().status
+    };
+    assert_eq!(post(&["Origin: http://evil.example"]), 403);
+    assert_eq!(post(&["Origin: null"]), 403);
+    assert_eq!(post(&["Sec-Fetch-Site: same-origin"]), 403);
+    assert_eq!(post(&[]), 200, "a tool's reload still works");
+}

@@ -28,6 +28,7 @@ pub use serve::{bind_all, serve, serve_with, ServeOptions};
 
 pub mod assets;
 mod connections;
+pub mod lifecycle;
 mod serve;
 
 /// Shared state of the handlers.
@@ -337,7 +338,10 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn reload(State(state): State<AppState>) -> Response {
+async fn reload(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(refused) = lifecycle::refuse_browsers(&headers) {
+        return refused;
+    }
     match state.runtime.reload().await {
         Ok(()) => (StatusCode::OK, "Configuration reloaded.\n").into_response(),
         Err(e) => (
