@@ -410,6 +410,7 @@ impl Progress {
             u.all_upgraded_seen = true;
         }
         let groups = by_name(cluster);
+        rename::follow_renames(u, &groups);
         for np in &mut u.nodes {
             let Some((_, entries)) = groups.iter().find(|(name, _)| *name == np.name) else {
                 continue;
@@ -575,5 +576,6 @@ pub fn next_to_stop(cluster: &Cluster) -> Option<(usize, bool)> {
         })
 }
 
+mod rename;
 #[cfg(test)]
 mod tests;
