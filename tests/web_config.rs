@@ -387,8 +387,7 @@ async fn users_and_headers_are_reread_per_request() {
     // An invalid file while running: 500, as the toolkit does; fixed again: served again.
     s.write("basic_auth_users: [\n");
     assert_eq!(http_get_auth(s.addr, None).await.unwrap().status, 500);
-    // (Fixed by a file that keeps users: one without users would be refused, tests/trust_web.rs.)
-    s.write(&users);
+    s.write(&users); // (a file without users would be refused: tests/trust_web.rs)
     assert_eq!(http_get_auth(s.addr, None).await.unwrap().status, 401);
     s.stop().await;
 }
