@@ -80,11 +80,11 @@ const BAD: &[(&str, &str)] = &[
     ("key_mismatch", "does not match"),
     ("key_missing", "missing one of key or key_file"),
     ("tls_version_unknown", "unknown TLS version: TLS14"),
-    // The key found in the file is not echoed (it may be part of a secret given by mistake):
-    // its location and the valid names are.
+    // A typo of a valid key is named (src/secret/unknown_key.rs); any other key found in the
+    // file is not echoed (it may be part of a secret given by mistake).
     (
         "unknown_key",
-        "unknown field (name not shown), expected one of `cert`",
+        "unknown field `cert_flie` (did you mean `cert_file`?), expected one of `cert`",
     ),
     ("unknown_top_key", "basic_auth"),
     ("users_not_map", ""),
