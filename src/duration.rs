@@ -163,9 +163,10 @@ pub fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A Unix time as RFC 3339 to the second (UTC); None for a time not after 1970 or not finite.
+/// A Unix time as RFC 3339 to the second (UTC); None for a time not after 1970, not finite or past year 9999.
 pub fn format_timestamp(t: f64) -> Option<String> {
-    (t > 0.0 && t.is_finite()).then(|| {
+    // RFC 3339 has four-digit years: humantime panics from year 10000 on.
+    (t > 0.0 && t.is_finite() && t < 253_402_300_800.0).then(|| {
         humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs_f64(t))
             .to_string()
     })

@@ -45,6 +45,7 @@ pub mod model;
 pub mod pages;
 pub mod poller;
 pub mod reload;
+pub mod safe_file;
 pub mod secret;
 pub mod server;
 #[cfg(feature = "simulator")]

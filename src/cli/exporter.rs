@@ -28,6 +28,9 @@ pub enum RunError {
     #[error("cannot start: {0}")]
     /// The pollers could not start.
     Exporter(#[from] ExporterError),
+    #[error("{0}")]
+    /// The state file is another exporter's (or its lock cannot be taken).
+    StateFile(#[from] tracker::StateFileError),
     #[error(transparent)]
     /// Binding or serving failed.
     Io(#[from] std::io::Error),
@@ -68,7 +71,7 @@ pub async fn run_exporter(
     };
     let store = match config.state_file() {
         Some(path) => {
-            let (store, err) = tracker::StateStore::open(path);
+            let (store, err) = tracker::StateStore::open_exclusive(path)?;
             if let Some(e) = err {
                 tracing::warn!(error = %e, "state file");
             }

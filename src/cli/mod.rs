@@ -12,6 +12,7 @@ pub mod logging;
 #[cfg(feature = "simulator")]
 pub mod simulate;
 pub mod status;
+pub mod status_safety;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 

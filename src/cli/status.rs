@@ -165,7 +165,9 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     if !resp.status().is_success() {
         return Err(err(format!("HTTP {status}")));
     }
-    let body = resp.bytes().await.map_err(|e| err(e.to_string()))?;
+    let body = crate::cli::status_safety::read_capped(resp)
+        .await
+        .map_err(err)?;
     serde_json::from_slice(&body)
         .map(|v| (status, Some(v)))
         .map_err(|e| err(format!("not the exporter's JSON API: {e}")))
@@ -175,6 +177,8 @@ impl Source {
     async fn open(args: &StatusArgs) -> Result<Source, StatusError> {
         match &args.exporter_url {
             Some(url) => {
+                crate::cli::status_safety::refuse_credentials(url)
+                    .map_err(|m| StatusError::Client(m.to_string()))?;
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(10))
                     .redirect(reqwest::redirect::Policy::none())
@@ -187,7 +191,11 @@ impl Source {
                     url: list_url.clone(),
                     message: "HTTP 404 (an exporter without the JSON API?)".into(),
                 })?;
-                let names: Vec<String> = list.targets.iter().map(|t| t.name.clone()).collect();
+                let names: Vec<String> = list
+                    .targets
+                    .iter()
+                    .map(|t| crate::cli::status_safety::escape(&t.name))
+                    .collect();
                 let target = pick(args.target.as_deref(), &names)?;
                 Ok(Source::Exporter { http, base, target })
             }
@@ -249,6 +257,8 @@ impl Source {
                 v
             }
         };
+        let mut view = view;
+        crate::cli::status_safety::escape_view(&mut view);
         require_up(view)
     }
 }
@@ -353,24 +363,54 @@ pub fn judge(v: &TargetView) -> Option<Outcome> {
     }
 }
 
-/// Runs `status`, writing to `out`; `tty` chooses the in-place progress line.
+/// Writes the timed-out line; the outcome.
+fn timed_out(out: &mut dyn Write, progress_shown: bool, timeout: Duration) -> Outcome {
+    if progress_shown {
+        let _ = out.write_all(b"\n");
+    }
+    let _ = writeln!(
+        out,
+        "timed out after {} waiting for STABLE on one version",
+        format_duration(timeout)
+    );
+    Outcome::TimedOut
+}
+
+/// Runs `status`, writing to `out`; `tty` chooses the in-place progress line. Every read
+/// (opening included) ends at the `--timeout` deadline; with `--wait`, failures to read the
+/// exporter (unreachable, a redirect, 401, a 5xx) and a target that is down are waited
+/// out, from the first read on.
 pub async fn run(
     args: &StatusArgs,
     out: &mut dyn Write,
     tty: bool,
 ) -> Result<Outcome, StatusError> {
     let deadline = Instant::now() + args.timeout.0;
-    let mut source = Source::open(args).await?;
+    use crate::cli::status_safety::within;
+    let mut source: Option<Source> = None;
     if !args.wait {
-        let v = source.read().await?;
-        let _ = out.write_all(report(&v).as_bytes());
+        let read = within(deadline, async {
+            let mut s = Source::open(args).await?;
+            s.read().await
+        });
+        let Some(v) = read.await else {
+            return Ok(timed_out(out, false, args.timeout.0));
+        };
+        let _ = out.write_all(report(&v?).as_bytes());
         return Ok(Outcome::Settled);
     }
     let mut last_line = String::new();
     let mut progress_shown = false;
     loop {
-        let line = match source.read().await {
-            Ok(v) => {
+        let read = within(deadline, async {
+            if source.is_none() {
+                source = Some(Source::open(args).await?);
+            }
+            source.as_mut().expect("opened above").read().await
+        });
+        let line = match read.await {
+            None => return Ok(timed_out(out, progress_shown, args.timeout.0)),
+            Some(Ok(v)) => {
                 if let Some(outcome) = judge(&v) {
                     if progress_shown {
                         let _ = out.write_all(b"\r\x1b[2K");
@@ -380,8 +420,8 @@ pub async fn run(
                 }
                 summary(&v)
             }
-            Err(e) if e.transient() => format!("waiting: {e}"),
-            Err(e) => return Err(e),
+            Some(Err(e)) if e.transient() => format!("waiting: {e}"),
+            Some(Err(e)) => return Err(e),
         };
         if tty {
             let _ = write!(out, "\r\x1b[2K{line}");
@@ -393,15 +433,7 @@ pub async fn run(
         last_line = line;
         let now = Instant::now();
         if now >= deadline {
-            if progress_shown {
-                let _ = out.write_all(b"\n");
-            }
-            let _ = writeln!(
-                out,
-                "timed out after {} waiting for STABLE on one version",
-                format_duration(args.timeout.0)
-            );
-            return Ok(Outcome::TimedOut);
+            return Ok(timed_out(out, progress_shown, args.timeout.0));
         }
         tokio::time::sleep(args.wait_interval.0.min(deadline - now)).await;
     }

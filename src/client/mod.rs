@@ -87,7 +87,8 @@ impl ZduClient {
         } else if let Some(ca) = &target.tls().ca_file {
             // The file's certificates are anchors, and each is also trusted as itself when
             // the server presents exactly it (a self-signed Bitbucket): crate::client::tls.
-            let pem = std::fs::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            let pem =
+                crate::safe_file::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
             let tls = crate::client::tls::client_config(&pem)
                 .map_err(|e| err(format!("{}: {e}", ca.display())))?;
             builder = builder.tls_backend_preconfigured(tls);

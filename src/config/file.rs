@@ -79,7 +79,7 @@ pub fn parse_targets_yaml(
 
 /// Reads and parses the `--config.file` at `path`.
 pub(super) fn load(path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = crate::safe_file::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;

@@ -10,8 +10,50 @@ use super::flags::{ExporterArgs, DEFAULT_TIMEOUT, ENV_PASSWORD, ENV_TOKEN};
 use super::{AuthConfig, Config, ConfigError, Env, TargetConfig, TlsConfig, WebSettings};
 use crate::secret::SecretSource;
 
-/// Paths the telemetry path must not take.
-const RESERVED_PATHS: [&str; 4] = ["/probe", "/-/healthy", "/-/ready", "/-/reload"];
+/// Paths the telemetry path must not take: every route the exporter serves (a collision
+/// made the router panic at start).
+const RESERVED_PATHS: [&str; 7] = [
+    "/",
+    "/probe",
+    "/-/healthy",
+    "/-/ready",
+    "/-/reload",
+    "/upgrade",
+    "/api/v1/targets",
+];
+
+/// Folders whose every path belongs to the exporter (`/api/v1/targets/{name}/upgrade`,
+/// and whatever a later version adds there).
+const RESERVED_PREFIXES: [&str; 2] = ["/-/", "/api/"];
+
+/// Longest target name, in bytes: it is a label value, a URL path segment and a state
+/// file key.
+pub const MAX_TARGET_NAME_BYTES: usize = 64;
+
+/// The telemetry path is a literal path: letters, digits and `/ - _ . ~` only (no `{`, `*`
+/// or `%`, which the router would read as a pattern), and no route of the exporter's.
+fn telemetry_path(path: &str) -> Result<(), ConfigError> {
+    let literal = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~'));
+    if !literal {
+        return Err(invalid(
+            "--web.telemetry-path",
+            format!("{path:?} may hold only letters, digits and '/', '-', '_', '.', '~'"),
+        ));
+    }
+    let trimmed = path.trim_end_matches('/');
+    if RESERVED_PATHS.contains(&path)
+        || RESERVED_PATHS.contains(&trimmed)
+        || RESERVED_PREFIXES.iter().any(|p| path.starts_with(p))
+    {
+        return Err(invalid(
+            "--web.telemetry-path",
+            format!("{path} is a reserved path (served by the exporter itself: {}, and everything under {})", RESERVED_PATHS.join(", "), RESERVED_PREFIXES.join(" and ")),
+        ));
+    }
+    Ok(())
+}
 
 pub(super) fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -44,12 +86,7 @@ pub(super) fn config(
             format!("{path:?} must start with / and not be / alone"),
         ));
     }
-    if RESERVED_PATHS.contains(&path.as_str()) {
-        return Err(invalid(
-            "--web.telemetry-path",
-            format!("{path} is a reserved path"),
-        ));
-    }
+    telemetry_path(path)?;
     if web.max_requests == 0 {
         return Err(invalid("--web.max-requests", "must be at least 1"));
     }
@@ -77,8 +114,21 @@ pub(super) fn unique_names(targets: &[TargetConfig]) -> Result<(), ConfigError> 
     Ok(())
 }
 
-/// A target name: non-empty, letters, digits, `-`, `_` and `.`.
+/// A target name: non-empty, letters, digits, `-`, `_` and `.`; not `.` nor `..` (URL
+/// path segments that clients normalise away); at most [`MAX_TARGET_NAME_BYTES`].
 fn validate_name(name: &str) -> Result<(), ConfigError> {
+    if name.len() > MAX_TARGET_NAME_BYTES {
+        return Err(invalid(
+            "name",
+            format!("{} bytes long; at most {MAX_TARGET_NAME_BYTES}", name.len()),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid(
+            "name",
+            format!("{name:?} is a path segment that URLs normalise away; choose another name"),
+        ));
+    }
     if name.is_empty()
         || !name
             .chars()
@@ -262,7 +312,7 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
     validate_name(&name)?;
     let base_url = validate_url(url_key, url)?;
     if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca)
+        let pem = crate::safe_file::read(ca)
             .map_err(|e| invalid(tls_key, format!("cannot read {}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             invalid(

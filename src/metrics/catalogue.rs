@@ -184,6 +184,14 @@ pub const EXPORTER_STATE_FILE_ERRORS: Family = family(
     &[],
     "Failed reads and writes of the --state.file (0 without one); logged once per distinct error.",
 );
+/// `bitbucket_zdu_exporter_web_config_refused_total`.
+pub const EXPORTER_WEB_CONFIG_REFUSED: Family = family(
+    "bitbucket_zdu_exporter_web_config_refused",
+    Counter,
+    Exporter,
+    &[],
+    "Re-reads of --web.config.file refused while serving because they would turn off the authentication it started with (the previous settings are kept); each distinct content counted once.",
+);
 
 // --- process --------------------------------------------------------------------------------
 
@@ -540,6 +548,7 @@ pub const ALL: &[Family] = &[
     EXPORTER_RELOAD_SUCCESSFUL,
     EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
     EXPORTER_STATE_FILE_ERRORS,
+    EXPORTER_WEB_CONFIG_REFUSED,
     PROCESS_CPU,
     PROCESS_RESIDENT_MEMORY,
     PROCESS_VIRTUAL_MEMORY,

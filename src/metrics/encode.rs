@@ -82,7 +82,7 @@ pub fn counters<N: EncodeCounterValue + Copy>(
 }
 
 /// A `state`-labelled one-hot family: one sample per known value (1 for `current`, 0 for
-/// the others), then the sanitised value of an unknown `current` at 1.
+/// the others), then `OTHER` at 1 for an unknown `current`.
 pub fn one_hot<S: PartialEq>(
     known: &[S],
     current: Option<&S>,
@@ -99,24 +99,11 @@ pub fn one_hot<S: PartialEq>(
     out
 }
 
-/// Makes an unknown enum value safe and bounded as a label value.
-pub fn sanitize_state(raw: &str) -> String {
-    let s: String = raw
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.is_empty() {
-        "UNKNOWN".into()
-    } else {
-        s
-    }
+/// The label value of an unknown enum value: always
+/// [`OTHER_STATE`](crate::model::keys::OTHER_STATE), one bucket kept apart from the known
+/// names and bounded whatever the upstream invents (the raw value is not a label).
+pub fn sanitize_state(_raw: &str) -> String {
+    crate::model::keys::OTHER_STATE.to_string()
 }
 
 /// The `state` label of a node state this version does not list in [`NodeState::KNOWN`]:

@@ -9,7 +9,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 
 use super::catalogue::{
     EXPORTER_BUILD_INFO, EXPORTER_RELOAD_SUCCESSFUL, EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
-    EXPORTER_STATE_FILE_ERRORS, EXPORTER_TARGETS,
+    EXPORTER_STATE_FILE_ERRORS, EXPORTER_TARGETS, EXPORTER_WEB_CONFIG_REFUSED,
 };
 use super::{bit, counters, gauges, unlabelled};
 use crate::snapshot::TargetShared;
@@ -47,6 +47,8 @@ impl Collector for ExporterCollector {
             &EXPORTER_STATE_FILE_ERRORS,
             &unlabelled(self.store.errors_total()),
         )?;
+        let refused = crate::web::runtime::auth_drops_refused_total();
+        counters(&mut enc, &EXPORTER_WEB_CONFIG_REFUSED, &unlabelled(refused))?;
         super::process::encode(&mut enc)
     }
 }

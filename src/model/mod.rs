@@ -19,6 +19,10 @@
 //!
 //! The unit tests are in `model/tests.rs`.
 
+pub mod keys;
+#[cfg(test)]
+mod keys_tests;
+
 use std::cell::Cell;
 
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -249,12 +253,12 @@ pub struct Node {
 impl Node {
     /// `ip:port`, `ip` or empty: the identity Bitbucket matches nodes by.
     pub fn address(&self) -> String {
-        match (&self.ip_address, self.port_number) {
+        keys::cap_label(match (&self.ip_address, self.port_number) {
             (Some(ip), Some(port)) => format!("{ip}:{port}"),
             (Some(ip), None) => ip.clone(),
             (None, Some(port)) => format!(":{port}"),
             (None, None) => String::new(),
-        }
+        })
     }
 
     /// A stable key for this node: its id, else name and address.
@@ -499,24 +503,12 @@ pub struct ClusterFigures {
 }
 
 impl Cluster {
-    /// One key per node entry, unique within this answer: the node's [`Node::key`], with
-    /// `#2`, `#3`, … appended to repeats (a broken upstream may repeat an id). Used as the
+    /// One key per node entry, unique within this answer and within the label cap: the
+    /// node's [`Node::key`], with the lowest free `#N` appended to repeats (a broken upstream
+    /// may repeat an id, or send `x#2` itself), see [`keys::unique_keys`]. Used as the
     /// `node_id` label and by the state tracker, so repeats never collide.
     pub fn node_keys(&self) -> Vec<String> {
-        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-        self.nodes
-            .iter()
-            .map(|n| {
-                let key = n.key();
-                let count = seen.entry(key.clone()).or_insert(0);
-                *count += 1;
-                if *count == 1 {
-                    key
-                } else {
-                    format!("{key}#{count}")
-                }
-            })
-            .collect()
+        keys::unique_keys(self.nodes.iter().map(Node::key).collect())
     }
 
     /// Computes the derived figures of this answer.

@@ -26,7 +26,12 @@ const ACTIONS: [(&str, &str); 3] = [
 ];
 
 fn fmt_ts(t: f64) -> String {
-    crate::duration::format_timestamp(t).unwrap_or_else(|| "–".into())
+    // RFC 3339 has four-digit years: humantime panics from year 10000 on.
+    if t <= 0.0 || !t.is_finite() || t >= 253_402_300_800.0 {
+        return "–".into();
+    }
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t))
+        .to_string()
 }
 
 fn fmt_secs(s: f64) -> String {
@@ -54,6 +59,16 @@ pub fn state_colour(state: &str) -> &'static str {
         _ => "#6e7781",
     }
 }
+
+/// The states of the timeline's legend.
+const LEGEND_STATES: [&str; 6] = [
+    "ACTIVE",
+    "DRAINING",
+    "TERMINATING",
+    "OFFLINE",
+    "STARTING",
+    "ERROR",
+];
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:72em}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
@@ -84,7 +99,7 @@ pub fn render_views(views: &[TargetView]) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Bitbucket ZDU upgrade</title>\
          <noscript><meta http-equiv=\"refresh\" content=\"{r}\"></noscript>\
-         <style>{STYLE}</style></head><body>\n\
+         <link rel=\"stylesheet\" href=\"/-/static/upgrade.css\"></head><body>\n\
          <h1>Rolling upgrade</h1>\n<p><a href=\"/\">exporter home</a> · \
          <a href=\"/api/v1/targets\">JSON API</a> · refreshed every {r} s</p>\n<main>\n",
         r = REFRESH_SECONDS
@@ -95,12 +110,24 @@ pub fn render_views(views: &[TargetView]) -> String {
     for v in views {
         section(&mut out, v);
     }
-    let _ = write!(
-        out,
-        "</main>\n<script>{}</script>\n</body></html>\n",
-        SCRIPT.replace("REFRESH_MS", &(REFRESH_SECONDS * 1000).to_string())
-    );
+    out.push_str("</main>\n<script src=\"/-/static/upgrade.js\"></script>\n</body></html>\n");
     out
+}
+
+/// The page's script, served as `/-/static/upgrade.js` (no inline script: the page works
+/// under `default-src 'self'`).
+pub fn script() -> String {
+    SCRIPT.replace("REFRESH_MS", &(REFRESH_SECONDS * 1000).to_string())
+}
+
+/// The page's style, served as `/-/static/upgrade.css`: [`STYLE`] and one legend class per
+/// state colour (no inline style attribute either).
+pub fn stylesheet() -> String {
+    let mut css = STYLE.to_string();
+    for s in LEGEND_STATES {
+        let _ = write!(css, ".legend .s-{s}{{background:{}}}", state_colour(s));
+    }
+    css
 }
 
 fn section(out: &mut String, v: &TargetView) {
@@ -247,19 +274,8 @@ fn timeline(out: &mut String, now: f64, u: &api::InFlightView) {
         esc(&fmt_secs(span))
     );
     out.push_str("<p class=\"legend\">");
-    for s in [
-        "ACTIVE",
-        "DRAINING",
-        "TERMINATING",
-        "OFFLINE",
-        "STARTING",
-        "ERROR",
-    ] {
-        let _ = write!(
-            out,
-            "<span style=\"background:{}\">{s}</span>",
-            state_colour(s)
-        );
+    for s in LEGEND_STATES {
+        let _ = write!(out, "<span class=\"s-{s}\">{s}</span>");
     }
     out.push_str("</p>\n");
 }
@@ -404,9 +420,14 @@ mod tests {
         assert!(!html.contains("<b>n0</b>") && html.contains("&lt;b&gt;n0&lt;/b&gt;"));
         assert!(!html.contains("<x>") && !html.contains("data-state=\"<script>\""));
         assert!(html.contains("n1&quot;"));
-        // one script, inline; no external asset
-        assert_eq!(html.matches("<script>").count(), 1);
-        assert!(!html.contains("src=") && !html.contains("http://") && !html.contains("https://"));
+        // no inline script or style (CSP `default-src 'self'`); same-origin files only
+        assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains("style="));
+        assert_eq!(
+            html.matches("<script src=\"/-/static/upgrade.js\">")
+                .count(),
+            1
+        );
+        assert!(!html.contains("http://") && !html.contains("https://"));
         // the timeline: the first rect starts at the left edge, the last ends at "now"
         assert!(html.contains("x=\"150.0\""));
     }

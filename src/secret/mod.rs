@@ -160,7 +160,7 @@ fn read_if_changed(
     if known == Some(&stamp) {
         return Ok(None);
     }
-    let raw = std::fs::read_to_string(path).map_err(read_err)?;
+    let raw = crate::safe_file::read_to_string(path).map_err(read_err)?;
     let value = raw.trim_end_matches(['\n', '\r']);
     if value.is_empty() {
         return Err(SecretError::EmptyFile(path.to_path_buf()));
@@ -174,8 +174,8 @@ fn read_if_changed(
 /// The message for a YAML file that does not parse or does not fit the schema, built only
 /// from what the schema and the parser know (the kind of error, the field names of the schema,
 /// the expected type, the line and column), never from the file's text: the file may be a
-/// secret given by mistake. Keys found in the file (an unknown field, a variant) are not
-/// shown either; the location points at them.
+/// secret given by mistake. Keys found in the file are not shown either, except an unknown
+/// key that is a typo of a valid one (`unknown_key.rs`); the location points at them.
 pub fn yaml_error_message(e: &serde_norway::Error) -> String {
     let loc = e
         .location()
@@ -203,8 +203,9 @@ fn describe_yaml_message(text: &str) -> String {
     if let Some(rest) = after(text, "invalid value: ") {
         return format!("invalid value: {}{}", value_kind(rest), expected());
     }
-    if after(text, "unknown field `").is_some() {
-        return format!("unknown field (name not shown){}", expected());
+    if let Some(rest) = after(text, "unknown field `") {
+        let name = rest.split('`').next().unwrap_or("");
+        return format!("{}{}", unknown_key::describe(name, &expected()), expected());
     }
     if after(text, "unknown variant `").is_some() {
         return format!("unknown variant (value not shown){}", expected());
@@ -524,3 +525,4 @@ fn hex_value(digits: &[u8]) -> Option<u32> {
 
 #[cfg(test)]
 mod tests;
+mod unknown_key;

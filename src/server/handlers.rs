@@ -102,7 +102,10 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-pub(super) async fn reload(State(state): State<AppState>) -> Response {
+pub(super) async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = super::lifecycle::refuse_browsers(&headers) {
+        return refused;
+    }
     match state.runtime.reload().await {
         Ok(()) => (StatusCode::OK, "Configuration reloaded.\n").into_response(),
         Err(e) => (

@@ -35,7 +35,9 @@ pub fn router_with(state: AppState) -> Router {
         .route("/upgrade", get(upgrade_page))
         .route("/api/v1/targets", get(api_targets))
         .route("/api/v1/targets/{name}/upgrade", get(api_upgrade))
+        .merge(super::assets::routes())
         .fallback(not_found)
+        .layer(middleware::map_response(super::assets::default_csp))
         .layer(
             CompressionLayer::new()
                 .gzip(true)

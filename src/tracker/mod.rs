@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use crate::model::Cluster;
 
+mod file;
 pub mod progress;
+pub mod validate;
 
 /// What is tracked for one target.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -108,9 +110,15 @@ impl Tracker {
                 Some(e) if e.state == state => e.since,
                 prev => {
                     if let Some(prev) = prev {
+                        // Unknown states are one bucket here too: a hostile upstream
+                        // cannot grow the (persisted) map by inventing states.
+                        let fold = |s: &str| match crate::model::ClusterState::parse(s) {
+                            st if st.is_unknown() => crate::model::keys::OTHER_STATE.to_string(),
+                            _ => s.to_string(),
+                        };
                         *self
                             .transitions
-                            .entry((prev.state.clone(), state.to_string()))
+                            .entry((fold(&prev.state), fold(state)))
                             .or_insert(0) += 1;
                     }
                     self.cluster = Some(Entered {
@@ -232,6 +240,31 @@ pub enum StateFileError {
         /// Where the file now is (or why it could not be moved).
         moved_to: String,
     },
+    /// Some values of the state file were invalid (out of range, too long, too many, or a
+    /// target that does not parse): they were dropped, the rest kept, the file as read
+    /// copied aside.
+    #[error("state file {path} held {dropped} invalid value(s) (timestamps out of range, over-long strings, lists over their caps, or unreadable targets): dropped, the valid rest kept; the file as read is copied to {copied_to}")]
+    Invalid {
+        /// The state file's path.
+        path: PathBuf,
+        /// How many values (or whole targets) were dropped.
+        dropped: usize,
+        /// Where the file as read was copied (or why it could not be).
+        copied_to: String,
+    },
+    /// Another process holds the state file's lock, or the lock file cannot be opened.
+    #[error("state file {path} cannot be locked ({}): {}", lock.display(), match source {
+        None => "another exporter is using it; give each exporter its own --state.file".to_string(),
+        Some(e) => e.to_string(),
+    })]
+    Locked {
+        /// The state file's path.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// Why the lock file could not be opened (`None`: another process holds it).
+        source: Option<std::io::Error>,
+    },
     /// The state file cannot be written.
     #[error("cannot write state file {path}: {source}")]
     Write {
@@ -271,6 +304,11 @@ pub struct StateStore {
     path: Option<PathBuf>,
     targets: Mutex<BTreeMap<String, Tracker>>,
     health: Mutex<Health>,
+    /// Held while a snapshot is taken and written: one writer at a time in this process,
+    /// and the last snapshot taken is the last written.
+    writer: Mutex<()>,
+    /// The advisory lock on `<file>.lock` ([`StateStore::open_exclusive`]), held until drop.
+    _lock: Option<std::fs::File>,
 }
 
 #[derive(Debug, Default)]
@@ -287,7 +325,23 @@ impl StateStore {
             path: None,
             targets: Mutex::new(BTreeMap::new()),
             health: Mutex::new(Health::default()),
+            writer: Mutex::new(()),
+            _lock: None,
         }
+    }
+
+    /// [`StateStore::open`], holding the state file's advisory lock (`<file>.lock`) for the
+    /// life of the store: a second exporter on the same file is refused
+    /// ([`StateFileError::Locked`]), and so is a lock file that cannot be opened.
+    pub fn open_exclusive(path: &Path) -> Result<(Self, Option<StateFileError>), StateFileError> {
+        let lock = file::lock(path).map_err(|source| StateFileError::Locked {
+            path: path.to_path_buf(),
+            lock: file::lock_path(path),
+            source,
+        })?;
+        let (mut store, err) = StateStore::open(path);
+        store._lock = Some(lock);
+        Ok((store, err))
     }
 
     /// Opens (or starts) a state file. A corrupt file, or one of a version this exporter
@@ -296,23 +350,29 @@ impl StateStore {
     /// silently replaced nor fatal: losing entered-times is better than not exporting at all.
     /// The error returned is counted in [`StateStore::errors_total`]; the caller logs it.
     pub fn open(path: &Path) -> (Self, Option<StateFileError>) {
-        let (targets, err) = match std::fs::read(path) {
+        let (targets, err) = match crate::safe_file::read(path) {
             Ok(bytes) => match serde_json::from_slice::<VersionOnly>(&bytes) {
                 Ok(VersionOnly {
                     version: Some(Value::Number(n)),
-                }) if n.as_u64() == Some(u64::from(FILE_VERSION)) => {
-                    match serde_json::from_slice::<FileFormat>(&bytes) {
-                        Ok(f) => (f.targets, None),
-                        Err(e) => (
-                            BTreeMap::new(),
-                            Some(StateFileError::Corrupt {
-                                path: path.to_path_buf(),
-                                message: e.to_string(),
-                                moved_to: move_aside(path, "corrupt"),
-                            }),
-                        ),
-                    }
-                }
+                }) if n.as_u64() == Some(u64::from(FILE_VERSION)) => match validate::load(&bytes) {
+                    Ok((targets, 0)) => (targets, None),
+                    Ok((targets, dropped)) => (
+                        targets,
+                        Some(StateFileError::Invalid {
+                            path: path.to_path_buf(),
+                            dropped,
+                            copied_to: copy_aside(path, &bytes),
+                        }),
+                    ),
+                    Err(e) => (
+                        BTreeMap::new(),
+                        Some(StateFileError::Corrupt {
+                            path: path.to_path_buf(),
+                            message: e.to_string(),
+                            moved_to: move_aside(path, "corrupt"),
+                        }),
+                    ),
+                },
                 Ok(VersionOnly { version }) => (
                     BTreeMap::new(),
                     Some(StateFileError::UnknownVersion {
@@ -348,6 +408,8 @@ impl StateStore {
                 path: Some(path.to_path_buf()),
                 targets: Mutex::new(targets),
                 health: Mutex::new(health),
+                writer: Mutex::new(()),
+                _lock: None,
             },
             err,
         )
@@ -393,6 +455,7 @@ impl StateStore {
     /// Replaces one target's state and, with a file, writes it out. A failure is counted and
     /// logged here (see [`StateStore`]); the caller need not log it again.
     pub fn put(&self, target: &str, tracked: Tracker) -> Result<(), StateFileError> {
+        let _writing = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let snapshot = {
             let mut map = self.lock();
             map.insert(target.to_string(), tracked);
@@ -413,6 +476,22 @@ impl StateStore {
     }
 }
 
+/// Copies the file as read to a new `<path>.invalid-<unix time>` (created exclusively);
+/// returns its name, or why not.
+fn copy_aside(path: &Path, bytes: &[u8]) -> String {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".invalid-{ts}"));
+    let to = PathBuf::from(name);
+    match file::write_new(&to, bytes) {
+        Ok(()) => to.display().to_string(),
+        Err(e) => format!("nowhere (cannot write {}: {e})", to.display()),
+    }
+}
+
 /// Renames `path` to `<path>.<what>-<unix time>`; returns the new name, or why not.
 fn move_aside(path: &Path, what: &str) -> String {
     let ts = std::time::SystemTime::now()
@@ -429,7 +508,6 @@ fn move_aside(path: &Path, what: &str) -> String {
 }
 
 fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracker>) -> Result<(), StateFileError> {
-    use std::io::Write;
     let werr = |source| StateFileError::Write {
         path: path.to_path_buf(),
         source,
@@ -439,24 +517,7 @@ fn write_atomic(path: &Path, targets: &BTreeMap<String, Tracker>) -> Result<(), 
         targets: targets.clone(),
     })
     .expect("serializable");
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(werr)?;
-    f.write_all(&body).map_err(werr)?;
-    f.sync_all().map_err(werr)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        // No temp file is left behind by a failed rename.
-        let _ = std::fs::remove_file(&tmp);
-        werr(e)
-    })?;
-    Ok(())
+    file::write_atomic(path, &body).map_err(werr)
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ pub struct WebSettings {
 impl WebSettings {
     /// Reads and validates a file, including its certificates and keys.
     pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
-        let content = std::fs::read_to_string(path).map_err(|e| WebConfigError::Read {
+        let content = crate::safe_file::read_to_string(path).map_err(|e| WebConfigError::Read {
             path: path.to_path_buf(),
             source: e,
         })?;

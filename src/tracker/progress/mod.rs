@@ -180,7 +180,7 @@ impl Upgrade {
         let last = seen_done.iter().copied().reduce(f64::max)?;
         let per_node = (last - self.started).max(0.0) / seen_done.len() as f64;
         let to_go = self.nodes_total().saturating_sub(self.nodes_done());
-        Some(last + per_node * to_go as f64)
+        Some(last + per_node * to_go as f64).filter(|t| t.is_finite())
     }
 }
 
@@ -409,6 +409,7 @@ impl Progress {
             u.all_upgraded_seen = true;
         }
         let groups = by_name(cluster);
+        rename::follow_renames(u, &groups);
         for np in &mut u.nodes {
             let Some((_, entries)) = groups.iter().find(|(name, _)| *name == np.name) else {
                 continue;
@@ -574,5 +575,6 @@ pub fn next_to_stop(cluster: &Cluster) -> Option<(usize, bool)> {
         })
 }
 
+mod rename;
 #[cfg(test)]
 mod tests;
