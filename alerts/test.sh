@@ -8,7 +8,7 @@
 #   4. promtool test rules: the stories in alerts/tests/src (one per defect of issue 8, ...)
 #   5. docs cover every alert; dashboard lint (+ promtool on every query) and its self-test
 #   6. amtool check-config on alerts/alertmanager.example.yml (the mixin's inhibit_rules)
-#   7. alerts/verify.sh --count 40 --seed 1: generated upgrade timelines through the exporter's
+#   7. alerts/verify.sh --count 32 --seed 1: generated upgrade timelines through the exporter's
 #      pipeline, every invariant on the shipped rules (covers every generator branch)
 # Exit status is non-zero if anything failed; a summary is printed at the end.
 set -euo pipefail
@@ -82,7 +82,7 @@ step "every alert has severity, for:, annotations, a runbook section and a docs 
 step "dashboard lint (contract docs/metrics.json, cluster labels, promtool on every query)" python3 dashboards/lint.py dashboards/*.json
 step "dashboard lint self-test (every rule can fail)" python3 dashboards/test_lint.py
 step "amtool check-config alerts/alertmanager.example.yml (inhibit_rules)" amtool check-config alerts/alertmanager.example.yml
-step "alerts/verify.sh --count 40 --seed 1 (alert verification by simulation)" alerts/verify.sh --count 40 --seed 1
+step "alerts/verify.sh --count 32 --seed 1 (alert verification by simulation)" alerts/verify.sh --count 32 --seed 1
 
 echo
 echo "alerts/test.sh: $passed passed, $failed failed"

@@ -95,19 +95,16 @@ struct Gen {
 pub fn timeline(seed: u64, wanted: BTreeSet<String>) -> Timeline {
     let mut rng = Rng::new(seed);
     let n = rng.range(2, 12) as usize;
-    let central = rng.chance(0.5);
+    let slot = (seed % 16) as usize;
+    // The central exporter's outage needs the central mode.
+    let central = rng.chance(0.5) || slot == 15;
     let state_file = rng.chance(0.5);
     // Consecutive seeds cycle through 6 healthy slots and the 10 faults: any 16 timelines
-    // cover every fault (the central-only ExporterDown becomes Unreachable with sidecars).
-    let slot = (seed % 16) as usize;
+    // cover every fault.
     let fault = if slot < 6 {
         None
     } else {
-        let mut f = Fault::ALL[slot - 6];
-        if f == Fault::ExporterDown && !central {
-            f = Fault::Unreachable;
-        }
-        Some(f)
+        Some(Fault::ALL[slot - 6])
     };
     let mut g = Gen {
         ghosts: rng.chance(0.5),

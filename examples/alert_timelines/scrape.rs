@@ -175,8 +175,7 @@ impl Store {
         self.series
             .iter()
             .filter(|(k, cells)| {
-                !k.starts_with("bitbucket_zdu_node_state{")
-                    || cells.iter().any(|c| *c == Cell::Value(1.0))
+                !k.starts_with("bitbucket_zdu_node_state{") || cells.contains(&Cell::Value(1.0))
             })
             .map(|(k, cells)| (k.clone(), notation(cells)))
             .collect()

@@ -209,7 +209,7 @@ impl World {
             let process_alive =
                 pod != Pod::Terminating && !(self.central && self.noise.exporter_down.contains(&t));
             let flap = self.noise.flapping.is_some_and(|(tk, every, from, to)| {
-                tk == k && t >= from && t < to && t % every == 0
+                tk == k && t >= from && t < to && t.is_multiple_of(every)
             });
             let scrape_ok = process_alive && !flap && !self.noise.failed_scrapes.contains(&(t, k));
             let body = if process_alive {
