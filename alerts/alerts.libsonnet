@@ -28,17 +28,19 @@ local lib = import 'lib.libsonnet';
     } + (if keepFiringFor != null then { keep_firing_for: keepFiringFor } else {}),
 
     // A state alert that must not resolve while nothing is known about its cluster: the
-    // condition `expr` (one series per `by` label set), OR: this alert was firing at the
-    // last evaluation and no exporter reports any state of the cluster now (unreachable,
-    // down, gone); then the value is `held`, computed from the last known data within
-    // _config.unknownHold.
+    // condition `expr` (one series per `by` label set), OR: this alert was pending or firing
+    // at the last evaluation and no exporter reports any state of the cluster now
+    // (unreachable, down, gone, or just this scrape failed); then the value is `held`,
+    // computed from the last known data within _config.unknownHold. Holding a pending alert
+    // too means a failed scrape does not restart its `for:` (scrapes failing every k-th time
+    // would otherwise keep every alert pending forever).
     local holding(name, by, expr, held) = |||
       %(expr)s
       or
       (
         %(held)s
         and on (%(by)s)
-          max by (%(by)s) (ALERTS{alertname="%(name)s", alertstate="firing"})
+          max by (%(by)s) (ALERTS{alertname="%(name)s"})
         unless on (%(C)s)
           bitbucket_zdu:cluster_state:max
       )
@@ -57,11 +59,46 @@ local lib = import 'lib.libsonnet';
     local NB = C + ', node_id, node_name',
     local nodeIn(state) = 'max by (%s) (time() - bitbucket_zdu:node_state_entered_timestamp_seconds:min{state="%s"})' % [NB, state],
     local nodeInHeld(state) = 'max by (%s) (time() - last_over_time(bitbucket_zdu:node_state_entered_timestamp_seconds:min{state="%s"}[%s]))' % [NB, state, H],
-    local nodeAlert(name, th, state, summary, description) =
-      alert(name, th, holding(name, NB, '%s > %d' % [nodeIn(state), s(th.after)], nodeInHeld(state)), summary, description),
+    local nodeAlert(name, th, state, summary, description, unlessExpr='') =
+      alert(name, th, holding(name, NB, '%s > %d%s' % [nodeIn(state), s(th.after), if unlessExpr == '' then '' else '\nunless on (%s, node_name)\n  %s' % [C, unlessExpr]], nodeInHeld(state)), summary, description),
 
-    local sinceProgress = 'max by (%s) (time() - bitbucket_zdu:node_state_last_change_timestamp_seconds:min)' % C,
-    local sinceProgressHeld = 'max by (%s) (time() - last_over_time(bitbucket_zdu:node_state_last_change_timestamp_seconds:min[%s]))' % [C, H],
+    // Seconds since the last progress: the later of the last node change and entering the
+    // cluster state (rules.libsonnet).
+    local sinceProgress = 'max by (%s) (time() - bitbucket_zdu:progress_timestamp_seconds:max)' % C,
+    local sinceProgressHeld = 'max by (%s) (time() - last_over_time(bitbucket_zdu:progress_timestamp_seconds:max[%s]))' % [C, H],
+    // Node names whose users + tasks fell within _config.drainProgressWindow while DRAINING:
+    // a long drain that empties is progress, not a stall.
+    local drainFalling = '(max_over_time(bitbucket_zdu:draining_node_work:max[%s]) > bitbucket_zdu:draining_node_work:max)' % c.drainProgressWindow,
+    // A firing or pending stall alert is kept while Prometheus itself sees no node change
+    // (the per-state node counts did not move within _config.noChangeWindow): an exporter
+    // that lost its memory (restart without state file) restarts its clocks, but cannot
+    // clear the alert. The value is the time since the earliest progress timestamp of the
+    // last hour.
+    // Prometheus's own view of a stall, whatever the exporters remember: the cluster was in
+    // `state` `window` ago, has been in no other state since, and no per-state node count
+    // has moved. Value: the exporters' figure, at least `window`.
+    local seenStalled(state, window) = |||
+      (
+        clamp_min(%(since)s, %(secs)d)
+        and on (%(C)s)
+          (max by (%(C)s) (max_over_time(bitbucket_zdu:cluster_state:max{state="%(state)s"}[5m] offset %(window)s)) == 1)
+        and on (%(C)s)
+          (max by (%(C)s) (max_over_time(bitbucket_zdu:cluster_state:max{state!="%(state)s"}[%(window)s])) == 0)
+        and on (%(C)s)
+          (sum by (%(C)s) (changes(bitbucket_zdu:nodes:max[%(window)s])) == 0)
+      )
+    ||| % { C: C, since: sinceProgress, secs: s(window), state: state, window: window },
+    local keptWithoutChange(name, states) = |||
+      (
+        max by (%(C)s) (time() - min_over_time(bitbucket_zdu:progress_timestamp_seconds:max[1h]))
+        and on (%(C)s)
+          max by (%(C)s) (ALERTS{alertname="%(name)s"})
+        and on (%(C)s)
+          (sum by (%(C)s) (changes(bitbucket_zdu:nodes:max[%(w)s])) == 0)
+        and on (%(C)s)
+          (bitbucket_zdu:cluster_state:max{state=~"%(states)s"} == 1)
+      )
+    ||| % { C: C, name: name, w: c.noChangeWindow, states: states },
 
     local absentRules = [
       alert(
@@ -80,9 +117,17 @@ local lib = import 'lib.libsonnet';
         // ------------------------------------------------------------ exporter health
         alert(
           'BitbucketZduExporterDown', t.exporterDown,
-          'count by (%s) (up%s == 0) > 0' % [C, sel()],
+          |||
+            (
+              count by (%(C)s) ((max_over_time(up%(sel)s[%(w)s]) == 0) and up%(sel)s and (up%(sel)s offset %(w)s))
+              == on (%(C)s)
+              count by (%(C)s) (up%(sel)s)
+            )
+            or
+            count by (%(C)s) ((max_over_time(up%(sel)s[%(long)s]) == 0) and up%(sel)s and (up%(sel)s offset %(long)s))
+          ||| % { C: C, sel: sel(), w: t.exporterDown.window, long: t.exporterDown.oneDown },
           'Bitbucket ZDU exporter cannot be scraped on ' + Cn,
-          'Prometheus has failed to scrape {{ $value }} bitbucket-zdu-exporter target(s) of ' + Cn + ' for more than ' + t.exporterDown['for'] + '.',
+          'Prometheus has not scraped {{ $value }} bitbucket-zdu-exporter target(s) of ' + Cn + ' successfully for ' + t.exporterDown.window + ' while no target of that cluster could be scraped, or for ' + t.exporterDown.oneDown + ' (longer than any pod replacement or drain). A sidecar that goes down with its pod during a rolling upgrade is not reported; a scrape failing now and then does not count either.',
           c.healthKeepFiringFor,
         ),
         alert(
@@ -131,12 +176,28 @@ local lib = import 'lib.libsonnet';
         alert(
           'BitbucketZduUpgradeStalled', t.upgradeStalled,
           holding('BitbucketZduUpgradeStalled', C, |||
-            %(since)s > %(limit)d
-            and on (%(C)s)
-              (bitbucket_zdu:cluster_state:max{state=~"READY_TO_UPGRADE|MIXED"} == 1)
-          ||| % { since: sinceProgress, limit: s(t.upgradeStalled.noProgress), C: C }, sinceProgressHeld),
+            (
+                (
+                  %(since)s > %(limit)d
+                  and on (%(C)s)
+                    (bitbucket_zdu:cluster_state:max{state="MIXED"} == 1)
+                or
+                  %(since)s > %(limitRtu)d
+                  and on (%(C)s)
+                    (bitbucket_zdu:cluster_state:max{state="READY_TO_UPGRADE"} == 1)
+                or
+                  %(seenMixed)s
+                or
+                  %(seenRtu)s
+                )
+              unless on (%(C)s)
+                %(falling)s
+            )
+            or
+            %(kept)s
+          ||| % { since: sinceProgress, limit: s(t.upgradeStalled.noProgress), limitRtu: s(t.upgradeStalled.noProgressReadyToUpgrade), C: C, falling: drainFalling, kept: keptWithoutChange('BitbucketZduUpgradeStalled', 'READY_TO_UPGRADE|MIXED'), seenMixed: seenStalled('MIXED', t.upgradeStalled.noProgress), seenRtu: seenStalled('READY_TO_UPGRADE', t.upgradeStalled.noProgressReadyToUpgrade) }, sinceProgressHeld),
           'Upgrade of ' + Cn + ' has made no progress for ' + dur,
-          'Upgrade mode is on for ' + Cn + ' (READY_TO_UPGRADE or MIXED) and no node has changed state, joined or left for ' + dur + ' (threshold ' + t.upgradeStalled.noProgress + '). A healthy upgrade changes a node state every few minutes. Continue with the next node, roll back, or cancel (READY_TO_UPGRADE only).',
+          'Upgrade mode is on for ' + Cn + ' and for ' + dur + ' no node has changed state, joined or left, no draining node has lost users or tasks, and the cluster state has not changed (thresholds: ' + t.upgradeStalled.noProgress + ' in MIXED, ' + t.upgradeStalled.noProgressReadyToUpgrade + ' in READY_TO_UPGRADE, counted from entering that state). A healthy upgrade changes a node state every few minutes. Continue with the next node, roll back, or cancel (READY_TO_UPGRADE only).',
         ),
         alert(
           'BitbucketZduUpgradeStuckMixed', t.stuckMixed,
@@ -144,18 +205,20 @@ local lib = import 'lib.libsonnet';
             %(inMixed)s
             and on (%(C)s)
             (
-                %(since)s > %(noProgress)d
+                ((%(since)s > %(noProgress)d or %(seen)s) unless on (%(C)s) %(falling)s)
               or
                 %(inMixed)s > %(maxTotal)d
+              or
+                %(kept)s
             )
-          ||| % { inMixed: inState('MIXED'), since: sinceProgress, noProgress: s(t.stuckMixed.noProgress), maxTotal: s(t.stuckMixed.maxTotal), C: C }, inStateHeld('MIXED')),
+          ||| % { inMixed: inState('MIXED'), since: sinceProgress, noProgress: s(t.stuckMixed.noProgress), maxTotal: s(t.stuckMixed.maxTotal), C: C, falling: drainFalling, kept: keptWithoutChange('BitbucketZduUpgradeStuckMixed', 'MIXED'), seen: seenStalled('MIXED', t.stuckMixed.noProgress) }, inStateHeld('MIXED')),
           'Rolling upgrade of ' + Cn + ' stuck in MIXED for ' + dur,
-          'Cluster ' + Cn + ' has run mixed Bitbucket versions (state MIXED) for ' + dur + ' and no node has changed state for ' + t.stuckMixed.noProgress + ' (or MIXED has lasted longer than ' + t.stuckMixed.maxTotal + '). A MIXED cluster cannot be cancelled: upgrade the remaining nodes or roll the upgraded ones back. A node in ERROR also holds the cluster in MIXED.',
+          'Cluster ' + Cn + ' has run mixed Bitbucket versions (state MIXED) for ' + dur + ' and for ' + t.stuckMixed.noProgress + ' no node has changed state and no draining node has lost users or tasks (or MIXED has lasted longer than ' + t.stuckMixed.maxTotal + '). A MIXED cluster cannot be cancelled: upgrade the remaining nodes or roll the upgraded ones back. A node in ERROR also holds the cluster in MIXED (BitbucketZduNodeError then pages instead of this alert).',
         ),
         clusterStateAlert(
           'BitbucketZduUpgradeTasksFailed', t.upgradeTasksFailed, 'UPGRADE_TASKS_FAILED',
           'Upgrade finalization tasks failed on ' + Cn,
-          'Cluster ' + Cn + ' has been in UPGRADE_TASKS_FAILED for ' + dur + ': the upgrade tasks run after approve failed, so the upgrade is not finalized. Find the cause in the Bitbucket logs, fix it and retry (POST /rest/zdu/approve).',
+          'Cluster ' + Cn + ' has been in UPGRADE_TASKS_FAILED for ' + dur + ': the upgrade tasks run after approve failed, so the upgrade is not finalized. Find the cause in the Bitbucket logs, fix it, then retry with the retry button of the rolling-upgrade admin page or POST /rest/zdu/retryUpgrade (documented by the ZDU plugin and Atlassian\'s Confluence rolling-upgrade documentation, not in Bitbucket\'s REST reference). POST /rest/zdu/approve is refused (409) in this state.',
         ),
         clusterStateAlert(
           'BitbucketZduUpgradeTasksRunningTooLong', t.upgradeTasksRunningTooLong, 'RUNNING_UPGRADE_TASKS',
@@ -188,7 +251,7 @@ local lib = import 'lib.libsonnet';
         nodeAlert(
           'BitbucketZduNodeError', t.nodeError, 'ERROR',
           'Node {{ $labels.node_name }} of ' + Cn + ' in ERROR for ' + dur,
-          'Node ' + node + ' of ' + Cn + ' has been in state ERROR for ' + dur + '. A node in ERROR holds the cluster in MIXED and blocks approve: fix or restart the node, or remove it from the cluster.',
+          'Node ' + node + ' of ' + Cn + ' has been in state ERROR for ' + dur + '. It serves no users; in upgrade mode it also holds the cluster in MIXED, so the upgrade cannot reach approval. Fix or restart the node (its logs say why), or remove it from the cluster.',
         ),
         nodeAlert(
           'BitbucketZduNodeStartingTooLong', t.nodeStarting, 'STARTING',
@@ -198,7 +261,8 @@ local lib = import 'lib.libsonnet';
         nodeAlert(
           'BitbucketZduNodeDrainingTooLong', t.nodeDraining, 'DRAINING',
           'Node {{ $labels.node_name }} of ' + Cn + ' DRAINING for ' + dur,
-          'Node ' + node + ' of ' + Cn + ' has been DRAINING for ' + dur + ' (threshold ' + t.nodeDraining.after + '). Users or tasks are not leaving it; check its active users and tasks.',
+          'Node ' + node + ' of ' + Cn + ' has been DRAINING for ' + dur + ' (threshold ' + t.nodeDraining.after + ') and its active users and tasks have not fallen for ' + c.drainProgressWindow + ': they are not leaving it. Check its active users and tasks (long clones, mirror syncs) and the graceful-shutdown timeout.',
+          drainFalling,
         ),
         nodeAlert(
           'BitbucketZduNodeTerminatingTooLong', t.nodeTerminating, 'TERMINATING',
@@ -212,6 +276,23 @@ local lib = import 'lib.libsonnet';
                   'max by (%s, node_name) (time() - last_over_time(bitbucket_zdu:node_name_offline_since_timestamp_seconds:min[%s]))' % [C, H]),
           'Node {{ $labels.node_name }} of ' + Cn + ' has had no live entry for ' + dur,
           'No live (non-OFFLINE) node entry named {{ $labels.node_name }} has been in ' + Cn + ' for ' + dur + ' (threshold ' + t.nodeLost.after + '): the node is gone and no pod with its name came back. A ghost entry whose replacement is live never counts.',
+        ),
+        alert(
+          'BitbucketZduNodeCrashLooping', t.nodeCrashLooping,
+          'changes(bitbucket_zdu:node_name_active:max[%s]) >= %d' % [t.nodeCrashLooping.window, t.nodeCrashLooping.changes],
+          'Node {{ $labels.node_name }} of ' + Cn + ' keeps restarting',
+          'Node {{ $labels.node_name }} of ' + Cn + ' has entered or left ACTIVE {{ $value }} times within ' + t.nodeCrashLooping.window + ' (a healthy upgrade of a node is 2). It is crash-looping (an OOM kill or a failing start of the new release?): its restarts look like progress to the stall alerts, so this alert pages instead. Check its logs and the pod\'s restarts; roll back the node if the new release is at fault.',
+        ),
+        alert(
+          'BitbucketZduNodeMissing', t.nodeMissing,
+          |||
+            max_over_time(bitbucket_zdu:live_nodes:max[%(memory)s])
+            - on (%(C)s)
+            max_over_time(bitbucket_zdu:live_nodes:max[%(after)s])
+            > 0
+          ||| % { C: C, memory: t.nodeMissing.memory, after: t.nodeMissing.after },
+          '{{ $value }} node(s) of ' + Cn + ' missing',
+          'For ' + t.nodeMissing.after + ' ' + Cn + ' has had {{ $value }} live (non-OFFLINE) node entries fewer than at some time in the last ' + t.nodeMissing.memory + ', with or without upgrade mode: a node crashed, was evicted, or was replaced outside upgrade mode and could not rejoin. A deliberate scale-down fires this too until ' + t.nodeMissing.memory + ' have passed; silence it then.',
         ),
       ],
     }],

@@ -42,9 +42,18 @@
     // a flapping Bitbucket or a restarting exporter does not resolve and re-page.
     healthKeepFiringFor: '5m',
 
+    // Users + tasks of a DRAINING node that fell within this window are progress (stall
+    // and DrainingTooLong alerts do not fire).
+    drainProgressWindow: '10m',
+    // A firing stall alert is kept while the per-state node counts have not changed within
+    // this window in Prometheus's own history, whatever the exporter remembers.
+    noChangeWindow: '15m',
+
     thresholds: {
       // --- exporter / connectivity -------------------------------------------------
-      exporterDown: { 'for': '5m', severity: 'warning' },
+      // No target of the cluster scraped successfully for `window`, or one target not for
+      // `oneDown` (longer than a drain plus a pod restart: a broken sidecar, not an upgrade).
+      exporterDown: { window: '5m', oneDown: '90m', 'for': '0m', severity: 'warning' },
       // Must stay shorter than the time a state alert would need to resolve: it fires
       // while the held state alert is still firing, so on-call sees why.
       bitbucketUnreachable: { 'for': '3m', severity: 'warning' },
@@ -55,7 +64,8 @@
       // --- cluster state -----------------------------------------------------------
       // Progress: no node entry changed state (or appeared/disappeared) for `noProgress`
       // while upgrade mode waits for nodes (READY_TO_UPGRADE or MIXED).
-      upgradeStalled: { noProgress: '20m', 'for': '2m', severity: 'warning' },
+      // In READY_TO_UPGRADE the limit is longer: admins often idle there before the first drain.
+      upgradeStalled: { noProgress: '20m', noProgressReadyToUpgrade: '70m', 'for': '2m', severity: 'warning' },
       // The page: MIXED and no progress for the longer `noProgress`, or MIXED longer than
       // `maxTotal` whatever the progress (a node flapping forever is not progress).
       stuckMixed: { noProgress: '45m', maxTotal: '8h', 'for': '2m', severity: 'critical' },
@@ -72,6 +82,10 @@
       nodeTerminating: { after: '5m', 'for': '2m', severity: 'warning' },
       // No live node entry with this NAME for `after` (a ghost's age never counts).
       nodeLost: { after: '30m', 'for': '5m', severity: 'warning' },
+      // A node name that entered or left ACTIVE `changes` times within `window`.
+      nodeCrashLooping: { window: '30m', changes: 4, 'for': '0m', severity: 'critical' },
+      // Fewer live node entries for `after` than at some time within `memory` (STABLE too).
+      nodeMissing: { after: '15m', memory: '6h', 'for': '0m', severity: 'warning' },
     },
 
     // Opt-in: "no exporter of this cluster is scraped at all". absent() only has the labels
@@ -82,6 +96,33 @@
     // Empty (default): no such rule, so a Prometheus that loads the rules without any
     // Bitbucket never fires it.
     exporterAbsent: { clusters: [], 'for': '15m', severity: 'warning' },
+
+    // Alertmanager inhibit rules (rendered into alerts/alertmanager.example.yml; copy them
+    // into your alertmanager.yml): the alert naming a root cause silences the alerts that are
+    // only its consequences, for the same cluster (equal on clusterLabels), so one cause gives
+    // one page. alerts/verify.sh applies exactly these.
+    inhibitRules: [
+      {
+        // A node in ERROR or crash-looping holds the cluster in MIXED: no second page for it.
+        source: 'BitbucketZduNodeError|BitbucketZduNodeCrashLooping',
+        target: 'BitbucketZduUpgradeStuckMixed|BitbucketZduUpgradeStalled|BitbucketZduNodeStartingTooLong|BitbucketZduNodeLost|BitbucketZduNodeMissing',
+      },
+      {
+        // The page for a stuck MIXED upgrade replaces the earlier stall warning.
+        source: 'BitbucketZduUpgradeStuckMixed',
+        target: 'BitbucketZduUpgradeStalled',
+      },
+      {
+        // A missing node explains the stall of an upgrade waiting for it.
+        source: 'BitbucketZduNodeMissing|BitbucketZduNodeLost',
+        target: 'BitbucketZduUpgradeStalled',
+      },
+      {
+        // Nothing is observed because Bitbucket or the exporter is down: that alert is the page.
+        source: 'BitbucketZduBitbucketUnreachable|BitbucketZduExporterDown',
+        target: 'BitbucketZduClusterUnobserved',
+      },
+    ],
 
     // Dashboard.
     dashboard: {

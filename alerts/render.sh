@@ -7,11 +7,13 @@
 #   alerts/render.sh --json                  # the rule file as JSON
 #   alerts/render.sh --prometheusrule        # the same rules as a Prometheus Operator PrometheusRule
 #   alerts/render.sh --dashboard             # the Grafana dashboard JSON
+#   alerts/render.sh --alertmanager          # example alertmanager.yml (the mixin's inhibit_rules)
 #   alerts/render.sh --write                 # (re)write every checked-in rendered file
 #   alerts/render.sh --check                 # fail if a checked-in rendered file differs
 #
 # Checked-in outputs (defaults, no --config): alerts/bitbucket-zdu-alerts.yaml,
-# deploy/kubernetes/prometheusrule.yaml, dashboards/bitbucket-zdu-overview.json.
+# deploy/kubernetes/prometheusrule.yaml, dashboards/bitbucket-zdu-overview.json,
+# alerts/alertmanager.example.yml.
 # YAML comes from jsonnet's own std.manifestYamlDoc (jsonnet -S): no converter.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,9 +28,10 @@ while [ $# -gt 0 ]; do
     --json) what=rules-json; shift ;;
     --prometheusrule) what=prometheusrule; shift ;;
     --dashboard) what=dashboard; shift ;;
+    --alertmanager) what=alertmanager; shift ;;
     --write) mode=write; shift ;;
     --check) mode=check; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "render.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -43,7 +46,7 @@ if [ "$mode" = stdout ]; then
 fi
 [ ${#config_args[@]} -eq 0 ] || { echo "render.sh: --write/--check render the defaults; no --config" >&2; exit 2; }
 rc=0
-for pair in "rules:alerts/bitbucket-zdu-alerts.yaml" "prometheusrule:deploy/kubernetes/prometheusrule.yaml" "dashboard:dashboards/bitbucket-zdu-overview.json"; do
+for pair in "rules:alerts/bitbucket-zdu-alerts.yaml" "prometheusrule:deploy/kubernetes/prometheusrule.yaml" "dashboard:dashboards/bitbucket-zdu-overview.json" "alertmanager:alerts/alertmanager.example.yml"; do
   w="${pair%%:*}"; f="$root/${pair#*:}"
   if [ "$mode" = write ]; then
     render "$w" > "$f"

@@ -32,6 +32,31 @@ local lib = import 'lib.libsonnet';
             'min by (%s, node_id, node_name, state) (\n  (bitbucket_zdu_node_state%s == 1)\n  * ignoring (state) group_left\n  bitbucket_zdu_node_state_entered_timestamp_seconds%s\n)' % [C, sel(), sel()]),
         rec('bitbucket_zdu:node_name_offline_since_timestamp_seconds:min',
             'min by (%s, node_name) (bitbucket_zdu_node_name_offline_since_timestamp_seconds%s)' % [C, sel()]),
+        // Progress: the later of the last node change and entering the current cluster state
+        // (switching upgrade mode on after days of STABLE is not "days without progress").
+        // A sidecar restarted without state file counts its first answer as a change; the
+        // stall alerts also look at Prometheus's own history for that case (alerts.libsonnet).
+        rec('bitbucket_zdu:progress_timestamp_seconds:max',
+            // The LATEST sidecar wins here: a sidecar that saw a node change proves progress,
+            // while one whose memory predates its pod's restart has not seen it.
+            'max by (%s) ({__name__=~"bitbucket_zdu_node_state_last_change_timestamp_seconds|bitbucket_zdu:cluster_state_entered_timestamp_seconds:min", %s})' % [C, c.selector]),
+        // Users + tasks left on each DRAINING node (by name; the largest any exporter reports).
+        // Falling values are progress too (alerts.libsonnet).
+        rec('bitbucket_zdu:draining_node_work:max',
+            'max by (%s, node_name) (
+  (bitbucket_zdu_node_active_users%s + bitbucket_zdu_node_active_tasks%s)
+  * ignoring (state)
+  (bitbucket_zdu_node_state%s == 1)
+)' % [C, sel(), sel(), sel('state="DRAINING"')]),
+        // 1 while some node name has an ACTIVE entry, 0 while it has entries but none ACTIVE:
+        // counts restarts in Prometheus's own history (a crash loop), whatever the exporter
+        // remembers.
+        rec('bitbucket_zdu:node_name_active:max',
+            'max by (%s, node_name) (bitbucket_zdu_node_state%s)' % [C, sel('state="ACTIVE"')]),
+        // Live (not OFFLINE) node entries per cluster: the membership the NodeMissing alert
+        // compares with the recent past; works with upgrade mode off too.
+        rec('bitbucket_zdu:live_nodes:max',
+            'max by (%s) (sum without (state) (bitbucket_zdu_nodes%s))' % [C, sel('state!="OFFLINE"')]),
         // Transitions in the last 2 minutes (the exporter pre-creates every pair at 0, so a
         // first transition is an increase too). Dashboard annotations.
         rec('bitbucket_zdu:cluster_state_transitions:increase2m',

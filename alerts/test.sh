@@ -7,6 +7,9 @@
 #   3. promtool check rules (rule file, the PrometheusRule's groups, an override rendering)
 #   4. promtool test rules: the stories in alerts/tests/src (one per defect of issue 8, ...)
 #   5. docs cover every alert; dashboard lint (+ promtool on every query) and its self-test
+#   6. amtool check-config on alerts/alertmanager.example.yml (the mixin's inhibit_rules)
+#   7. alerts/verify.sh --count 32 --seed 1: generated upgrade timelines through the exporter's
+#      pipeline, every invariant on the shipped rules (covers every generator branch)
 # Exit status is non-zero if anything failed; a summary is printed at the end.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +20,7 @@ need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v jsonnet >/dev/null 2>&1 || need+=(jsonnet)
 python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -77,6 +81,8 @@ step "rendering with threshold overrides (alerts/examples/fast-thresholds.json) 
 step "every alert has severity, for:, annotations, a runbook section and a docs row" python3 alerts/tools/check_docs.py
 step "dashboard lint (contract docs/metrics.json, cluster labels, promtool on every query)" python3 dashboards/lint.py dashboards/*.json
 step "dashboard lint self-test (every rule can fail)" python3 dashboards/test_lint.py
+step "amtool check-config alerts/alertmanager.example.yml (inhibit_rules)" amtool check-config alerts/alertmanager.example.yml
+step "alerts/verify.sh --count 32 --seed 1 (alert verification by simulation)" alerts/verify.sh --count 32 --seed 1
 
 echo
 echo "alerts/test.sh: $passed passed, $failed failed"

@@ -1,0 +1,288 @@
+//! Reads what promtool computed (the firing `ALERTS` at every minute), applies the shipped
+//! Alertmanager inhibit rules and checks the invariants.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::gen::Timeline;
+
+/// One firing alert's labels (without `__name__` and `alertstate`).
+pub type Alert = BTreeMap<String, String>;
+
+/// Per timeline index, per minute: the firing alerts.
+pub type Firing = BTreeMap<usize, BTreeMap<u32, Vec<Alert>>>;
+
+fn parse_duration(s: &str) -> u32 {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = if c == 'm' && chars.peek() == Some(&'s') {
+            chars.next();
+            0
+        } else {
+            match c {
+                'y' => 365 * 86400,
+                'w' => 7 * 86400,
+                'd' => 86400,
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
+                _ => 0,
+            }
+        };
+        total += num.parse::<u64>().unwrap_or(0) * unit;
+        num.clear();
+    }
+    (total / 60) as u32
+}
+
+fn parse_labels(body: &str) -> Alert {
+    let mut out = Alert::new();
+    let mut rest = body;
+    while let Some(eq) = rest.find("=\"") {
+        let name = rest[..eq].trim_start_matches([',', ' ']).to_string();
+        let after = &rest[eq + 2..];
+        let end = after.find('"').unwrap_or(after.len());
+        out.insert(name, after[..end].to_string());
+        rest = &after[(end + 1).min(after.len())..];
+    }
+    out.remove("__name__");
+    out.remove("alertstate");
+    out
+}
+
+/// Parses promtool's failure output of the `ALERTS{alertstate="firing",tlN=""}` checks.
+pub fn parse(output: &str, firing: &mut Firing) {
+    let mut current: Option<(usize, u32)> = None;
+    for line in output.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("expr: ") {
+            let tl = rest
+                .split("tl")
+                .nth(1)
+                .and_then(|s| s.split('=').next())
+                .and_then(|s| s.parse::<usize>().ok());
+            let time = rest
+                .rsplit("time: ")
+                .next()
+                .map(|t| parse_duration(t.trim_end_matches(',')));
+            current = tl.zip(time);
+        } else if let (Some(body), Some((tl, m))) = (line.strip_prefix("got: "), current) {
+            let alerts = body
+                .split("} ")
+                .filter_map(|chunk| chunk.split_once('{').map(|(_, l)| parse_labels(l)))
+                .filter(|a| !a.is_empty())
+                .collect();
+            firing.entry(tl).or_default().insert(m, alerts);
+        }
+    }
+}
+
+/// One Alertmanager matcher.
+struct Matcher {
+    name: String,
+    op: String,
+    value: String,
+}
+
+impl Matcher {
+    fn parse(s: &str) -> Option<Matcher> {
+        for op in ["=~", "!~", "!=", "="] {
+            if let Some((n, v)) = s.split_once(op) {
+                return Some(Matcher {
+                    name: n.trim().to_string(),
+                    op: op.to_string(),
+                    value: v.trim().trim_matches('"').to_string(),
+                });
+            }
+        }
+        None
+    }
+
+    fn matches(&self, a: &Alert) -> bool {
+        let v = a.get(&self.name).map(String::as_str).unwrap_or("");
+        let re_match = || self.value.split('|').any(|alt| alt == v);
+        match self.op.as_str() {
+            "=" => v == self.value,
+            "!=" => v != self.value,
+            "=~" => re_match(),
+            _ => !re_match(),
+        }
+    }
+}
+
+/// One inhibit rule of the shipped Alertmanager config.
+pub struct Inhibit {
+    source: Vec<Matcher>,
+    target: Vec<Matcher>,
+    equal: Vec<String>,
+}
+
+/// The `inhibit_rules` of an alertmanager.yml (matchers as `name="v"` or `name=~"a|b"`:
+/// regex alternatives of literal names only).
+pub fn inhibit_rules(yaml: &str) -> Vec<Inhibit> {
+    let doc: serde_json::Value = serde_norway::from_str(yaml).expect("alertmanager.yml parses");
+    let list = |v: &serde_json::Value| -> Vec<Matcher> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str().and_then(Matcher::parse))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    doc["inhibit_rules"]
+        .as_array()
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| Inhibit {
+                    source: list(&r["source_matchers"]),
+                    target: list(&r["target_matchers"]),
+                    equal: r["equal"]
+                        .as_array()
+                        .map(|e| {
+                            e.iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn inhibited(a: &Alert, all: &[Alert], rules: &[Inhibit]) -> bool {
+    rules.iter().any(|r| {
+        r.target.iter().all(|m| m.matches(a))
+            && all.iter().any(|s| {
+                s != a
+                    && r.source.iter().all(|m| m.matches(s))
+                    && r.equal.iter().all(|k| s.get(k) == a.get(k))
+            })
+    })
+}
+
+fn notifies(a: &Alert) -> bool {
+    matches!(
+        a.get("severity").map(String::as_str),
+        Some("warning" | "critical")
+    )
+}
+
+fn name(a: &Alert) -> String {
+    let labels: Vec<String> = a
+        .iter()
+        .filter(|(k, _)| k.as_str() != "alertname")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "{}{{{}}}",
+        a.get("alertname").cloned().unwrap_or_default(),
+        labels.join(",")
+    )
+}
+
+/// The invariant violations of one timeline (empty: all hold).
+pub fn violations(
+    tl: &Timeline,
+    minutes: &BTreeMap<u32, Vec<Alert>>,
+    rules: &[Inhibit],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let end = tl.world.t;
+    let (fault, fs, fe) = match tl.fault {
+        Some((f, s, e)) => (Some(f), s, e),
+        None => (None, u32::MAX, u32::MAX),
+    };
+    let bound = fault.map(|f| fs + f.bound()).unwrap_or(u32::MAX);
+    let empty = Vec::new();
+    let mut pages = BTreeSet::new();
+    let mut first = None;
+    for m in 0..end {
+        let alerts = minutes.get(&m).unwrap_or(&empty);
+        let loud: Vec<&Alert> = alerts.iter().filter(|a| notifies(a)).collect();
+        let in_fault = m >= fs && m < fe;
+        if in_fault && first.is_none() && !loud.is_empty() {
+            first = Some(m);
+        }
+        let healthy_minute = m < fs || m >= fe.saturating_add(30);
+        if healthy_minute {
+            for a in &loud {
+                out.push(format!("minute {m}: {} fires outside any fault", name(a)));
+            }
+        }
+        if in_fault && m >= bound && loud.is_empty() {
+            out.push(format!("minute {m}: no warning/critical alert during {:?} (an all-clear while the fault lasts)", fault.expect("fault")));
+        }
+        let mut per_cluster: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
+        for a in alerts {
+            let key = ["alertname", "job", "namespace", "cluster", "node_name"]
+                .iter()
+                .map(|k| a.get(*k).cloned().unwrap_or_default())
+                .collect();
+            per_cluster.entry(key).or_default().insert(name(a));
+        }
+        for (k, sets) in per_cluster {
+            if sets.len() > 1 {
+                out.push(format!(
+                    "minute {m}: {} label sets of {} for one cluster: {sets:?}",
+                    sets.len(),
+                    k[0]
+                ));
+            }
+        }
+        for a in alerts {
+            if a.get("severity").map(String::as_str) == Some("critical")
+                && !inhibited(a, alerts, rules)
+            {
+                pages.insert(name(a));
+            }
+        }
+    }
+    if let Some(f) = fault {
+        match first {
+            Some(m) if m <= bound => {}
+            Some(m) => out.push(format!(
+                "{f:?} began at minute {fs}: first alert at {m}, later than the bound {}m",
+                f.bound()
+            )),
+            None => out.push(format!(
+                "{f:?} from minute {fs} to {fe}: no warning/critical alert at all"
+            )),
+        }
+    }
+    if pages.len() > 1 {
+        out.push(format!(
+            "one root cause, {} pages after inhibition: {pages:?}",
+            pages.len()
+        ));
+    }
+    out
+}
+
+/// "alert: from-to, from-to" lines: which alert fired when.
+pub fn alert_story(minutes: &BTreeMap<u32, Vec<Alert>>) -> Vec<String> {
+    let mut spans: BTreeMap<String, Vec<(u32, u32)>> = BTreeMap::new();
+    for (m, alerts) in minutes {
+        for a in alerts {
+            let v = spans.entry(name(a)).or_default();
+            match v.last_mut() {
+                Some((_, e)) if *e + 1 == *m => *e = *m,
+                _ => v.push((*m, *m)),
+            }
+        }
+    }
+    spans
+        .into_iter()
+        .map(|(k, v)| {
+            let s: Vec<String> = v.iter().map(|(a, b)| format!("{a}m-{b}m")).collect();
+            format!("{k}: firing {}", s.join(", "))
+        })
+        .collect()
+}

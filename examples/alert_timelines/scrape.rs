@@ -1,0 +1,216 @@
+//! The exporter side and the Prometheus side of one timeline.
+//!
+//! [`Exporter`] is one exporter process: its tracker memory ([`Tracker`], kept across a
+//! restart only with a state file) fed by the exporter's own pipeline
+//! ([`ClusterObservation::observe`] → [`TargetSnapshot`] → the catalogue encoders through
+//! [`cache::ScrapeCache::probe`]). [`Store`] is what Prometheus keeps of the scrapes: samples per series
+//! with the target labels a kubernetes-pods / ServiceMonitor job adds, `up`, and staleness
+//! markers where a scrape fails, a series disappears or a target goes away.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitbucket_zdu_exporter::client::FetchError;
+use bitbucket_zdu_exporter::config::TargetConfig;
+use bitbucket_zdu_exporter::metrics::cache;
+use bitbucket_zdu_exporter::metrics::exposition::Format;
+use bitbucket_zdu_exporter::model::Cluster;
+use bitbucket_zdu_exporter::simulator::SimCluster;
+use bitbucket_zdu_exporter::snapshot::{
+    ClusterObservation, Endpoint, TargetShared, TargetSnapshot,
+};
+use bitbucket_zdu_exporter::tracker::Tracker;
+
+/// One exporter process (a sidecar or the central exporter).
+pub struct Exporter {
+    config: TargetConfig,
+    /// The tracker memory (what the state file would hold).
+    pub tracked: Tracker,
+    polls: u64,
+}
+
+impl Exporter {
+    /// A freshly started exporter with `tracked` as its memory.
+    pub fn new(tracked: Tracker) -> Self {
+        let config = TargetConfig::builder("bitbucket", "http://bitbucket:7990")
+            .poll_interval(Duration::from_secs(30))
+            .build()
+            .expect("static target config");
+        Exporter {
+            config,
+            tracked,
+            polls: 0,
+        }
+    }
+
+    /// Polls once at virtual unix time `now` (`cluster` None: Bitbucket does not answer) and
+    /// returns the exposition text a scrape right after would read.
+    pub fn poll_and_expose(
+        &mut self,
+        cluster: Option<(&SimCluster, Option<usize>)>,
+        now: f64,
+    ) -> String {
+        self.polls += 1;
+        let mut snap = TargetSnapshot::empty(&self.config, &self.tracked);
+        snap.first_poll_done = true;
+        let stats = &mut snap.endpoints[Endpoint::Cluster];
+        stats.polls_total = self.polls;
+        match cluster {
+            Some((sim, local)) => {
+                let json = sim.cluster_json(local, "http://bitbucket:7990");
+                let c: Cluster = serde_json::from_value(json).expect("simulator JSON decodes");
+                let (view, _) = ClusterObservation::observe(c, &mut self.tracked, now);
+                stats.last_success_timestamp = Some(now);
+                snap.transitions = Arc::new(self.tracked.transitions.clone());
+                snap.progress = Arc::new(self.tracked.progress.clone());
+                snap.cluster = Some(Arc::new(view));
+                snap.cluster_at = Some(Instant::now());
+            }
+            None => {
+                stats.last_error = Some(FetchError::Connect("connection refused".into()));
+            }
+        }
+        let shared = TargetShared::new(self.config.clone(), &self.tracked);
+        shared.publish(snap);
+        cache::ScrapeCache::of_target(shared.clone())
+            .probe(&shared, Format::Text004, Instant::now())
+            .to_text()
+    }
+}
+
+/// One Prometheus sample cell.
+#[derive(Clone, Copy, PartialEq)]
+enum Cell {
+    Missing,
+    Value(f64),
+    Stale,
+}
+
+/// What Prometheus stored, one cell per scrape.
+#[derive(Default)]
+pub struct Store {
+    series: BTreeMap<String, Vec<Cell>>,
+    /// Per target (its label text): the series of its last successful scrape.
+    last: BTreeMap<String, BTreeSet<String>>,
+    wanted: BTreeSet<String>,
+}
+
+fn labels_text(labels: &[(String, String)]) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// A store keeping only the metric names in `wanted` (those the rules read) and `up`.
+    pub fn new(wanted: BTreeSet<String>) -> Self {
+        Store {
+            wanted,
+            ..Default::default()
+        }
+    }
+
+    fn put(&mut self, key: &str, at: usize, cell: Cell) {
+        let v = self.series.entry(key.to_string()).or_default();
+        if v.len() <= at {
+            v.resize(at + 1, Cell::Missing);
+        }
+        v[at] = cell;
+    }
+
+    /// Scrape `at` of the target with `labels`: `body` is the exposition, None when the
+    /// scrape failed (`up` 0, every series of the last scrape marked stale).
+    pub fn scrape(&mut self, at: usize, labels: &[(String, String)], body: Option<&str>) {
+        let tl = labels_text(labels);
+        let up = format!("up{{{tl}}}");
+        let prev = self.last.remove(&tl).unwrap_or_default();
+        let mut now = BTreeSet::new();
+        if let Some(body) = body {
+            for line in body.lines() {
+                if line.starts_with('#') || line.is_empty() {
+                    continue;
+                }
+                let Some((series, value)) = line.rsplit_once(' ') else {
+                    continue;
+                };
+                let (name, rest) = match series.find('{') {
+                    Some(i) => (&series[..i], &series[i + 1..series.len() - 1]),
+                    None => (series, ""),
+                };
+                if !self.wanted.contains(name) {
+                    continue;
+                }
+                let Ok(v) = value.parse::<f64>() else {
+                    continue;
+                };
+                let key = if rest.is_empty() {
+                    format!("{name}{{{tl}}}")
+                } else {
+                    format!("{name}{{{tl}, {}}}", rest.replace("\",", "\", "))
+                };
+                self.put(&key, at, Cell::Value(v));
+                now.insert(key);
+            }
+        }
+        for gone in prev.difference(&now) {
+            self.put(gone, at, Cell::Stale);
+        }
+        self.put(&up, at, Cell::Value(if body.is_some() { 1.0 } else { 0.0 }));
+        self.last.insert(tl, now);
+    }
+
+    /// The target with `labels` is gone (pod deleted): staleness markers for all its series.
+    pub fn gone(&mut self, at: usize, labels: &[(String, String)]) {
+        let tl = labels_text(labels);
+        for s in self.last.remove(&tl).unwrap_or_default() {
+            self.put(&s, at, Cell::Stale);
+        }
+        self.put(&format!("up{{{tl}}}"), at, Cell::Stale);
+    }
+
+    /// The promtool `input_series` entries (series, values in expanding notation). A
+    /// `bitbucket_zdu_node_state` series that is 0 at every scrape is left out (the rules
+    /// read that one-hot family only through `== 1`): it is most of the series and most of
+    /// promtool's time.
+    pub fn input_series(&self) -> Vec<(String, String)> {
+        self.series
+            .iter()
+            .filter(|(k, cells)| {
+                !k.starts_with("bitbucket_zdu_node_state{") || cells.contains(&Cell::Value(1.0))
+            })
+            .map(|(k, cells)| (k.clone(), notation(cells)))
+            .collect()
+    }
+}
+
+fn cell_text(c: Cell) -> String {
+    match c {
+        Cell::Missing => "_".into(),
+        Cell::Stale => "stale".into(),
+        Cell::Value(v) => format!("{v}"),
+    }
+}
+
+/// promtool series notation with runs compressed (`v` repeated n+1 times is `vxn`, n blanks
+/// `_xn`).
+fn notation(cells: &[Cell]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cells.len() {
+        let mut j = i + 1;
+        while j < cells.len() && cells[j] == cells[i] && cells[i] != Cell::Stale {
+            j += 1;
+        }
+        let n = j - i;
+        out.push(match (cells[i], n) {
+            (c, 1) => cell_text(c),
+            (Cell::Missing, n) => format!("_x{n}"),
+            (c, n) => format!("{}x{}", cell_text(c), n - 1),
+        });
+        i = j;
+    }
+    out.join(" ")
+}
