@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitbucket_zdu_exporter::config::{parse_listen_address, parse_targets_yaml, TargetConfig};
-use bitbucket_zdu_exporter::duration::{format_duration, parse_duration, parse_go_duration};
 use bitbucket_zdu_exporter::metrics::TargetCollector;
 use bitbucket_zdu_exporter::model::{Cluster, ErrorBody, StateResponse};
 use bitbucket_zdu_exporter::server::{render, Format};
 use bitbucket_zdu_exporter::snapshot::{ClusterObservation, TargetShared, TargetSnapshot};
+use bitbucket_zdu_exporter::sys::duration::{format_duration, parse_duration, parse_go_duration};
 use bitbucket_zdu_exporter::tracker::Tracker;
 use bitbucket_zdu_exporter::web::WebSettings;
 use prometheus_client::registry::Registry;

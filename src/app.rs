@@ -121,7 +121,7 @@ impl Exporter {
                 h.abort();
             }
             tracing::info!(target_name = %cfg.name(), url = %cfg.display_url(), auth = %cfg.auth().describe(),
-                interval = %crate::duration::format_duration(cfg.poll_interval()), "polling target");
+                interval = %crate::sys::duration::format_duration(cfg.poll_interval()), "polling target");
             let poller = Poller::new(client, shared.clone(), self.store.clone());
             pollers.insert(cfg.name().to_string(), tokio::spawn(poller.run()));
             next.push(shared);

@@ -28,8 +28,7 @@
 //! | [`web`] | the exporter-toolkit web layer: TLS, basic auth, headers, rate limit |
 //! | [`reload`] | the outcome of the last configuration (re)load |
 //! | [`secret`] | credentials that never print |
-//! | [`duration`] | durations, the Unix clock and the timestamp format |
-//! | [`version`] | the build's version, revision and compiler |
+//! | [`sys`] | what comes from the system: durations and the Unix clock, files read safely (a FIFO never blocks), the build's version |
 //! | `simulator` | (default feature) a fake ZDU API for `demo`, `simulate` and tests; nothing else depends on it |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -39,18 +38,16 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod duration;
 pub mod metrics;
 pub mod model;
 pub mod pages;
 pub mod poller;
 pub mod reload;
-pub mod safe_file;
 pub mod secret;
 pub mod server;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod snapshot;
+pub mod sys;
 pub mod tracker;
-pub mod version;
 pub mod web;

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::client::{FetchError, Reason, ZduClient};
-use crate::duration::unix_now;
 use crate::model::Cluster;
 use crate::snapshot::{
     ClusterObservation, Endpoint, EndpointStats, PerEndpoint, TargetShared, TargetSnapshot,
 };
+use crate::sys::duration::unix_now;
 use crate::tracker::progress::Progress;
 use crate::tracker::{StateStore, Tracker};
 

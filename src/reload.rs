@@ -14,7 +14,7 @@ impl ReloadStatus {
     /// A status as after a successful load, now.
     pub fn new() -> Self {
         ReloadStatus {
-            inner: Mutex::new((true, crate::duration::unix_now(), None)),
+            inner: Mutex::new((true, crate::sys::duration::unix_now(), None)),
         }
     }
 
@@ -37,7 +37,7 @@ impl ReloadStatus {
     pub fn set(&self, result: Result<(), String>) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Ok(()) => *g = (true, crate::duration::unix_now(), None),
+            Ok(()) => *g = (true, crate::sys::duration::unix_now(), None),
             Err(e) => {
                 g.0 = false;
                 g.2 = Some(e);

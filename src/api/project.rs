@@ -8,9 +8,9 @@ use super::{
     HistoryView, InFlightView, NextNode, NodeView, ResultsView, TargetList, TargetSummary,
     TargetView, UpgradeNodeView,
 };
-use crate::duration::unix_now;
 use crate::model::ClusterState;
 use crate::snapshot::{ClusterObservation, Endpoint, TargetShared};
+use crate::sys::duration::unix_now;
 use crate::tracker::progress;
 
 /// The actions Bitbucket allows from `state` (each is legal from one state only).

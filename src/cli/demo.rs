@@ -24,7 +24,7 @@ pub struct DemoArgs {
     pub speed: f64,
     /// Poll interval of the exporter.
     #[arg(long = "poll.interval", default_value = "5s")]
-    pub poll_interval: crate::duration::PromDuration,
+    pub poll_interval: crate::sys::duration::PromDuration,
     /// Number of simulated nodes.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,

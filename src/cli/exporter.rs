@@ -80,7 +80,7 @@ pub async fn run_exporter(
         None => tracker::StateStore::in_memory(),
     };
     tracing::info!(
-        version = crate::version::VERSION_LONG,
+        version = crate::sys::version::VERSION_LONG,
         "starting bitbucket-zdu-exporter"
     );
     let runtime = Exporter::start(

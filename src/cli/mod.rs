@@ -22,7 +22,7 @@ use crate::config::{ExporterArgs, LogArgs};
 #[derive(Debug, Parser)]
 #[command(
     name = "bitbucket-zdu-exporter",
-    version = crate::version::VERSION_LONG,
+    version = crate::sys::version::VERSION_LONG,
     about = "Prometheus exporter for Bitbucket Data Center rolling upgrades (ZDU).",
     long_about = "Prometheus exporter for Bitbucket Data Center rolling upgrades (ZDU).\n\n\
         Without a subcommand it polls GET /rest/zdu/cluster and /rest/zdu/state of one or more \

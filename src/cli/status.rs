@@ -18,9 +18,9 @@ use clap::Args;
 use crate::api::{self, TargetList, TargetView};
 use crate::client::ZduClient;
 use crate::config::{Config, ConfigError, ExporterArgs, ProcessEnv};
-use crate::duration::{format_duration, PromDuration};
 use crate::poller::Poller;
 use crate::snapshot::TargetShared;
+use crate::sys::duration::{format_duration, PromDuration};
 use crate::tracker::{StateStore, Tracker};
 
 /// Flags of `status`.

@@ -87,8 +87,8 @@ impl ZduClient {
         } else if let Some(ca) = &target.tls().ca_file {
             // The file's certificates are anchors, and each is also trusted as itself when
             // the server presents exactly it (a self-signed Bitbucket): crate::client::tls.
-            let pem =
-                crate::safe_file::read(ca).map_err(|e| err(format!("{}: {e}", ca.display())))?;
+            let pem = crate::sys::safe_file::read(ca)
+                .map_err(|e| err(format!("{}: {e}", ca.display())))?;
             let tls = crate::client::tls::client_config(&pem)
                 .map_err(|e| err(format!("{}: {e}", ca.display())))?;
             builder = builder.tls_backend_preconfigured(tls);
@@ -138,7 +138,7 @@ impl ZduClient {
             .header(ACCEPT, HeaderValue::from_static("application/json"))
             .header(
                 USER_AGENT,
-                HeaderValue::from_static(crate::version::USER_AGENT),
+                HeaderValue::from_static(crate::sys::version::USER_AGENT),
             );
         let mut forms = Redactor::default();
         match self.target.auth() {

@@ -79,7 +79,7 @@ pub fn parse_targets_yaml(
 
 /// Reads and parses the `--config.file` at `path`.
 pub(super) fn load(path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, ConfigError> {
-    let text = crate::safe_file::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = crate::sys::safe_file::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -117,7 +117,7 @@ fn parse(text: &str, path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, Con
         let dur = |field: &str, v: &Option<String>| -> Result<Option<Duration>, ConfigError> {
             v.as_deref()
                 .map(|raw| {
-                    crate::duration::parse_duration(raw).map_err(|e| {
+                    crate::sys::duration::parse_duration(raw).map_err(|e| {
                         let line = locate_key(text, i, field)
                             .map(|l| format!(" at line {l}"))
                             .unwrap_or_default();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::duration::PromDuration;
+use crate::sys::duration::PromDuration;
 
 /// Default port, `:9879`.
 pub const DEFAULT_LISTEN: &str = ":9879";

@@ -312,7 +312,7 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
     validate_name(&name)?;
     let base_url = validate_url(url_key, url)?;
     if let Some(ca) = &tls.ca_file {
-        let pem = crate::safe_file::read(ca)
+        let pem = crate::sys::safe_file::read(ca)
             .map_err(|e| invalid(tls_key, format!("cannot read {}: {e}", ca.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
             invalid(
@@ -337,8 +337,8 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
                 timeout_key,
                 format!(
                     "{} is longer than the poll interval {}",
-                    crate::duration::format_duration(t),
-                    crate::duration::format_duration(poll_interval)
+                    crate::sys::duration::format_duration(t),
+                    crate::sys::duration::format_duration(poll_interval)
                 ),
             ))
         }

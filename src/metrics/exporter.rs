@@ -28,9 +28,9 @@ pub struct ExporterCollector {
 impl Collector for ExporterCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
         let build = vec![
-            crate::version::VERSION.to_string(),
-            crate::version::REVISION.to_string(),
-            crate::version::RUSTC.to_string(),
+            crate::sys::version::VERSION.to_string(),
+            crate::sys::version::REVISION.to_string(),
+            crate::sys::version::RUSTC.to_string(),
         ];
         gauges(&mut enc, &EXPORTER_BUILD_INFO, &[(build, 1.0)])?;
         let targets = self.targets.load().len() as f64;

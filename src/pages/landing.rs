@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::api::{self, TargetView};
 use crate::app::Exporter;
-use crate::duration::format_timestamp;
 use crate::pages::template::{Cell, Inline, LandingPage, Table};
 use crate::snapshot::TargetShared;
+use crate::sys::duration::format_timestamp;
 
 fn fmt_ts(ts: Option<f64>) -> String {
     ts.and_then(format_timestamp)
@@ -75,7 +75,7 @@ fn node_table(v: &TargetView) -> Option<Table> {
                 Cell::text(n.version.as_deref().unwrap_or("–")),
                 Cell::text(count(n.active_users)),
                 Cell::text(count(n.tasks)),
-                Cell::text(crate::duration::format_duration(in_state)),
+                Cell::text(crate::sys::duration::format_duration(in_state)),
             ]
         })
         .collect();
@@ -135,9 +135,9 @@ pub fn page(runtime: &Exporter, telemetry_path: &str) -> LandingPage {
         title: "Bitbucket ZDU Exporter".into(),
         description: format!(
             "Prometheus exporter for Bitbucket Data Center rolling upgrades. Version {} (revision {}, rustc {}).",
-            crate::version::VERSION,
-            crate::version::REVISION,
-            crate::version::RUSTC
+            crate::sys::version::VERSION,
+            crate::sys::version::REVISION,
+            crate::sys::version::RUSTC
         ),
         links: vec![
             vec![

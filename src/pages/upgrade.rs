@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 
 use crate::api::{self, TargetView};
 use crate::app::Exporter;
-use crate::duration::format_duration;
 use crate::pages::template::esc;
+use crate::sys::duration::format_duration;
 
 /// Seconds between two refreshes.
 pub const REFRESH_SECONDS: u32 = 5;
@@ -120,8 +120,8 @@ pub fn script() -> String {
     SCRIPT.replace("REFRESH_MS", &(REFRESH_SECONDS * 1000).to_string())
 }
 
-/// The page's style, served as `/-/static/upgrade.css`: [`STYLE`] and one legend class per
-/// state colour (no inline style attribute either).
+/// The page's style, served as `/-/static/upgrade.css`: the page's base style and one
+/// legend class per state colour (no inline style attribute either).
 pub fn stylesheet() -> String {
     let mut css = STYLE.to_string();
     for s in LEGEND_STATES {

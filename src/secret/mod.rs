@@ -160,7 +160,7 @@ fn read_if_changed(
     if known == Some(&stamp) {
         return Ok(None);
     }
-    let raw = crate::safe_file::read_to_string(path).map_err(read_err)?;
+    let raw = crate::sys::safe_file::read_to_string(path).map_err(read_err)?;
     let value = raw.trim_end_matches(['\n', '\r']);
     if value.is_empty() {
         return Err(SecretError::EmptyFile(path.to_path_buf()));

@@ -350,7 +350,7 @@ impl StateStore {
     /// silently replaced nor fatal: losing entered-times is better than not exporting at all.
     /// The error returned is counted in [`StateStore::errors_total`]; the caller logs it.
     pub fn open(path: &Path) -> (Self, Option<StateFileError>) {
-        let (targets, err) = match crate::safe_file::read(path) {
+        let (targets, err) = match crate::sys::safe_file::read(path) {
             Ok(bytes) => match serde_json::from_slice::<VersionOnly>(&bytes) {
                 Ok(VersionOnly {
                     version: Some(Value::Number(n)),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::tls::TlsSettings;
 use super::tls_file::FileTls;
 use super::{basic_auth, headers, invalid, WebConfigError};
-use crate::duration::parse_go_duration;
+use crate::sys::duration::parse_go_duration;
 
 // ---------------------------------------------------------------------------------------
 // The file as written.
@@ -92,10 +92,11 @@ pub struct WebSettings {
 impl WebSettings {
     /// Reads and validates a file, including its certificates and keys.
     pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
-        let content = crate::safe_file::read_to_string(path).map_err(|e| WebConfigError::Read {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let content =
+            crate::sys::safe_file::read_to_string(path).map_err(|e| WebConfigError::Read {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
         let c = WebSettings::parse(path, &content)?;
         if let Some(tls) = &c.tls {
             tls.build(&tls.read_inputs()?)?;

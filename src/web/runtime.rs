@@ -91,7 +91,7 @@ impl WebConfigRuntime {
     }
 
     fn read(&self) -> Result<Vec<u8>, WebConfigError> {
-        crate::safe_file::read(&self.path).map_err(|e| WebConfigError::Read {
+        crate::sys::safe_file::read(&self.path).map_err(|e| WebConfigError::Read {
             path: self.path.clone(),
             source: e,
         })

@@ -49,7 +49,7 @@ impl Source {
     /// The PEM bytes; `what` names the key in errors.
     pub(crate) fn read(&self, what: &str) -> Result<Vec<u8>, WebConfigError> {
         match self {
-            Source::File(p) => crate::safe_file::read(p)
+            Source::File(p) => crate::sys::safe_file::read(p)
                 .map_err(|e| invalid(format!("failed to read {what} ({}): {e}", p.display()))),
             Source::Inline(s) => Ok(s.as_bytes().to_vec()),
         }

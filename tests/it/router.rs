@@ -183,7 +183,7 @@ async fn health_readiness_reload_and_errors() {
         .unwrap()
         .starts_with("text/html"));
     let page = String::from_utf8(body).unwrap();
-    assert!(page.contains(bitbucket_zdu_exporter::version::VERSION));
+    assert!(page.contains(bitbucket_zdu_exporter::sys::version::VERSION));
     assert!(
         page.contains("slow") && page.contains("down (timeout)"),
         "{page}"
