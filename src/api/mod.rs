@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Product;
 use crate::tracker::progress::{self, Phase, Transition};
 
 pub mod project;
@@ -143,6 +144,9 @@ pub struct ResultsView {
 pub struct TargetView {
     /// The target's configured name.
     pub target: String,
+    /// The target's product: `bitbucket`, `confluence` or `jira`.
+    #[serde(default)]
+    pub product: Product,
     /// When this view was made (unix seconds).
     pub generated_at: f64,
     /// True when the last `/cluster` poll succeeded and is fresh; the cluster fields below
@@ -202,6 +206,9 @@ impl TargetView {
 pub struct TargetSummary {
     /// The target's configured name.
     pub name: String,
+    /// The target's product: `bitbucket`, `confluence` or `jira`.
+    #[serde(default)]
+    pub product: Product,
     /// Bitbucket's URL without credentials.
     pub url: String,
     /// True when the last `/cluster` poll succeeded and is fresh.

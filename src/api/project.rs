@@ -47,6 +47,7 @@ pub fn view(t: &TargetShared) -> TargetView {
     let cluster_ep = &snap.endpoints[Endpoint::Cluster];
     let mut v = TargetView {
         target: t.config.load().name().to_string(),
+        product: t.config.load().product(),
         generated_at: wall,
         up: health.is_up(),
         down_reason: health.down_reason().map(str::to_string),
@@ -184,6 +185,7 @@ pub fn list(targets: &[std::sync::Arc<TargetShared>]) -> TargetList {
                 let fresh = snap.health(now).cluster();
                 TargetSummary {
                     name: cfg.name().to_string(),
+                    product: cfg.product(),
                     url: cfg.display_url(),
                     up: fresh.is_some(),
                     cluster_state: fresh

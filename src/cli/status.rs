@@ -286,8 +286,13 @@ fn secs(s: f64) -> String {
 
 /// The one-line summary: state, progress, elapsed, ETA and the allowed action.
 pub fn summary(v: &TargetView) -> String {
+    // A Bitbucket target's line stays as it always was; other products are named.
+    let product = match v.product {
+        crate::model::Product::Bitbucket => String::new(),
+        p => format!(" ({})", p.title()),
+    };
     let mut s = format!(
-        "{}: {}",
+        "{}{product}: {}",
         v.target,
         v.cluster_state.as_deref().unwrap_or("(no state)")
     );
@@ -428,6 +433,18 @@ mod tests {
             "history": [], "results": {"completed": 0, "cancelled": 0, "failed_finalization": 0}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_summary_names_a_product_other_than_bitbucket() {
+        let mut v = view("MIXED", &["1", "2"]);
+        assert!(summary(&v).starts_with("t: MIXED"), "{}", summary(&v));
+        v.product = crate::model::Product::Jira;
+        assert!(
+            summary(&v).starts_with("t (Jira): MIXED"),
+            "{}",
+            summary(&v)
+        );
     }
 
     #[test]
