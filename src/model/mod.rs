@@ -25,6 +25,8 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+pub mod extras;
+pub mod jira;
 pub mod product;
 pub use product::Product;
 
