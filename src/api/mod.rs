@@ -36,8 +36,16 @@ pub struct NodeView {
     /// An OFFLINE entry whose name matches a live node (a pod back with a new IP).
     pub ghost: bool,
     /// When the node entry entered its current state, as first seen (unix seconds); null when
-    /// not known.
+    /// not known. Jira's own `lastStateChangeTimestamp` when it gives one.
     pub state_since: Option<f64>,
+    /// Jira only: the node's heartbeat (`alive`; ACTIVE and false is "no heartbeat"). Left
+    /// out for other products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alive: Option<bool>,
+    /// Confluence only: errors of the node's last finalization run. Left out for other
+    /// products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalization_errors: Option<u64>,
 }
 
 /// The node to stop next.

@@ -467,6 +467,8 @@ mod tests {
             tasks: None,
             ghost: false,
             state_since: None,
+            alive: None,
+            finalization_errors: None,
         });
         assert_eq!(judge(&e), Some(Outcome::NodeError));
         let codes: Vec<u8> = [

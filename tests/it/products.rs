@@ -1,0 +1,187 @@
+//! Confluence and Jira targets against fake upstreams on loopback that speak each product's
+//! API: decoding through the poller, the reading every reader renders, and failure reasons.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use bitbucket_zdu_exporter::api;
+use bitbucket_zdu_exporter::config::TargetConfig;
+use bitbucket_zdu_exporter::model::Product;
+
+use crate::common::poller;
+
+/// What the fake upstream answers on each path: (status, body).
+#[derive(Default)]
+struct Answers {
+    jira_state: (u16, String),
+    jira_nodes: (u16, String),
+    zdu_cluster: (u16, String),
+    zdu_state: (u16, String),
+}
+
+type Shared = Arc<Mutex<Answers>>;
+
+fn reply(a: &(u16, String)) -> axum::response::Response {
+    (
+        StatusCode::from_u16(a.0).unwrap(),
+        [("content-type", "application/json")],
+        a.1.clone(),
+    )
+        .into_response()
+}
+
+async fn upstream(answers: Shared) -> String {
+    let app = Router::new()
+        .route(
+            "/ctx/rest/api/2/cluster/zdu/state",
+            get(|State(s): State<Shared>| async move { reply(&s.lock().unwrap().jira_state) }),
+        )
+        .route(
+            "/ctx/rest/api/2/cluster/nodes",
+            get(|State(s): State<Shared>| async move { reply(&s.lock().unwrap().jira_nodes) }),
+        )
+        .route(
+            "/ctx/rest/zdu/cluster",
+            get(|State(s): State<Shared>| async move { reply(&s.lock().unwrap().zdu_cluster) }),
+        )
+        .route(
+            "/ctx/rest/zdu/state",
+            get(|State(s): State<Shared>| async move { reply(&s.lock().unwrap().zdu_state) }),
+        )
+        .with_state(answers);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/ctx")
+}
+
+fn target(name: &str, url: &str, product: Product) -> TargetConfig {
+    TargetConfig::builder(name, url)
+        .timeout(std::time::Duration::from_secs(2))
+        .poll_interval(std::time::Duration::from_secs(5))
+        .product(product)
+        .build()
+        .unwrap()
+}
+
+fn jira_state(state: &str, version: &str) -> (u16, String) {
+    (
+        200,
+        format!(r#"{{"state":"{state}","build":{{"buildNumber":1,"version":"{version}"}}}}"#),
+    )
+}
+
+fn jira_node(id: &str, state: &str, alive: bool, version: &str) -> String {
+    format!(
+        r#"{{"nodeId":"{id}","state":"{state}","alive":{alive},"ip":"10.0.0.1","cacheListenerPort":40001,"nodeBuildNumber":1,"nodeVersion":"{version}","lastStateChangeTimestamp":1700000000000}}"#
+    )
+}
+
+#[tokio::test]
+async fn a_jira_upgrade_reads_stable_mixed_stable_with_heartbeat_and_stale_offline() {
+    let answers: Shared = Arc::default();
+    let url = upstream(answers.clone()).await;
+    let (shared, mut p) = poller(target("jira", &url, Product::Jira));
+    let offline = jira_node("gone", "OFFLINE", false, "9.2.0");
+    let steps = [
+        ("STABLE", "9.4.30", ["9.4.30", "9.4.30"], false),
+        ("MIXED", "9.4.30", ["9.12.24", "9.4.30"], true),
+        ("STABLE", "9.12.24", ["9.12.24", "9.12.24"], false),
+    ];
+    for (state, cluster_version, nodes, in_upgrade) in steps {
+        {
+            let mut a = answers.lock().unwrap();
+            a.jira_state = jira_state(state, cluster_version);
+            a.jira_nodes = (
+                200,
+                format!(
+                    "[{},{},{offline}]",
+                    jira_node("node1", "ACTIVE", true, nodes[0]),
+                    jira_node("node2", "ACTIVE", !in_upgrade, nodes[1])
+                ),
+            );
+        }
+        p.poll_once().await;
+        let v = api::view(&shared);
+        assert!(v.up, "{v:?}");
+        assert_eq!(v.product, Product::Jira);
+        assert_eq!(v.cluster_state.as_deref(), Some(state));
+        assert_eq!(v.upgrade_mode_enabled, Some(in_upgrade));
+        let original = in_upgrade.then(|| cluster_version.to_string());
+        assert_eq!(v.original_version, original);
+        let mut want: Vec<&str> = nodes.to_vec();
+        want.dedup();
+        assert_eq!(
+            v.versions.len(),
+            want.len(),
+            "the OFFLINE 9.2.0 entry is not skew"
+        );
+        assert_eq!(v.nodes.len(), 3);
+        assert_eq!(
+            v.nodes[1].alive,
+            Some(!in_upgrade),
+            "ACTIVE without heartbeat"
+        );
+        assert_eq!(v.nodes[0].state_since, Some(1_700_000_000.0));
+    }
+    assert_eq!(api::view(&shared).results.completed, 1);
+}
+
+#[tokio::test]
+async fn confluence_reads_finalization_errors_and_null_node_states() {
+    let answers: Shared = Arc::default();
+    let url = upstream(answers.clone()).await;
+    answers.lock().unwrap().zdu_cluster = (
+        200,
+        r#"{"upgradeModeEnabled":true,"state":"UPGRADE_TASKS_FAILED","originalVersion":"9.2.13","hasFinalizationTasks":true,
+            "nodes":[{"id":"a","name":"n1","ipAddress":"10.0.0.1","state":"UPGRADE_TASKS_FAILED","version":"9.2.21",
+                      "finalization":{"lastRequested":1700000000000,"errors":[{"exceptionMessage":"boom"}]}},
+                     {"id":"b","name":"n2","ipAddress":"10.0.0.2","state":null,"version":"9.2.21"}]}"#
+            .into(),
+    );
+    answers.lock().unwrap().zdu_state = (200, r#"{"state":"UPGRADE_TASKS_FAILED"}"#.into());
+    let (shared, mut p) = poller(target("wiki", &url, Product::Confluence));
+    p.poll_once().await;
+    let v = api::view(&shared);
+    assert!(v.up, "{v:?}");
+    assert_eq!(v.product, Product::Confluence);
+    assert_eq!(v.nodes[0].finalization_errors, Some(1));
+    assert_eq!(v.nodes[1].state.as_deref(), Some("unknown"));
+    assert_eq!(v.nodes[1].alive, None);
+    let json = serde_json::to_value(&v).unwrap();
+    assert_eq!(json["product"], "confluence");
+}
+
+#[tokio::test]
+async fn failure_reasons_per_product_through_the_poller() {
+    let answers: Shared = Arc::default();
+    let url = upstream(answers.clone()).await;
+    {
+        let mut a = answers.lock().unwrap();
+        a.jira_state = jira_state("STABLE", "9.4.30");
+        a.jira_nodes = (
+            405,
+            r#"{"errorMessages":["You don't have Jira Data Center"],"errors":{}}"#.into(),
+        );
+        a.zdu_cluster = (
+            403,
+            r#"{"message":"Basic Authentication has been disabled on this instance."}"#.into(),
+        );
+        a.zdu_state = a.zdu_cluster.clone();
+    }
+    let (jira, mut pj) = poller(target("jira", &url, Product::Jira));
+    pj.poll_once().await;
+    assert_eq!(
+        api::view(&jira).down_reason.as_deref(),
+        Some("not_clustered")
+    );
+    let (wiki, mut pc) = poller(target("wiki", &url, Product::Confluence));
+    pc.poll_once().await;
+    let v = api::view(&wiki);
+    assert_eq!(v.down_reason.as_deref(), Some("credentials"));
+    assert!(v.last_error.unwrap().contains("personal access token"));
+}
