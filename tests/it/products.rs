@@ -185,3 +185,71 @@ async fn failure_reasons_per_product_through_the_poller() {
     assert_eq!(v.down_reason.as_deref(), Some("credentials"));
     assert!(v.last_error.unwrap().contains("personal access token"));
 }
+
+#[tokio::test]
+async fn each_product_gets_its_own_metric_prefix_and_bitbucket_keeps_its_own() {
+    use bitbucket_zdu_exporter::metrics::Format;
+    let answers: Shared = Arc::default();
+    let url = upstream(answers.clone()).await;
+    {
+        let mut a = answers.lock().unwrap();
+        a.jira_state = jira_state("MIXED", "9.4.30");
+        a.jira_nodes = (
+            200,
+            format!("[{}]", jira_node("node1", "ACTIVE", true, "9.12.24")),
+        );
+        a.zdu_cluster = (
+            200,
+            r#"{"upgradeModeEnabled":false,"state":"STABLE","nodes":[{"id":"a","name":"n1","state":"ACTIVE","version":"1"}]}"#
+                .into(),
+        );
+        a.zdu_state = (200, r#"{"state":"STABLE"}"#.into());
+    }
+    let mut texts = Vec::new();
+    for product in Product::ALL {
+        let (shared, mut p) = poller(target(product.as_str(), &url, product));
+        p.poll_once().await;
+        texts.push(crate::common::render_target(&shared, Format::Text004));
+    }
+    let [bb, wiki, jira] = &texts[..] else {
+        unreachable!()
+    };
+    let families = |t: &str, prefix: &str| -> Vec<String> {
+        t.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .map(|n| n.replacen(prefix, "P", 1))
+            .collect()
+    };
+    assert!(bb.contains("bitbucket_zdu_up 1"), "{bb}");
+    assert!(wiki.contains("confluence_zdu_up 1"), "{wiki}");
+    assert!(jira.contains("jira_zdu_up 1"), "{jira}");
+    assert!(
+        jira.contains("jira_zdu_cluster_state{state=\"MIXED\"} 1"),
+        "{jira}"
+    );
+    assert!(jira.contains("jira_zdu_upgrade_mode_enabled 1"), "{jira}");
+    for t in [wiki, jira] {
+        assert!(!t.contains("bitbucket_zdu"), "{t}");
+    }
+    // The same families, suffixes and types under each prefix.
+    assert_eq!(
+        families(bb, "bitbucket_zdu"),
+        families(wiki, "confluence_zdu")
+    );
+    // Jira is MIXED: its upgrade families come on top of the STABLE ones.
+    let jira_families = families(jira, "jira_zdu");
+    for f in families(bb, "bitbucket_zdu") {
+        assert!(jira_families.contains(&f), "{f} missing from {jira}");
+    }
+    for f in [
+        "P_original_version_info",
+        "P_responder_state",
+        "P_upgrade_nodes",
+    ] {
+        assert!(
+            jira_families.iter().any(|j| j == f),
+            "{f} missing from {jira}"
+        );
+    }
+}
