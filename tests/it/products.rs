@@ -253,3 +253,101 @@ async fn each_product_gets_its_own_metric_prefix_and_bitbucket_keeps_its_own() {
         );
     }
 }
+
+/// One exporter, one Bitbucket, one Confluence and one Jira target, each against the
+/// simulator speaking its product: every target's families appear under its prefix, and each
+/// cluster walks a rolling upgrade from STABLE back to STABLE.
+#[tokio::test]
+async fn one_exporter_follows_a_rolling_upgrade_of_each_product() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::{Duration, Instant};
+
+    use bitbucket_zdu_exporter::metrics::Format;
+    use bitbucket_zdu_exporter::simulator::{Scenario, SimulateArgs};
+
+    use crate::common::exposition::samples;
+    use crate::common::{render_target, started, Sim};
+
+    let mut sims = Vec::new();
+    let mut targets = Vec::new();
+    for product in Product::ALL {
+        let sim = Sim::start(SimulateArgs {
+            scenario: Scenario::RollingUpgrade,
+            speed: 40.0,
+            product,
+            context_path: "/ctx".into(),
+            ..SimulateArgs::default()
+        })
+        .await;
+        sim.sim.spawn_driver();
+        targets.push(
+            TargetConfig::builder(product.as_str(), format!("http://{}/ctx", sim.addr))
+                .poll_interval(Duration::from_millis(100))
+                .timeout(Duration::from_millis(100))
+                .product(product)
+                .build()
+                .unwrap(),
+        );
+        sims.push(sim);
+    }
+    let rt = started(targets).await;
+    let shared = rt.targets.load();
+    let mut seen: BTreeMap<Product, BTreeSet<String>> = BTreeMap::new();
+    let mut node_states: BTreeMap<Product, BTreeSet<String>> = BTreeMap::new();
+    let mut back_to_stable: BTreeSet<Product> = BTreeSet::new();
+    let began = Instant::now();
+    while back_to_stable.len() < 3 && began.elapsed() < Duration::from_secs(60) {
+        for (t, product) in shared.iter().zip(Product::ALL) {
+            let text = render_target(t, Format::Text004);
+            let prefix = product.metric_prefix();
+            for s in samples(&text) {
+                assert!(
+                    s.name.starts_with(prefix),
+                    "{} under {product}'s target",
+                    s.name
+                );
+                let state = s.labels.iter().find(|(k, _)| k == "state").map(|(_, v)| v);
+                match (s.name.strip_prefix(prefix), state) {
+                    (Some("_cluster_state"), Some(st)) if s.value == 1.0 => {
+                        let states = seen.entry(product).or_default();
+                        states.insert(st.clone());
+                        if st == "STABLE" && states.contains("RUNNING_UPGRADE_TASKS") {
+                            back_to_stable.insert(product);
+                        }
+                    }
+                    (Some("_node_state"), Some(st)) if s.value == 1.0 => {
+                        node_states.entry(product).or_default().insert(st.clone());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rt.shutdown();
+    for product in Product::ALL {
+        let states = &seen[&product];
+        for st in [
+            "STABLE",
+            "READY_TO_UPGRADE",
+            "MIXED",
+            "RUNNING_UPGRADE_TASKS",
+        ] {
+            assert!(
+                states.contains(st),
+                "{product} never showed {st}: {states:?}"
+            );
+        }
+        assert!(back_to_stable.contains(&product), "{product}: {states:?}");
+    }
+    assert!(node_states[&Product::Bitbucket].contains("DRAINING"));
+    assert!(
+        !node_states[&Product::Confluence].contains("DRAINING"),
+        "Confluence never drains"
+    );
+    let jira = &node_states[&Product::Jira];
+    assert!(
+        jira.contains("PASSIVATING") && jira.contains("OFFLINE"),
+        "{jira:?}"
+    );
+}
