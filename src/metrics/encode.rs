@@ -35,14 +35,9 @@ impl Drop for ProductScope {
 
 /// The name `family` is written under for the product in scope.
 pub fn family_name(family: &Family) -> std::borrow::Cow<'static, str> {
-    const OWN: &str = "bitbucket_zdu_exporter_";
-    const TARGET: &str = "bitbucket_zdu";
-    let product = PRODUCT.with(std::cell::Cell::get);
-    match family.name.strip_prefix(TARGET) {
-        Some(rest) if product != Product::Bitbucket && !family.name.starts_with(OWN) => {
-            format!("{}{rest}", product.metric_prefix()).into()
-        }
-        _ => family.name.into(),
+    match PRODUCT.with(std::cell::Cell::get) {
+        Product::Bitbucket => family.name.into(),
+        product => family.name_for(product).into(),
     }
 }
 

@@ -7,8 +7,9 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::catalogue::{
-    DISTINCT_VERSIONS, GHOST_NODES, NODES, NODES_UPGRADED, NODE_ACTIVE_TASKS, NODE_ACTIVE_USERS,
-    NODE_GHOST, NODE_INFO, NODE_NAME_OFFLINE_SINCE, NODE_STATE, NODE_STATE_ENTERED,
+    DISTINCT_VERSIONS, GHOST_NODES, HAS_FINALIZATION_TASKS, NODES, NODES_UPGRADED,
+    NODE_ACTIVE_TASKS, NODE_ACTIVE_USERS, NODE_ALIVE, NODE_FINALIZATION_ERRORS, NODE_GHOST,
+    NODE_INFO, NODE_NAME_OFFLINE_SINCE, NODE_STATE, NODE_STATE_ENTERED,
 };
 use super::{bit, extra_state_label, gauges, unlabelled, Sample};
 use crate::model::{Cluster, NodeState};
@@ -56,7 +57,37 @@ pub fn encode(enc: &mut DescriptorEncoder<'_>, view: &ClusterObservation) -> fmt
         &unlabelled(f.distinct_versions as f64),
     )?;
     gauges(enc, &NODES_UPGRADED, &unlabelled(f.nodes_upgraded as f64))?;
-    gauges(enc, &GHOST_NODES, &unlabelled(f.ghosts.len() as f64))
+    gauges(enc, &GHOST_NODES, &unlabelled(f.ghosts.len() as f64))?;
+    extras(enc, view, &ids)
+}
+
+/// Confluence's and Jira's own families, from the observation's extras: nothing for
+/// Bitbucket (no extras, no samples, no family).
+fn extras(
+    enc: &mut DescriptorEncoder<'_>,
+    view: &ClusterObservation,
+    ids: &[Vec<String>],
+) -> fmt::Result {
+    let x = &view.extras;
+    let has: Vec<Sample<f64>> = x
+        .has_finalization_tasks
+        .map(bit)
+        .into_iter()
+        .map(|v| (Vec::new(), v))
+        .collect();
+    gauges(enc, &HAS_FINALIZATION_TASKS, &has)?;
+    let per_node = |get: fn(&crate::model::extras::NodeExtras) -> Option<f64>| -> Vec<Sample<f64>> {
+        ids.iter()
+            .enumerate()
+            .filter_map(|(i, id)| get(&x.node(i)).map(|v| (id.clone(), v)))
+            .collect()
+    };
+    gauges(
+        enc,
+        &NODE_FINALIZATION_ERRORS,
+        &per_node(|e| e.finalization_errors.map(|n| n as f64)),
+    )?;
+    gauges(enc, &NODE_ALIVE, &per_node(|e| e.alive.map(bit)))
 }
 
 /// The `node_id`, `node_name` label values of each node entry, in entry order.

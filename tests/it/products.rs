@@ -154,6 +154,17 @@ async fn confluence_reads_finalization_errors_and_null_node_states() {
     assert_eq!(v.nodes[1].alive, None);
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["product"], "confluence");
+    let text =
+        crate::common::render_target(&shared, bitbucket_zdu_exporter::metrics::Format::Text004);
+    assert!(
+        text.contains("confluence_zdu_has_finalization_tasks 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("confluence_zdu_node_finalization_errors{node_id=\"a\",node_name=\"n1\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains("_node_alive"), "{text}");
 }
 
 #[tokio::test]
@@ -232,6 +243,14 @@ async fn each_product_gets_its_own_metric_prefix_and_bitbucket_keeps_its_own() {
     for t in [wiki, jira] {
         assert!(!t.contains("bitbucket_zdu"), "{t}");
     }
+    assert!(
+        jira.contains("jira_zdu_node_alive{node_id=\"node1\",node_name=\"node1\"} 1"),
+        "{jira}"
+    );
+    assert!(
+        !bb.contains("_node_alive") && !bb.contains("_finalization_"),
+        "{bb}"
+    );
     // The same families, suffixes and types under each prefix.
     assert_eq!(
         families(bb, "bitbucket_zdu"),
