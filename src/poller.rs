@@ -191,10 +191,17 @@ impl Poller {
         if c.state.as_ref().is_some_and(|s| s.is_unknown()) {
             *self.unknown_values.entry("cluster_state").or_insert(0) += 1;
         }
+        let product = self.client.target().product();
         let unknown_nodes = c
             .nodes
             .iter()
-            .filter(|n| n.state.as_ref().is_some_and(|s| s.is_unknown()))
+            .filter(|n| {
+                // Known to the target's product (Jira's PASSIVE, Confluence's finalization
+                // states), not only to Bitbucket's model; for Bitbucket the two lists agree.
+                n.state
+                    .as_ref()
+                    .is_some_and(|s| !product.node_states().contains(&s.as_str()))
+            })
             .count() as u64;
         if unknown_nodes > 0 {
             *self.unknown_values.entry("node_state").or_insert(0) += unknown_nodes;

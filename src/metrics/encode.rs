@@ -33,6 +33,11 @@ impl Drop for ProductScope {
     }
 }
 
+/// The product whose target is being encoded (Bitbucket outside a [`ProductScope`]).
+pub fn current_product() -> Product {
+    PRODUCT.with(std::cell::Cell::get)
+}
+
 /// The name `family` is written under for the product in scope.
 pub fn family_name(family: &Family) -> std::borrow::Cow<'static, str> {
     match PRODUCT.with(std::cell::Cell::get) {

@@ -12,7 +12,7 @@ use super::catalogue::{
     NODE_INFO, NODE_NAME_OFFLINE_SINCE, NODE_STATE, NODE_STATE_ENTERED,
 };
 use super::{bit, extra_state_label, gauges, unlabelled, Sample};
-use crate::model::{Cluster, NodeState};
+use crate::model::{Cluster, NodeState, Product};
 use crate::snapshot::ClusterObservation;
 
 /// Writes the nodes group from a fresh cluster view.
@@ -100,7 +100,42 @@ fn node_ids(c: &Cluster) -> Vec<Vec<String>> {
 }
 
 /// Node entries per known state (every known state present), then per extra state label.
+/// The `state` label of a node for `product`: `None` when the product knows the state
+/// (listed in [`crate::model::Product::node_states`]), else the sanitised value or `UNKNOWN`.
+fn product_extra_label(product: Product, state: &Option<NodeState>) -> Option<String> {
+    match state {
+        Some(s) if product.node_states().contains(&s.as_str()) => None,
+        Some(s) => Some(super::sanitize_state(s.as_str())),
+        None => Some("UNKNOWN".to_string()),
+    }
+}
+
 fn per_state(c: &Cluster) -> Vec<Sample<f64>> {
+    let product = super::encode::current_product();
+    if product != Product::Bitbucket {
+        let mut out: Vec<Sample<f64>> = product
+            .node_states()
+            .iter()
+            .map(|s| {
+                let n = c
+                    .nodes
+                    .iter()
+                    .filter(|n| n.state.as_ref().map(NodeState::as_str) == Some(*s))
+                    .count();
+                (vec![s.to_string()], n as f64)
+            })
+            .collect();
+        let mut extra: BTreeMap<String, usize> = BTreeMap::new();
+        for label in c
+            .nodes
+            .iter()
+            .filter_map(|n| product_extra_label(product, &n.state))
+        {
+            *extra.entry(label).or_insert(0) += 1;
+        }
+        out.extend(extra.into_iter().map(|(label, n)| (vec![label], n as f64)));
+        return out;
+    }
     let mut out: Vec<Sample<f64>> = NodeState::KNOWN
         .iter()
         .map(|s| {
@@ -142,6 +177,19 @@ fn node_state(c: &Cluster, ids: &[Vec<String>]) -> Vec<Sample<f64>> {
         l
     };
     let mut out = Vec::new();
+    let product = super::encode::current_product();
+    if product != Product::Bitbucket {
+        for (n, id) in c.nodes.iter().zip(ids) {
+            for s in product.node_states() {
+                let on = bit(n.state.as_ref().map(NodeState::as_str) == Some(*s));
+                out.push((with_state(id, s.to_string()), on));
+            }
+            if let Some(label) = product_extra_label(product, &n.state) {
+                out.push((with_state(id, label), 1.0));
+            }
+        }
+        return out;
+    }
     for (n, id) in c.nodes.iter().zip(ids) {
         for s in NodeState::KNOWN {
             let on = bit(n.state.as_ref() == Some(s));

@@ -67,6 +67,32 @@ impl Product {
         }
     }
 
+    /// The node states the product knows, in lifecycle order: the `state` values of its
+    /// `_node_state` and `_nodes` families (any other value is counted as unknown, never
+    /// fatal). Confluence has no DRAINING and two finalization states; Jira has its own set.
+    pub fn node_states(self) -> &'static [&'static str] {
+        match self {
+            Product::Bitbucket => &[
+                "STARTING",
+                "ACTIVE",
+                "DRAINING",
+                "TERMINATING",
+                "OFFLINE",
+                "ERROR",
+            ],
+            Product::Confluence => &[
+                "STARTING",
+                "ACTIVE",
+                "TERMINATING",
+                "OFFLINE",
+                "ERROR",
+                "RUNNING_FINALIZE_UPGRADE_TASKS",
+                "UPGRADE_TASKS_FAILED",
+            ],
+            Product::Jira => &["ACTIVE", "PASSIVE", "ACTIVATING", "PASSIVATING", "OFFLINE"],
+        }
+    }
+
     /// Parses the configuration spelling (case-insensitive); `None` for anything else.
     pub fn parse(s: &str) -> Option<Product> {
         Product::ALL
@@ -98,5 +124,12 @@ mod tests {
         assert_eq!(Product::parse("bamboo"), None);
         assert_eq!(Product::Jira.metric_prefix(), "jira_zdu");
         assert_eq!(Product::Confluence.title(), "Confluence");
+        let known: Vec<&str> = crate::model::NodeState::KNOWN
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(Product::Bitbucket.node_states(), known.as_slice());
+        assert!(!Product::Confluence.node_states().contains(&"DRAINING"));
+        assert!(Product::Jira.node_states().contains(&"PASSIVATING"));
     }
 }
