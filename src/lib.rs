@@ -22,8 +22,8 @@
 //! | [`poller`] | one poll loop per target: backoff, its own counters, publishing |
 //! | [`snapshot`] | what a poll publishes, and the one reading of a target (pending / up / down) |
 //! | [`tracker`] | what is remembered across polls (entered times, transitions, upgrade progress) and the state file |
-//! | [`client`] | the upstream HTTP client, its errors, and TLS towards Bitbucket ([`client::tls`]) |
-//! | [`model`] | the ZDU payloads and their lenient decoding |
+//! | [`client`] | the upstream HTTP client, its errors, TLS towards the upstream ([`client::tls`]) and the calls and failure reasons per product ([`client::product`]) |
+//! | [`model`] | the ZDU payloads and their lenient decoding; the product ([`model::Product`]), Jira's API ([`model::jira`]) and Confluence's and Jira's extra fields ([`model::extras`]) |
 //! | [`config`] | flags and files validated into a [`config::Config`] |
 //! | [`web`] | the exporter-toolkit web layer: TLS, basic auth, headers, rate limit |
 //! | [`reload`] | the outcome of the last configuration (re)load |

@@ -88,16 +88,19 @@ impl Poller {
     /// Polls both endpoints once and publishes the new snapshot.
     pub async fn poll_once(&mut self) {
         let started = Instant::now();
-        let (cluster, state) =
-            tokio::join!(timed(self.client.cluster()), timed(self.client.state()));
+        let (cluster, state) = tokio::join!(
+            timed(self.client.observe_cluster()),
+            timed(self.client.observe_state())
+        );
         let target = self.client.target().clone();
         self.record(Endpoint::Cluster, cluster.0, cluster.1.as_ref().err());
         self.record(Endpoint::State, state.0, state.1.as_ref().err());
 
         let cluster = match cluster.1 {
-            Ok(c) => {
+            Ok((c, extras)) => {
                 self.count_unknown(&c);
-                let (view, changed) = ClusterObservation::observe(c, &mut self.tracked, unix_now());
+                let (view, changed) =
+                    ClusterObservation::observe_with(c, extras, &mut self.tracked, unix_now());
                 if changed {
                     self.persist();
                     self.transitions = Arc::new(self.tracked.transitions.clone());
@@ -165,7 +168,7 @@ impl Poller {
                     tracing::warn!(
                         target_name = %target,
                         endpoint = ep.as_str(),
-                        url = %self.client.target().endpoint(ep.as_str()),
+                        url = %self.client.endpoint_url(ep.as_str()),
                         reason = reason.as_str(),
                         error = %e,
                         "poll failed"
@@ -188,10 +191,17 @@ impl Poller {
         if c.state.as_ref().is_some_and(|s| s.is_unknown()) {
             *self.unknown_values.entry("cluster_state").or_insert(0) += 1;
         }
+        let product = self.client.target().product();
         let unknown_nodes = c
             .nodes
             .iter()
-            .filter(|n| n.state.as_ref().is_some_and(|s| s.is_unknown()))
+            .filter(|n| {
+                // Known to the target's product (Jira's PASSIVE, Confluence's finalization
+                // states), not only to Bitbucket's model; for Bitbucket the two lists agree.
+                n.state
+                    .as_ref()
+                    .is_some_and(|s| !product.node_states().contains(&s.as_str()))
+            })
             .count() as u64;
         if unknown_nodes > 0 {
             *self.unknown_values.entry("node_state").or_insert(0) += unknown_nodes;

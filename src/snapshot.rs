@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 
 use crate::client::{FetchError, PerReason};
 use crate::config::TargetConfig;
+use crate::model::extras::ClusterExtras;
 use crate::model::{Cluster, ClusterFigures, StateResponse};
 use crate::tracker::progress::Progress;
 use crate::tracker::Tracker;
@@ -74,6 +75,8 @@ pub struct ClusterObservation {
     pub last_node_change: f64,
     /// Node names without a live entry, and since when (persisted).
     pub names_offline: Vec<(String, f64)>,
+    /// What Confluence or Jira report beyond Bitbucket's fields (empty for Bitbucket).
+    pub extras: ClusterExtras,
 }
 
 impl ClusterObservation {
@@ -93,7 +96,27 @@ impl ClusterObservation {
             node_since: observed.node_since,
             last_node_change: observed.last_node_change,
             names_offline: observed.names_offline,
+            extras: ClusterExtras::default(),
         };
+        (view, changed)
+    }
+
+    /// [`observe`](Self::observe) for a product with extras: a node's own
+    /// state-change time (Jira's `lastStateChangeTimestamp`) wins over the time the exporter
+    /// first saw the state.
+    pub fn observe_with(
+        cluster: Cluster,
+        extras: ClusterExtras,
+        tracked: &mut Tracker,
+        now: f64,
+    ) -> (ClusterObservation, bool) {
+        let (mut view, changed) = ClusterObservation::observe(cluster, tracked, now);
+        for (i, since) in view.node_since.iter_mut().enumerate() {
+            if let Some(t) = extras.node(i).state_changed_at {
+                *since = t;
+            }
+        }
+        view.extras = extras;
         (view, changed)
     }
 }

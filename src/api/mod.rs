@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Product;
 use crate::tracker::progress::{self, Phase, Transition};
 
 pub mod project;
@@ -35,8 +36,16 @@ pub struct NodeView {
     /// An OFFLINE entry whose name matches a live node (a pod back with a new IP).
     pub ghost: bool,
     /// When the node entry entered its current state, as first seen (unix seconds); null when
-    /// not known.
+    /// not known. Jira's own `lastStateChangeTimestamp` when it gives one.
     pub state_since: Option<f64>,
+    /// Jira only: the node's heartbeat (`alive`; ACTIVE and false is "no heartbeat"). Left
+    /// out for other products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alive: Option<bool>,
+    /// Confluence only: errors of the node's last finalization run. Left out for other
+    /// products.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalization_errors: Option<u64>,
 }
 
 /// The node to stop next.
@@ -143,6 +152,9 @@ pub struct ResultsView {
 pub struct TargetView {
     /// The target's configured name.
     pub target: String,
+    /// The target's product: `bitbucket`, `confluence` or `jira`.
+    #[serde(default)]
+    pub product: Product,
     /// When this view was made (unix seconds).
     pub generated_at: f64,
     /// True when the last `/cluster` poll succeeded and is fresh; the cluster fields below
@@ -202,6 +214,9 @@ impl TargetView {
 pub struct TargetSummary {
     /// The target's configured name.
     pub name: String,
+    /// The target's product: `bitbucket`, `confluence` or `jira`.
+    #[serde(default)]
+    pub product: Product,
     /// Bitbucket's URL without credentials.
     pub url: String,
     /// True when the last `/cluster` poll succeeded and is fresh.

@@ -47,6 +47,7 @@ pub fn view(t: &TargetShared) -> TargetView {
     let cluster_ep = &snap.endpoints[Endpoint::Cluster];
     let mut v = TargetView {
         target: t.config.load().name().to_string(),
+        product: t.config.load().product(),
         generated_at: wall,
         up: health.is_up(),
         down_reason: health.down_reason().map(str::to_string),
@@ -117,12 +118,19 @@ fn fill_cluster(v: &mut TargetView, cv: &ClusterObservation) {
             id: key.clone(),
             name: n.name.clone(),
             address: n.address(),
-            state: n.state.as_ref().map(|s| s.as_str().to_string()),
+            // Confluence's null state (a per-node call timed out) reads `unknown`.
+            state: match (&n.state, cv.extras.node(i).state_null) {
+                (Some(s), _) => Some(s.as_str().to_string()),
+                (None, true) => Some("unknown".into()),
+                (None, false) => None,
+            },
             version: n.version.clone(),
             active_users: n.active_user_count,
             tasks: n.tasks_total,
             ghost: cv.figures.ghosts.contains(&i),
             state_since: cv.node_since.get(i).copied(),
+            alive: cv.extras.node(i).alive,
+            finalization_errors: cv.extras.node(i).finalization_errors,
         })
         .collect();
     if c.upgrade_mode_enabled == Some(true) {
@@ -184,6 +192,7 @@ pub fn list(targets: &[std::sync::Arc<TargetShared>]) -> TargetList {
                 let fresh = snap.health(now).cluster();
                 TargetSummary {
                     name: cfg.name().to_string(),
+                    product: cfg.product(),
                     url: cfg.display_url(),
                     up: fresh.is_some(),
                     cluster_state: fresh

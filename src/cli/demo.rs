@@ -28,6 +28,10 @@ pub struct DemoArgs {
     /// Number of simulated nodes.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
+    /// The product the simulator speaks (and the demo target is): bitbucket, confluence or
+    /// jira.
+    #[arg(long, value_enum, default_value_t = crate::model::Product::Bitbucket)]
+    pub product: crate::model::Product,
 }
 
 /// Errors of `demo`.
@@ -60,6 +64,7 @@ pub async fn run(
         scenario: args.scenario,
         speed: args.speed,
         nodes: args.nodes,
+        product: args.product,
         ..SimulateArgs::default()
     };
     let sim = Simulator::new(&sim_args)?;
@@ -73,6 +78,7 @@ pub async fn run(
     let target = TargetConfig::builder("demo", format!("http://{sim_addr}/"))
         .poll_interval(interval)
         .timeout(interval.min(Duration::from_secs(5)))
+        .product(args.product)
         .build()?;
     let config = Config::builder(vec![target])
         .listen_addresses(vec![args.listen_address])
@@ -82,8 +88,10 @@ pub async fn run(
     let listeners = crate::server::bind_all(config.web().listen_addresses()).await?;
     let bound = listeners[0].local_addr()?;
     println!(
-        "Demo running: simulated Bitbucket cluster ({:?}, speed {}x) at http://{sim_addr}/",
-        args.scenario, args.speed
+        "Demo running: simulated {} cluster ({:?}, speed {}x) at http://{sim_addr}/",
+        args.product.title(),
+        args.scenario,
+        args.speed
     );
     println!("Open http://{bound}/ (landing page) or http://{bound}/metrics. Ctrl-C to stop.");
     let router = crate::server::router(

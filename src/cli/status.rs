@@ -296,8 +296,13 @@ fn secs(s: f64) -> String {
 
 /// The one-line summary: state, progress, elapsed, ETA and the allowed action.
 pub fn summary(v: &TargetView) -> String {
+    // A Bitbucket target's line stays as it always was; other products are named.
+    let product = match v.product {
+        crate::model::Product::Bitbucket => String::new(),
+        p => format!(" ({})", p.title()),
+    };
     let mut s = format!(
-        "{}: {}",
+        "{}{product}: {}",
         v.target,
         v.cluster_state.as_deref().unwrap_or("(no state)")
     );
@@ -463,6 +468,18 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_names_a_product_other_than_bitbucket() {
+        let mut v = view("MIXED", &["1", "2"]);
+        assert!(summary(&v).starts_with("t: MIXED"), "{}", summary(&v));
+        v.product = crate::model::Product::Jira;
+        assert!(
+            summary(&v).starts_with("t (Jira): MIXED"),
+            "{}",
+            summary(&v)
+        );
+    }
+
+    #[test]
     fn wait_judges_states() {
         assert_eq!(judge(&view("STABLE", &["1"])), Some(Outcome::Settled));
         assert_eq!(judge(&view("STABLE", &["1", "2"])), None);
@@ -482,6 +499,8 @@ mod tests {
             tasks: None,
             ghost: false,
             state_since: None,
+            alive: None,
+            finalization_errors: None,
         });
         assert_eq!(judge(&e), Some(Outcome::NodeError));
         let codes: Vec<u8> = [

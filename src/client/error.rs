@@ -126,6 +126,10 @@ pub enum FetchError {
     #[error("answer refused: {0}")]
     /// A label-bound value over the length cap (which field); nothing of the answer is kept.
     LabelTooLong(String),
+    /// 403 saying HTTP Basic is disabled on the instance (Jira, Confluence, Bitbucket can all
+    /// switch it off for the API): the fix is a personal access token.
+    #[error("403 Forbidden: HTTP Basic authentication is disabled on this instance; configure a personal access token (auth.token_file, --bitbucket.token-file) instead{}", fmt_msg(.0))]
+    BasicAuthDisabled(Option<String>),
     /// The password or token file cannot be read (the request was not sent).
     #[error("credentials unavailable: {0}")]
     Credentials(String),
@@ -153,7 +157,7 @@ impl FetchError {
             FetchError::BodyTooLarge(_) => Reason::BodyTooLarge,
             FetchError::TooManyNodes(_) => Reason::TooManyNodes,
             FetchError::LabelTooLong(_) => Reason::LabelTooLong,
-            FetchError::Credentials(_) => Reason::Credentials,
+            FetchError::Credentials(_) | FetchError::BasicAuthDisabled(_) => Reason::Credentials,
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::model::{Answer, Cluster, DecodeError, ErrorBody, Limits, StateRespons
 use crate::secret::Redactor;
 
 mod error;
+pub mod product;
 pub mod tls;
 pub use error::{FetchError, PerReason, Reason};
 
@@ -131,7 +132,10 @@ impl ZduClient {
     }
 
     async fn get_json<T: Answer>(&self, path: &str) -> Result<T, FetchError> {
-        let url = self.target.endpoint(path);
+        self.get_url(self.target.endpoint(path)).await
+    }
+
+    async fn get_url<T: Answer>(&self, url: reqwest::Url) -> Result<T, FetchError> {
         let mut req = self
             .http
             .get(url)
@@ -202,7 +206,12 @@ impl ZduClient {
             }
         }
         // Redact before the message is parsed and truncated, so no fragment survives.
-        Err(status_error(status, &forms.redact_bytes(&body), location))
+        Err(product::status_error(
+            self.target.product(),
+            status,
+            &forms.redact_bytes(&body),
+            location,
+        ))
     }
 }
 
@@ -229,6 +238,7 @@ fn redact_error(e: FetchError, forms: &Redactor) -> FetchError {
         FetchError::NotJson(s) => FetchError::NotJson(r(s)),
         FetchError::Decode(s) => FetchError::Decode(r(s)),
         FetchError::Credentials(s) => FetchError::Credentials(r(s)),
+        FetchError::BasicAuthDisabled(m) => FetchError::BasicAuthDisabled(m.map(r)),
         e @ (FetchError::Timeout(_)
         | FetchError::NotFound
         | FetchError::ServerError(_)
@@ -288,7 +298,11 @@ fn decode_success<T: Answer>(
     })
 }
 
-fn status_error(status: StatusCode, body: &[u8], location: Option<String>) -> FetchError {
+pub(crate) fn status_error(
+    status: StatusCode,
+    body: &[u8],
+    location: Option<String>,
+) -> FetchError {
     let message = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.messages())

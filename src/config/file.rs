@@ -11,6 +11,7 @@ use super::validate::{
     build_auth, build_target, invalid, secret_file, unique_names, Defaults, TargetSpec, Timeout,
 };
 use super::{AuthConfig, ConfigError, TargetConfig, TlsConfig};
+use crate::model::Product;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +36,8 @@ struct FileTarget {
     max_age: Option<String>,
     #[serde(default)]
     max_nodes: Option<usize>,
+    #[serde(default)]
+    product: Product,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +147,7 @@ fn parse(text: &str, path: &Path, d: &Defaults) -> Result<Vec<TargetConfig>, Con
             max_age: max_age.or(d.max_age),
             max_nodes: t.max_nodes.unwrap_or(d.max_nodes),
             max_nodes_key: "max_nodes",
+            product: t.product,
         })
         .map_err(|e| match e {
             ConfigError::Invalid { key: k, message } if !k.starts_with("targets[") => {

@@ -121,6 +121,17 @@ pub struct ExporterArgs {
         value_name = "N"
     )]
     pub bitbucket_max_nodes: usize,
+    /// The product at --bitbucket.url: bitbucket, confluence or jira (a config file sets
+    /// `product:` per target instead).
+    #[arg(
+        long = "bitbucket.product",
+        visible_alias = "upstream.product",
+        env = "BITBUCKET_ZDU_PRODUCT",
+        value_enum,
+        default_value_t = crate::model::Product::Bitbucket,
+        value_name = "PRODUCT"
+    )]
+    pub bitbucket_product: crate::model::Product,
     /// How often to poll Bitbucket.
     #[arg(
         long = "poll.interval",

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::Product;
 use crate::secret::{SecretError, SecretSource};
 
 pub mod file;
@@ -127,6 +128,7 @@ pub struct TargetConfig {
     poll_interval: Duration,
     max_age: Duration,
     max_nodes: usize,
+    product: Product,
 }
 
 impl TargetConfig {
@@ -142,6 +144,7 @@ impl TargetConfig {
             poll_interval: Duration::from_secs(30),
             max_age: None,
             max_nodes: crate::model::DEFAULT_MAX_NODES,
+            product: Product::Bitbucket,
         }
     }
 
@@ -186,11 +189,25 @@ impl TargetConfig {
         self.max_nodes
     }
 
+    /// The product this target runs (`bitbucket` unless configured): decides the upstream
+    /// paths, how answers are read and the prefix of the target's metric families.
+    pub fn product(&self) -> Product {
+        self.product
+    }
+
     /// `<base>/rest/zdu/<path>`.
     pub fn endpoint(&self, path: &str) -> reqwest::Url {
         let mut url = self.base_url.clone();
         let base = url.path().trim_end_matches('/').to_string();
         url.set_path(&format!("{base}/rest/zdu/{path}"));
+        url
+    }
+
+    /// `<base>/<path>` for a path from the site root (Jira's `rest/api/2/cluster/nodes`).
+    pub fn site_endpoint(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base_url.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}/{path}"));
         url
     }
 
@@ -208,6 +225,7 @@ impl TargetConfig {
             && self.poll_interval == other.poll_interval
             && self.max_age == other.max_age
             && self.max_nodes == other.max_nodes
+            && self.product == other.product
     }
 }
 
@@ -222,6 +240,7 @@ pub struct TargetBuilder {
     poll_interval: Duration,
     max_age: Option<Duration>,
     max_nodes: usize,
+    product: Product,
 }
 
 impl TargetBuilder {
@@ -261,6 +280,12 @@ impl TargetBuilder {
         self
     }
 
+    /// The product (default: Bitbucket).
+    pub fn product(mut self, product: Product) -> Self {
+        self.product = product;
+        self
+    }
+
     /// Validates and builds the target.
     pub fn build(self) -> Result<TargetConfig, ConfigError> {
         validate::validate_auth(&self.auth)?;
@@ -279,6 +304,7 @@ impl TargetBuilder {
             max_age: self.max_age,
             max_nodes: self.max_nodes,
             max_nodes_key: "max_nodes",
+            product: self.product,
         })
     }
 }

@@ -336,3 +336,53 @@ fn max_nodes_comes_from_the_flag_or_the_file_and_must_be_positive() {
         .unwrap();
     assert!(!t.same_settings(&u));
 }
+
+#[test]
+fn product_comes_from_the_flag_or_the_file_and_defaults_to_bitbucket() {
+    use crate::model::Product;
+    let a = args(&["--bitbucket.url", "https://bb.example.com/"]);
+    let c = Config::from_args(&a, &no_env()).unwrap();
+    assert_eq!(c.targets()[0].product(), Product::Bitbucket);
+    for flag in ["--bitbucket.product", "--upstream.product"] {
+        let a = args(&[
+            "--bitbucket.url",
+            "https://j.example.com/jira",
+            flag,
+            "jira",
+        ]);
+        let t = Config::from_args(&a, &no_env()).unwrap().targets()[0].clone();
+        assert_eq!(t.product(), Product::Jira);
+        assert_eq!(
+            t.site_endpoint("rest/api/2/cluster/nodes").as_str(),
+            "https://j.example.com/jira/rest/api/2/cluster/nodes"
+        );
+    }
+    let path = Path::new("/etc/x/targets.yml");
+    let d = Duration::from_secs(10);
+    let i = Duration::from_secs(30);
+    let yaml = "targets:\n  - name: b\n    url: http://b\n  - name: c\n    url: http://c/wiki\n    product: confluence\n  - name: j\n    url: http://j\n    product: jira\n";
+    let t = parse_targets_yaml(yaml, path, d, i, None).unwrap();
+    let products: Vec<Product> = t.iter().map(TargetConfig::product).collect();
+    assert_eq!(
+        products,
+        [Product::Bitbucket, Product::Confluence, Product::Jira]
+    );
+    assert!(!t[0].same_settings(
+        &TargetConfig::builder("b", "http://b")
+            .product(Product::Jira)
+            .build()
+            .unwrap()
+    ));
+    let e = parse_targets_yaml(
+        "targets:\n  - name: a\n    url: http://a\n    product: bamboo\n",
+        path,
+        d,
+        i,
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("`jira`") && !e.to_string().contains("bamboo"),
+        "{e}"
+    );
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::flags::{ExporterArgs, DEFAULT_TIMEOUT, ENV_PASSWORD, ENV_TOKEN};
 use super::{AuthConfig, Config, ConfigError, Env, TargetConfig, TlsConfig, WebSettings};
+use crate::model::Product;
 use crate::secret::SecretSource;
 
 /// Paths the telemetry path must not take: every route the exporter serves (a collision
@@ -210,6 +211,7 @@ pub(super) fn target_from_flags(
         max_age: d.max_age,
         max_nodes: d.max_nodes,
         max_nodes_key: "--bitbucket.max-nodes",
+        product: args.bitbucket_product,
     })
 }
 
@@ -291,6 +293,7 @@ pub(super) struct TargetSpec<'a> {
     pub max_age: Option<Duration>,
     pub max_nodes: usize,
     pub max_nodes_key: &'a str,
+    pub product: Product,
 }
 
 /// Validates one target; the only way a [`TargetConfig`] is made.
@@ -308,6 +311,7 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
         max_age,
         max_nodes,
         max_nodes_key,
+        product,
     } = spec;
     validate_name(&name)?;
     let base_url = validate_url(url_key, url)?;
@@ -366,6 +370,7 @@ pub(super) fn build_target(spec: TargetSpec<'_>) -> Result<TargetConfig, ConfigE
         poll_interval,
         max_age,
         max_nodes,
+        product,
     })
 }
 

@@ -14,6 +14,8 @@ use std::fmt;
 
 use prometheus_client::metrics::MetricType;
 
+use crate::model::Product;
+
 /// The suffix of help texts whose values come from the background poll.
 macro_rules! polled {
     ($text:literal) => {
@@ -400,6 +402,57 @@ pub const GHOST_NODES: Family = family(
     &[],
     polled!("OFFLINE node entries whose name matches a live node"),
 );
+/// `confluence_zdu_has_finalization_tasks` (Confluence only).
+pub const HAS_FINALIZATION_TASKS: Family = family(
+    "bitbucket_zdu_has_finalization_tasks",
+    Gauge,
+    Nodes,
+    &[],
+    polled!("Confluence's hasFinalizationTasks: 1 while finalization tasks are pending or failed"),
+);
+/// `confluence_zdu_node_finalization_errors` (Confluence only).
+pub const NODE_FINALIZATION_ERRORS: Family = family(
+    "bitbucket_zdu_node_finalization_errors",
+    Gauge,
+    Nodes,
+    NODE,
+    polled!("Errors of the node's last finalization run (Confluence's finalization.errors)"),
+);
+/// `jira_zdu_node_alive` (Jira only).
+pub const NODE_ALIVE: Family = family(
+    "bitbucket_zdu_node_alive",
+    Gauge,
+    Nodes,
+    NODE,
+    polled!("Jira's node heartbeat: 1 when alive, 0 without heartbeat (an ACTIVE node at 0 is 'no heartbeat')"),
+);
+
+/// The products a family exists for: every product for a target family, none for the
+/// exporter's own (`bitbucket_zdu_exporter_*`, `process_*`), one for a product's own data.
+/// A target family's name for a product is [`Family::name_for`].
+pub fn products(f: &Family) -> &'static [Product] {
+    match f.name {
+        "bitbucket_zdu_has_finalization_tasks" | "bitbucket_zdu_node_finalization_errors" => {
+            &[Product::Confluence]
+        }
+        "bitbucket_zdu_node_alive" => &[Product::Jira],
+        _ if matches!(f.group, Group::Exporter | Group::Process) => &[],
+        _ => &Product::ALL,
+    }
+}
+
+impl Family {
+    /// The family's name for a target of `product`: the `bitbucket_zdu` prefix becomes the
+    /// product's (`confluence_zdu_up`); the exporter's own families keep theirs.
+    pub fn name_for(&self, product: Product) -> String {
+        match self.name.strip_prefix("bitbucket_zdu") {
+            Some(rest) if !products(self).is_empty() => {
+                format!("{}{rest}", product.metric_prefix())
+            }
+            _ => self.name.to_string(),
+        }
+    }
+}
 
 // --- responder ------------------------------------------------------------------------------
 
@@ -573,6 +626,9 @@ pub const ALL: &[Family] = &[
     DISTINCT_VERSIONS,
     NODES_UPGRADED,
     GHOST_NODES,
+    HAS_FINALIZATION_TASKS,
+    NODE_FINALIZATION_ERRORS,
+    NODE_ALIVE,
     RESPONDER_INFO,
     RESPONDER_STATE,
     CLUSTER_STATE_TRANSITIONS,
@@ -602,6 +658,7 @@ pub fn contract_json() -> String {
         help: &'static str,
         labels: &'static [&'static str],
         group: &'static str,
+        products: &'static [Product],
     }
     #[derive(serde::Serialize)]
     struct Contract {
@@ -611,7 +668,15 @@ pub fn contract_json() -> String {
         metrics: ALL
             .iter()
             .map(|f| Entry {
-                name: f.sample_name(),
+                // A family of one product is named with that product's prefix.
+                name: match products(f) {
+                    [only] if *only != Product::Bitbucket => {
+                        f.sample_name()
+                            .replacen("bitbucket_zdu", only.metric_prefix(), 1)
+                    }
+                    _ => f.sample_name(),
+                },
+                products: products(f),
                 kind: f.kind.as_str(),
                 help: f.help,
                 labels: f.labels,

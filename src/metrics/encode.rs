@@ -8,7 +8,43 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::catalogue::{Family, Kind};
-use crate::model::NodeState;
+use crate::model::{NodeState, Product};
+
+thread_local! {
+    /// The product whose prefix the target families get while one target is encoded.
+    static PRODUCT: std::cell::Cell<Product> = const { std::cell::Cell::new(Product::Bitbucket) };
+}
+
+/// While alive, the catalogue's `bitbucket_zdu_*` target families are written under the
+/// product's prefix (`confluence_zdu_*`, `jira_zdu_*`); the exporter's own
+/// `bitbucket_zdu_exporter_*` families never are. Encoding is synchronous, so the scope
+/// covers exactly one target's families; dropping it restores the previous product.
+#[derive(Debug)]
+pub struct ProductScope(Product);
+
+/// Starts a [`ProductScope`] for `product`.
+pub fn product_scope(product: Product) -> ProductScope {
+    ProductScope(PRODUCT.with(|p| p.replace(product)))
+}
+
+impl Drop for ProductScope {
+    fn drop(&mut self) {
+        PRODUCT.with(|p| p.set(self.0));
+    }
+}
+
+/// The product whose target is being encoded (Bitbucket outside a [`ProductScope`]).
+pub fn current_product() -> Product {
+    PRODUCT.with(std::cell::Cell::get)
+}
+
+/// The name `family` is written under for the product in scope.
+pub fn family_name(family: &Family) -> std::borrow::Cow<'static, str> {
+    match PRODUCT.with(std::cell::Cell::get) {
+        Product::Bitbucket => family.name.into(),
+        product => family.name_for(product).into(),
+    }
+}
 
 /// One sample: the label values (in the order of [`Family::labels`]) and the value.
 pub type Sample<T> = (Vec<String>, T);
@@ -53,7 +89,8 @@ fn encode_family<T: Copy, M: EncodeMetric>(
     if samples.is_empty() {
         return Ok(());
     }
-    let mut m = enc.encode_descriptor(family.name, family.help, None, family.kind.metric_type())?;
+    let name = family_name(family);
+    let mut m = enc.encode_descriptor(&name, family.help, None, family.kind.metric_type())?;
     for (values, v) in samples {
         metric(*v).encode(m.encode_family(&label_set(family, values))?)?;
     }

@@ -7,11 +7,12 @@ use std::fmt;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::catalogue::{
-    DISTINCT_VERSIONS, GHOST_NODES, NODES, NODES_UPGRADED, NODE_ACTIVE_TASKS, NODE_ACTIVE_USERS,
-    NODE_GHOST, NODE_INFO, NODE_NAME_OFFLINE_SINCE, NODE_STATE, NODE_STATE_ENTERED,
+    DISTINCT_VERSIONS, GHOST_NODES, HAS_FINALIZATION_TASKS, NODES, NODES_UPGRADED,
+    NODE_ACTIVE_TASKS, NODE_ACTIVE_USERS, NODE_ALIVE, NODE_FINALIZATION_ERRORS, NODE_GHOST,
+    NODE_INFO, NODE_NAME_OFFLINE_SINCE, NODE_STATE, NODE_STATE_ENTERED,
 };
 use super::{bit, extra_state_label, gauges, unlabelled, Sample};
-use crate::model::{Cluster, NodeState};
+use crate::model::{Cluster, NodeState, Product};
 use crate::snapshot::ClusterObservation;
 
 /// Writes the nodes group from a fresh cluster view.
@@ -56,7 +57,37 @@ pub fn encode(enc: &mut DescriptorEncoder<'_>, view: &ClusterObservation) -> fmt
         &unlabelled(f.distinct_versions as f64),
     )?;
     gauges(enc, &NODES_UPGRADED, &unlabelled(f.nodes_upgraded as f64))?;
-    gauges(enc, &GHOST_NODES, &unlabelled(f.ghosts.len() as f64))
+    gauges(enc, &GHOST_NODES, &unlabelled(f.ghosts.len() as f64))?;
+    extras(enc, view, &ids)
+}
+
+/// Confluence's and Jira's own families, from the observation's extras: nothing for
+/// Bitbucket (no extras, no samples, no family).
+fn extras(
+    enc: &mut DescriptorEncoder<'_>,
+    view: &ClusterObservation,
+    ids: &[Vec<String>],
+) -> fmt::Result {
+    let x = &view.extras;
+    let has: Vec<Sample<f64>> = x
+        .has_finalization_tasks
+        .map(bit)
+        .into_iter()
+        .map(|v| (Vec::new(), v))
+        .collect();
+    gauges(enc, &HAS_FINALIZATION_TASKS, &has)?;
+    let per_node = |get: fn(&crate::model::extras::NodeExtras) -> Option<f64>| -> Vec<Sample<f64>> {
+        ids.iter()
+            .enumerate()
+            .filter_map(|(i, id)| get(&x.node(i)).map(|v| (id.clone(), v)))
+            .collect()
+    };
+    gauges(
+        enc,
+        &NODE_FINALIZATION_ERRORS,
+        &per_node(|e| e.finalization_errors.map(|n| n as f64)),
+    )?;
+    gauges(enc, &NODE_ALIVE, &per_node(|e| e.alive.map(bit)))
 }
 
 /// The `node_id`, `node_name` label values of each node entry, in entry order.
@@ -69,7 +100,42 @@ fn node_ids(c: &Cluster) -> Vec<Vec<String>> {
 }
 
 /// Node entries per known state (every known state present), then per extra state label.
+/// The `state` label of a node for `product`: `None` when the product knows the state
+/// (listed in [`crate::model::Product::node_states`]), else the sanitised value or `UNKNOWN`.
+fn product_extra_label(product: Product, state: &Option<NodeState>) -> Option<String> {
+    match state {
+        Some(s) if product.node_states().contains(&s.as_str()) => None,
+        Some(s) => Some(super::sanitize_state(s.as_str())),
+        None => Some("UNKNOWN".to_string()),
+    }
+}
+
 fn per_state(c: &Cluster) -> Vec<Sample<f64>> {
+    let product = super::encode::current_product();
+    if product != Product::Bitbucket {
+        let mut out: Vec<Sample<f64>> = product
+            .node_states()
+            .iter()
+            .map(|s| {
+                let n = c
+                    .nodes
+                    .iter()
+                    .filter(|n| n.state.as_ref().map(NodeState::as_str) == Some(*s))
+                    .count();
+                (vec![s.to_string()], n as f64)
+            })
+            .collect();
+        let mut extra: BTreeMap<String, usize> = BTreeMap::new();
+        for label in c
+            .nodes
+            .iter()
+            .filter_map(|n| product_extra_label(product, &n.state))
+        {
+            *extra.entry(label).or_insert(0) += 1;
+        }
+        out.extend(extra.into_iter().map(|(label, n)| (vec![label], n as f64)));
+        return out;
+    }
     let mut out: Vec<Sample<f64>> = NodeState::KNOWN
         .iter()
         .map(|s| {
@@ -111,6 +177,19 @@ fn node_state(c: &Cluster, ids: &[Vec<String>]) -> Vec<Sample<f64>> {
         l
     };
     let mut out = Vec::new();
+    let product = super::encode::current_product();
+    if product != Product::Bitbucket {
+        for (n, id) in c.nodes.iter().zip(ids) {
+            for s in product.node_states() {
+                let on = bit(n.state.as_ref().map(NodeState::as_str) == Some(*s));
+                out.push((with_state(id, s.to_string()), on));
+            }
+            if let Some(label) = product_extra_label(product, &n.state) {
+                out.push((with_state(id, label), 1.0));
+            }
+        }
+        return out;
+    }
     for (n, id) in c.nodes.iter().zip(ids) {
         for s in NodeState::KNOWN {
             let on = bit(n.state.as_ref() == Some(s));

@@ -47,6 +47,7 @@ pub fn encode_target(
     config: &TargetConfig,
     now: Instant,
 ) -> fmt::Result {
+    let _prefix = super::encode::product_scope(config.product());
     let health = snap.health(now);
     cluster::encode(enc, health)?;
     if let Some(view) = health.cluster() {

@@ -56,6 +56,7 @@ impl EncodeMetric for ConstHistogram<'_> {
 fn histogram(enc: &mut DescriptorEncoder<'_>, h: &DurationHistogram) -> fmt::Result {
     let family = &NODE_UPGRADE_DURATION;
     debug_assert_eq!(family.kind, Kind::Histogram);
-    let m = enc.encode_descriptor(family.name, family.help, None, family.kind.metric_type())?;
+    let name = super::encode::family_name(family);
+    let m = enc.encode_descriptor(&name, family.help, None, family.kind.metric_type())?;
     ConstHistogram(h).encode(m)
 }

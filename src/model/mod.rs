@@ -29,6 +29,11 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+pub mod extras;
+pub mod jira;
+pub mod product;
+pub use product::Product;
+
 /// Node entries accepted in one `/cluster` answer unless configured otherwise
 /// (`--bitbucket.max-nodes`): far above any real cluster (Bitbucket clusters have a handful).
 pub const DEFAULT_MAX_NODES: usize = 1000;

@@ -47,6 +47,7 @@ fn target_row(t: &TargetShared, v: &TargetView) -> Vec<Cell> {
             format!("/probe?target={}", cfg.name()),
             cfg.name().to_string(),
         )),
+        Cell::text(cfg.product().title()),
         Cell::text(cfg.display_url()),
         Cell::text(cfg.auth().describe()),
         Cell::text(status).with_class(class),
@@ -105,7 +106,8 @@ pub fn tables(targets: &[Arc<TargetShared>]) -> Vec<Table> {
         heading: "Targets".into(),
         columns: columns(&[
             "name",
-            "Bitbucket URL",
+            "product",
+            "URL",
             "auth",
             "status",
             "detail",

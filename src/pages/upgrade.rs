@@ -134,7 +134,9 @@ fn section(out: &mut String, v: &TargetView) {
     let name = esc(&v.target);
     let _ = writeln!(
         out,
-        "<section class=\"target\" id=\"target-{name}\" data-target=\"{name}\">\n<h2>{name}</h2>"
+        "<section class=\"target\" id=\"target-{name}\" data-target=\"{name}\" data-product=\"{}\">\n<h2>{name} <span class=\"product\">{}</span></h2>",
+        v.product,
+        v.product.title()
     );
     if !v.up {
         let _ = writeln!(
@@ -390,6 +392,18 @@ mod tests {
             "results": {"completed": 1, "cancelled": 0, "failed_finalization": 0}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn each_section_names_its_product() {
+        let mut v = view();
+        let html = render_views(std::slice::from_ref(&v));
+        assert!(html.contains("data-product=\"bitbucket\""), "{html}");
+        assert!(html.contains("<span class=\"product\">Bitbucket</span></h2>"));
+        v.product = crate::model::Product::Confluence;
+        let html = render_views(&[v]);
+        assert!(html.contains("data-product=\"confluence\""), "{html}");
+        assert!(html.contains("<span class=\"product\">Confluence</span></h2>"));
     }
 
     #[test]

@@ -17,14 +17,26 @@ use serde_json::json;
 use std::time::Duration;
 
 use super::cluster::{next_version, node_json, Conflict, Finalization, SimCluster};
-use super::Simulator;
-use crate::model::NodeState;
+use super::{product, Simulator};
+use crate::model::{NodeState, Product};
 
 impl Simulator {
     /// The router of the fake API.
     pub fn router(self: &Arc<Self>) -> Router {
         let p = &self.context_path;
-        Router::new()
+        let router = match self.product {
+            Product::Jira => Router::new()
+                .route(
+                    &format!("{p}/rest/api/2/cluster/zdu/state"),
+                    get(get_jira_state),
+                )
+                .route(
+                    &format!("{p}/rest/api/2/cluster/nodes"),
+                    get(get_jira_nodes),
+                ),
+            _ => Router::new(),
+        };
+        router
             .route(&format!("{p}/rest/zdu/cluster"), get(get_cluster))
             .route(&format!("{p}/rest/zdu/state"), get(get_state))
             .route(&format!("{p}/rest/zdu/nodes/{{id}}"), get(get_node))
@@ -128,7 +140,37 @@ async fn get_cluster(State(sim): SimState, headers: HeaderMap) -> Response {
     }
     let local = sim.local_index();
     let base = sim.base(&headers);
-    Json(sim.with_cluster(|c| c.cluster_json(local, &base))).into_response()
+    Json(sim.with_cluster(|c| {
+        let json = c.cluster_json(local, &base);
+        match sim.product {
+            Product::Confluence => product::confluence_cluster(c, json),
+            _ => json,
+        }
+    }))
+    .into_response()
+}
+
+/// Jira's `GET /rest/api/2/cluster/zdu/state`.
+async fn get_jira_state(State(sim): SimState, headers: HeaderMap) -> Response {
+    if let Some(r) = sim.check_auth(&headers) {
+        return r;
+    }
+    Json(sim.with_cluster(|c| product::jira_state(c))).into_response()
+}
+
+/// Jira's `GET /rest/api/2/cluster/nodes`: 405 on a non-Data-Center instance.
+async fn get_jira_nodes(State(sim): SimState, headers: HeaderMap) -> Response {
+    if sim.with_cluster(|c| c.not_clustered) {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Json(json!({"errorMessages": ["You don't have Jira Data Center."], "errors": {}})),
+        )
+            .into_response();
+    }
+    if let Some(r) = sim.check_auth(&headers) {
+        return r;
+    }
+    Json(sim.with_cluster(|c| product::jira_nodes(c))).into_response()
 }
 
 async fn get_state(State(sim): SimState, headers: HeaderMap) -> Response {

@@ -20,6 +20,7 @@ use crate::secret::SecretSource;
 
 mod api;
 pub mod cluster;
+mod product;
 mod script;
 
 pub use cluster::{next_version, Conflict, Finalization, SimCluster, SimNode};
@@ -78,6 +79,10 @@ pub struct SimulateArgs {
     /// (as behind a load balancer).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub responder: i64,
+    /// The product whose API to serve: bitbucket, confluence (the same /rest/zdu paths with
+    /// finalization fields, no DRAINING, null node states) or jira (/rest/api/2/cluster/...).
+    #[arg(long, value_enum, default_value_t = crate::model::Product::Bitbucket)]
+    pub product: crate::model::Product,
 }
 
 impl Default for SimulateArgs {
@@ -91,6 +96,7 @@ impl Default for SimulateArgs {
             username: None,
             password_file: None,
             responder: -1,
+            product: crate::model::Product::Bitbucket,
         }
     }
 }
@@ -105,6 +111,7 @@ pub struct Simulator {
     responder: i64,
     timings: NodeTimings,
     scenario: Scenario,
+    product: crate::model::Product,
 }
 
 impl Simulator {
@@ -133,6 +140,7 @@ impl Simulator {
             responder: args.responder,
             timings: NodeTimings::default(),
             scenario: args.scenario,
+            product: args.product,
         }))
     }
 

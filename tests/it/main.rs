@@ -11,6 +11,7 @@ mod faults;
 mod fuzz_regressions;
 mod golden;
 mod metrics_contract;
+mod products;
 mod readers_agree;
 mod router;
 mod scenarios;

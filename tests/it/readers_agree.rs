@@ -47,7 +47,7 @@ fn metrics_reading(shared: &Arc<TargetShared>) -> Option<String> {
 
 fn landing_reading(shared: &Arc<TargetShared>) -> Option<String> {
     let tables = landing::tables(std::slice::from_ref(shared));
-    let Inline::Text(status) = &tables[0].rows[0][3].content else {
+    let Inline::Text(status) = &tables[0].rows[0][4].content else {
         panic!("the status cell is not text");
     };
     match status.as_str() {

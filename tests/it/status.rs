@@ -221,3 +221,63 @@ async fn on_a_terminal_progress_is_rewritten_in_place() {
         "the start is unknown here: {text:?}"
     );
 }
+
+/// `status --wait` and `/upgrade` for a Confluence and a Jira target: the simulator speaks
+/// the product, the exporter and `status` are told it with `--bitbucket.product`.
+#[test]
+fn wait_and_the_upgrade_page_for_confluence_and_jira() {
+    for (product, title) in [("confluence", "Confluence"), ("jira", "Jira")] {
+        let (_sim, sim_url) = spawn_simulator(
+            &[],
+            &[
+                "--scenario",
+                "rolling-upgrade",
+                "--speed",
+                "20",
+                "--product",
+                product,
+            ],
+        );
+        let port = free_port();
+        let _exp = Proc::spawn(
+            &[
+                "--bitbucket.url",
+                &sim_url,
+                "--bitbucket.product",
+                product,
+                "--poll.interval=1s",
+                "--web.listen-address",
+                &format!("127.0.0.1:{port}"),
+            ],
+            &[],
+        );
+        wait_for_body(port, "/api/v1/targets", |b| b.contains("\"up\":true"));
+        let exp_url = format!("http://127.0.0.1:{port}");
+        wait_in_flight(&exp_url);
+        let page = http_blocking("GET", port, "/upgrade").expect("the page");
+        assert!(
+            page.body.contains(&format!("data-product=\"{product}\"")),
+            "{}",
+            page.body
+        );
+        let (code, out, _) = status(&["--bitbucket.url", &sim_url, "--bitbucket.product", product]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("default ({title}): ")), "{out}");
+        let (code, out, _) = status(&[
+            "--exporter.url",
+            &exp_url,
+            "--wait",
+            "--timeout=90s",
+            "--wait.interval=300ms",
+        ]);
+        assert_eq!(code, 0, "{product}: {out}");
+        let last = out
+            .lines()
+            .rfind(|l| l.starts_with("default ("))
+            .expect("a summary");
+        assert!(
+            last.starts_with(&format!("default ({title}): STABLE")),
+            "{out}"
+        );
+    }
+}

@@ -90,7 +90,7 @@ pub fn count(text: &str, name: &str) -> usize {
 pub fn mask(text: &str) -> String {
     text.lines()
         .map(|l| {
-            let volatile = ["_timestamp_seconds", "bitbucket_zdu_poll_duration_seconds"];
+            let volatile = ["_timestamp_seconds", "_zdu_poll_duration_seconds"];
             if !l.starts_with('#') && volatile.iter().any(|v| l.contains(v)) {
                 match l.rsplit_once(' ') {
                     Some((head, _)) => format!("{head} <volatile>"),

@@ -1,0 +1,205 @@
+//! Polling by product: which upstream calls make one observation, and how each product's
+//! error answers map onto the failure reasons.
+//!
+//! - Bitbucket: `GET /rest/zdu/cluster` and `GET /rest/zdu/state`, as always.
+//! - Confluence: the same two calls (the same rolling-upgrade plugin); the `/cluster` body
+//!   is read once more for `hasFinalizationTasks` and per-node finalization errors
+//!   ([`extras::confluence`]).
+//! - Jira: `GET /rest/api/2/cluster/zdu/state` and `GET /rest/api/2/cluster/nodes`, folded by
+//!   [`jira::assemble`] into the same [`Cluster`]; the `state` endpoint's statistics count
+//!   the `zdu/state` call made for the responder reading.
+//!
+//! Failure reasons: a 401/403 whose message says the feature "requires a clustered
+//! installation" (Bitbucket, Confluence) and Jira's 405 on `/cluster/nodes` ("you don't have
+//! Jira Data Center") are `not_clustered`; a 403 "Basic Authentication has been disabled" is
+//! `credentials` (its message and the poll-failed log line tell the user to configure a
+//! token).
+
+use reqwest::StatusCode;
+
+use super::{FetchError, ZduClient};
+use crate::model::extras::{self, ClusterExtras};
+use crate::model::jira::{self, JiraNodes, JiraState};
+use crate::model::{Answer, Cluster, DecodeError, ErrorBody, Limits, Product, StateResponse};
+
+/// Jira's cluster-state path, from the site root.
+pub const JIRA_STATE_PATH: &str = "rest/api/2/cluster/zdu/state";
+/// Jira's node-list path, from the site root.
+pub const JIRA_NODES_PATH: &str = "rest/api/2/cluster/nodes";
+
+/// A Confluence `/rest/zdu/cluster` answer: the cluster and its extras.
+struct ConfluenceCluster(Cluster, ClusterExtras);
+
+impl Answer for ConfluenceCluster {
+    fn from_json(body: &[u8], limits: Limits) -> Result<Self, DecodeError> {
+        let cluster = Cluster::from_json(body, limits)?;
+        Ok(ConfluenceCluster(cluster, extras::confluence(body)))
+    }
+}
+
+impl ZduClient {
+    /// One reading of the cluster in the target's product: the [`Cluster`] every reader
+    /// renders and the product's extras (empty for Bitbucket).
+    pub async fn observe_cluster(&self) -> Result<(Cluster, ClusterExtras), FetchError> {
+        match self.target().product() {
+            Product::Bitbucket => Ok((self.cluster().await?, ClusterExtras::default())),
+            Product::Confluence => {
+                let ConfluenceCluster(c, x) = self.get_json("cluster").await?;
+                Ok((c, x))
+            }
+            Product::Jira => {
+                let (state, nodes) = tokio::join!(self.jira_state(), self.jira_nodes());
+                Ok(jira::assemble(state?, nodes?))
+            }
+        }
+    }
+
+    /// The responder reading: `/rest/zdu/state`, or Jira's cluster state and build.
+    pub async fn observe_state(&self) -> Result<StateResponse, FetchError> {
+        match self.target().product() {
+            Product::Bitbucket | Product::Confluence => self.state().await,
+            Product::Jira => Ok(jira::state_response(&self.jira_state().await?)),
+        }
+    }
+
+    /// The URL an endpoint (`cluster`, `state`) reads in the target's product, for logs
+    /// (Jira's `cluster` reading is the node list, with the state).
+    pub fn endpoint_url(&self, endpoint: &str) -> reqwest::Url {
+        match (self.target().product(), endpoint) {
+            (Product::Jira, "cluster") => self.target().site_endpoint(JIRA_NODES_PATH),
+            (Product::Jira, _) => self.target().site_endpoint(JIRA_STATE_PATH),
+            (_, path) => self.target().endpoint(path),
+        }
+    }
+
+    /// `GET /rest/api/2/cluster/zdu/state`.
+    pub async fn jira_state(&self) -> Result<JiraState, FetchError> {
+        self.get_url(self.target().site_endpoint(JIRA_STATE_PATH))
+            .await
+    }
+
+    /// `GET /rest/api/2/cluster/nodes`.
+    pub async fn jira_nodes(&self) -> Result<JiraNodes, FetchError> {
+        self.get_url(self.target().site_endpoint(JIRA_NODES_PATH))
+            .await
+    }
+}
+
+/// The upstream's error message: Bitbucket's and Confluence's `{"errors":[{"message"}]}`,
+/// Jira's `{"errorMessages":[...]}` or a bare `{"message"}` (the Basic-disabled answer).
+fn message(body: &[u8]) -> Option<String> {
+    if let Some(m) = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.messages())
+    {
+        return Some(m);
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let list: Vec<&str> = v
+        .get("errorMessages")
+        .and_then(|m| m.as_array())
+        .map(|a| a.iter().filter_map(|m| m.as_str()).collect())
+        .unwrap_or_default();
+    if !list.is_empty() {
+        return Some(list.join("; "));
+    }
+    v.get("message")
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+}
+
+/// The failure an error status means for `product`. Bitbucket's mapping is
+/// [`super::status_error`] unchanged, except for the Basic-disabled 403.
+pub(crate) fn status_error(
+    product: Product,
+    status: StatusCode,
+    body: &[u8],
+    location: Option<String>,
+) -> FetchError {
+    let msg = message(body).map(|m| super::truncate(&m, 300));
+    let lower = msg.as_deref().unwrap_or_default().to_ascii_lowercase();
+    match status.as_u16() {
+        403 if lower.contains("basic authentication has been disabled") => {
+            FetchError::BasicAuthDisabled(msg)
+        }
+        405 if product == Product::Jira => FetchError::NotClustered {
+            status: 405,
+            message: msg,
+        },
+        401 | 403 if product != Product::Bitbucket => {
+            match super::status_error(status, body, location) {
+                // Jira's errorMessages may also say the instance is not clustered.
+                FetchError::Unauthorized(None) | FetchError::Forbidden(None)
+                    if lower.contains("clustered installation") =>
+                {
+                    FetchError::NotClustered {
+                        status: status.as_u16(),
+                        message: msg,
+                    }
+                }
+                FetchError::Unauthorized(None) => FetchError::Unauthorized(msg),
+                FetchError::Forbidden(None) => FetchError::Forbidden(msg),
+                other => other,
+            }
+        }
+        _ => super::status_error(status, body, location),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Reason;
+
+    fn reason(p: Product, status: u16, body: &str) -> Reason {
+        status_error(
+            p,
+            StatusCode::from_u16(status).unwrap(),
+            body.as_bytes(),
+            None,
+        )
+        .reason()
+    }
+
+    #[test]
+    fn failure_reasons_per_product() {
+        let clustered = r#"{"errors":[{"message":"Rolling upgrades feature requires a clustered installation."}]}"#;
+        for p in Product::ALL {
+            assert_eq!(reason(p, 403, clustered), Reason::NotClustered, "{p}");
+            assert_eq!(reason(p, 401, "{}"), Reason::Unauthorized, "{p}");
+            assert_eq!(reason(p, 403, "{}"), Reason::Forbidden, "{p}");
+            assert_eq!(
+                reason(
+                    p,
+                    403,
+                    r#"{"message":"Basic Authentication has been disabled on this instance."}"#
+                ),
+                Reason::Credentials,
+                "{p}"
+            );
+        }
+        let jira_405 = r#"{"errorMessages":["You don't have Jira Data Center"],"errors":{}}"#;
+        assert_eq!(reason(Product::Jira, 405, jira_405), Reason::NotClustered);
+        assert_eq!(
+            reason(Product::Bitbucket, 405, jira_405),
+            Reason::UnexpectedStatus
+        );
+        let e = status_error(
+            Product::Jira,
+            StatusCode::UNAUTHORIZED,
+            br#"{"errorMessages":["user doesn't have admin permissions"],"errors":{}}"#,
+            None,
+        );
+        assert!(e.to_string().contains("admin permissions"), "{e}");
+        let e = status_error(
+            Product::Jira,
+            StatusCode::FORBIDDEN,
+            br#"{"message":"Basic Authentication has been disabled on this instance."}"#,
+            None,
+        );
+        assert!(
+            e.to_string().contains("configure a personal access token"),
+            "{e}"
+        );
+    }
+}
