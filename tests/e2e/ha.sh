@@ -4,8 +4,9 @@
 #
 # Starts, all on 127.0.0.1 with free ports and everything in one temp dir:
 #   sim-healthy  rolling-upgrade, 12 nodes   12 sidecar exporters (job kubernetes-pods, file_sd
-#                                            targets with pod labels); ha_check.py replaces one
-#                                            pod (sidecar down, back with a new revision label)
+#                                            targets with pod labels); ha_check.py replaces each
+#                                            pod with its node (sidecar down, back with a new
+#                                            revision label)
 #   sim-error    node-error (a node in ERROR during a stuck upgrade)   one exporter (job bitbucket-zdu)
 #   sim-central  stuck-mixed                 the central exporter, /probe?target=central (job
 #                                            bitbucket-zdu) with a state file, own /metrics in
@@ -258,6 +259,7 @@ python3 "$HERE/ha_check.py" \
   --file-sd "$TMP/pods.yml" \
   "${SIDECAR_ARGS[@]}" \
   --sidecar-cmd "$BIN --bitbucket.url http://$L:$P_SIM_H ${EXP_FLAGS[*]} --web.listen-address" \
+  --healthy-sim "http://$L:$P_SIM_H" \
   --central "$(pid_of exporter-central)" \
   --central-state "$TMP/central.state" \
   --central-cmd "${CENTRAL_CMD[*]}" \

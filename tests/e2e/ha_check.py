@@ -2,9 +2,9 @@
 """Faults and assertions of tests/e2e/ha.sh (Python 3 stdlib only; docs/e2e.md).
 
 Three clusters run at once against two Prometheus replicas and two clustered Alertmanagers:
-  healthy12  a 12-node rolling upgrade, one sidecar per pod; one pod is "replaced" in MIXED
-             (its sidecar killed and its target gone, then back with a new revision label)
-             -> no notification at all
+  healthy12  a 12-node rolling upgrade, one sidecar per pod; every pod is "replaced" with its
+             node (sidecar killed and target gone while the node is OFFLINE, then back with
+             a new revision label) -> no notification at all
   error      a node in ERROR during a stuck upgrade -> exactly one notification
              (BitbucketZduNodeError; the stall alerts fire in Prometheus but are inhibited)
   central    a stuck MIXED upgrade behind the central exporter; once it paged, the exporter is
@@ -107,7 +107,9 @@ class Run:
         self.failures = []
         self.healthy_states = []
         self.max_sidecars_up = 0
-        self.replaced = None        # (index, killed at, back at)
+        self.replaced = set()       # pods replaced (sidecar killed and started again)
+        self.down = {}              # pod -> when its sidecar was killed
+        self.orig_version = None
         self.killed = None          # time the Prometheus and Alertmanager replicas were killed
         self.central_restart = None
         self.central_start_times = set()
@@ -150,24 +152,35 @@ class Run:
             if not held:
                 self.central_not_firing.append(time.time() - T0)
 
-    def replace_pod(self, now):
-        """In MIXED, one pod is replaced: sidecar and target gone, back with a new revision."""
-        if self.replaced is None and "MIXED" in self.healthy_states:
-            i = 5
-            pid, addr = self.sidecars[i]
-            del self.pods[i]
-            write_pods(self.a.file_sd, self.pods)
-            kill(pid)
-            self.replaced = [i, now, None]
-            say("pod bitbucket-%d replaced: sidecar %s killed, target gone" % (i, addr))
-        elif self.replaced and self.replaced[2] is None and now - self.replaced[1] >= 4:
-            i = self.replaced[0]
-            addr = self.sidecars[i][1]
-            self.sidecars[i][0] = self.spawn("%s %s" % (self.a.sidecar_cmd, addr))
-            self.pods[i] = (addr, "bitbucket-6d5f7c9b8")
-            write_pods(self.a.file_sd, self.pods)
-            self.replaced[2] = now
-            say("pod bitbucket-%d back on the new revision, its sidecar restarted" % i)
+    def replace_pods(self, now):
+        """As a sidecar upgrade does: each pod's sidecar goes down with its node (OFFLINE, or
+        STARTING when the OFFLINE moment was missed; its target leaves service discovery) and
+        comes back on the new revision 2 s later at the earliest, once the node is not OFFLINE."""
+        try:
+            nodes = get_json(self.a.healthy_sim + "/rest/zdu/cluster")["nodes"]
+        except (OSError, ValueError, KeyError):
+            return
+        if self.orig_version is None:  # what most nodes run before the upgrade
+            versions = [n.get("version") for n in nodes if n.get("version")]
+            self.orig_version = max(set(versions), key=versions.count)
+        for n in nodes:
+            i = int(n["name"].rsplit("-", 1)[1])
+            moved = n["state"] in ("OFFLINE", "STARTING") or (
+                n.get("version") not in (None, self.orig_version))  # when both were missed
+            if i in self.pods and i not in self.replaced and moved:
+                kill(self.sidecars[i][0])
+                del self.pods[i]
+                write_pods(self.a.file_sd, self.pods)
+                self.down[i] = now
+                say("pod bitbucket-%d replaced: its sidecar killed, target gone (node %s)"
+                    % (i, n["state"]))
+            elif i not in self.pods and n["state"] != "OFFLINE" and now - self.down[i] >= 2:
+                addr = self.sidecars[i][1]
+                self.sidecars[i][0] = self.spawn("%s %s" % (self.a.sidecar_cmd, addr))
+                self.pods[i] = (addr, "bitbucket-6d5f7c9b8")
+                write_pods(self.a.file_sd, self.pods)
+                self.replaced.add(i)
+                say("pod bitbucket-%d back on the new revision, its sidecar started" % i)
 
     def kill_replicas(self, notes):
         firing = [n for n in notes if n[3] == "error" and n[1] == "firing"]
@@ -209,7 +222,7 @@ class Run:
                 say("query failed: %s" % e)
             notes = notifications(self.a.webhook_log)
             now = time.time() - T0
-            self.replace_pod(now)
+            self.replace_pods(now)
             self.kill_replicas(notes)
             self.restart_central(notes)
             if self.done():
@@ -238,8 +251,9 @@ class Run:
         st = self.healthy_states
         if "MIXED" not in st or "STABLE" not in st[st.index("MIXED"):]:
             f.append("the healthy 12-node upgrade never went from MIXED back to STABLE")
-        if not self.replaced or self.replaced[2] is None:
-            f.append("no pod was replaced during the healthy upgrade")
+        if len(self.replaced) != len(self.sidecars):
+            f.append("only pods %s of %d were replaced during the healthy upgrade"
+                     % (sorted(self.replaced), len(self.sidecars)))
         err = {k: v for k, v in count.items() if k[0] == "error"}
         if err != {("error", "firing", "BitbucketZduNodeError"): 1}:
             f.append("node in ERROR: expected exactly 1 firing BitbucketZduNodeError, got %s" % err)
@@ -283,6 +297,7 @@ def main():
     ap.add_argument("--file-sd", required=True)
     ap.add_argument("--sidecar", action="append", required=True, help="PID=HOST:PORT")
     ap.add_argument("--sidecar-cmd", required=True, help="command line, listen address appended")
+    ap.add_argument("--healthy-sim", required=True, help="URL of the 12-node simulator")
     ap.add_argument("--central", type=int, required=True, help="pid of the central exporter")
     ap.add_argument("--central-state", required=True)
     ap.add_argument("--central-cmd", required=True)
