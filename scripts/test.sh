@@ -30,8 +30,8 @@ for tool in promtool jsonnet jsonnetfmt wrk shellcheck; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is missing after installing the Debian packages"
 done
 
-step "shellcheck: every shell script (scripts/, tests/browser/)"
-shellcheck -x scripts/*.sh tests/browser/*.sh
+step "shellcheck: every shell script (scripts/, tests/browser/, tests/e2e/)"
+shellcheck -x scripts/*.sh tests/browser/*.sh tests/e2e/*.sh
 
 step "jsonnetfmt --test: the alerting mixin is formatted"
 jsonnetfmt --test alerts/*.libsonnet alerts/*.jsonnet

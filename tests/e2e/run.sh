@@ -21,7 +21,9 @@
 #        E2E_TIMEOUT=420               hard limit in seconds for everything after the build
 #        E2E_PROFILE=debug|release     cargo profile of the exporter build (debug: shared with cargo test)
 #        E2E_KEEP=1                    keep the temp dir (configs, logs, captures) and print its path
-#        E2E_THRESHOLDS=FILE           another alerts/render.sh --config override
+#        E2E_THRESHOLDS=FILE           another alerts/render.sh --config override (default
+#                                      tests/e2e/overrides.jsonnet; ha.sh uses the same rules)
+#        SKIP_E2E_HA=1                 skip tests/e2e/ha.sh (two Prometheus, two Alertmanagers)
 #        E2E_RESTART_AT=15             when to restart one stuck-cluster sidecar (seconds into the checks)
 #        E2E_UNKNOWN_WATCH=30          seconds to watch the stuck cluster while nothing is known
 set -euo pipefail
@@ -32,7 +34,7 @@ HERE="$ROOT/tests/e2e"
 SPEED="${E2E_SPEED:-10}"
 HARD_TIMEOUT="${E2E_TIMEOUT:-420}"
 PROFILE="${E2E_PROFILE:-debug}"
-THRESHOLDS="${E2E_THRESHOLDS:-$ROOT/alerts/examples/fast-thresholds.json}"
+THRESHOLDS="${E2E_THRESHOLDS:-$HERE/overrides.jsonnet}"
 JOB="bitbucket-zdu"
 K8S_JOB="kubernetes-pods"
 EXPORTER_JOB="bitbucket-zdu-exporter"
@@ -48,10 +50,11 @@ PIDS=()
 NAMES=()
 TMP=""
 WATCHDOG=""
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null || true
+  if [ -n "$WATCHDOG" ]; then kill "$WATCHDOG" 2>/dev/null || true; fi
   local i
   for i in "${!PIDS[@]}"; do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
   for _ in 1 2 3 4 5 6 7 8 9 10; do
@@ -153,8 +156,9 @@ EOF
 L=127.0.0.1
 
 # ---- alert rules through the documented override, checked by promtool
-# The thresholds file, plus the selector of this set-up (its kubernetes-pods job does not
-# match the default job=~".*bitbucket-zdu.*").
+# The thresholds file (tests/e2e/overrides.jsonnet: alerts/examples/fast-thresholds.json with
+# NodeError faster), plus the selector of this set-up (its kubernetes-pods job does not match
+# the default job=~".*bitbucket-zdu.*").
 cat >"$TMP/overrides.jsonnet" <<EOF
 std.mergePatch(import '$THRESHOLDS', { selector: 'job=~"$JOB|$K8S_JOB"' })
 EOF
@@ -346,7 +350,7 @@ if kill -0 "$CHECK" 2>/dev/null; then
       say "restarting exporter-stuck-sidecar-2 (pid ${PIDS[$i]}) while the stuck cluster is MIXED"
       kill -TERM "${PIDS[$i]}" 2>/dev/null || true
       wait "${PIDS[$i]}" 2>/dev/null || true
-      NAMES[$i]=exporter-stuck-sidecar-2-before-restart
+      NAMES[i]=exporter-stuck-sidecar-2-before-restart
     fi
   done
   sleep 3
@@ -356,4 +360,19 @@ fi
 rc=0
 wait "$CHECK" || rc=$?
 say "checks finished in $(( $(date +%s) - T_START ))s after the build (exit $rc)"
+[ "$rc" -eq 0 ] || exit "$rc"
+[ -z "${SKIP_E2E_HA:-}" ] || exit 0
+
+# ---- then the production topology (tests/e2e/ha.sh), with this run's binary and rules; this
+# run's processes are stopped first (CPU), and ha.sh has a watchdog of its own
+kill "$WATCHDOG" 2>/dev/null || true
+WATCHDOG=""
+for i in "${!PIDS[@]}"; do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
+wait 2>/dev/null || true
+PIDS=()
+NAMES=()
+E2E_BIN="$BIN" E2E_RULES="$TMP/rules.yaml" bash "$HERE/ha.sh" &
+PIDS+=("$!"); NAMES+=(ha)
+wait "${PIDS[0]}" || rc=$?
+say "end to end finished in $(( $(date +%s) - T_START ))s after the build (exit $rc)"
 exit "$rc"
