@@ -102,7 +102,8 @@ local lib = import 'lib.libsonnet';
 
     local absentRules = [
       alert(
-        'BitbucketZduExporterAbsent', c.exporterAbsent,
+        'BitbucketZduExporterAbsent',
+        c.exporterAbsent,
         // Only the listed equality matchers: absent() drops a label matched twice.
         'absent(up{%s})' % lib.matchers(['%s="%s"' % [k, cl[k]] for k in std.objectFields(cl)]),
         'No Bitbucket ZDU exporter of ' + Cn + ' is being scraped',
@@ -116,7 +117,8 @@ local lib = import 'lib.libsonnet';
       rules: [
         // ------------------------------------------------------------ exporter health
         alert(
-          'BitbucketZduExporterDown', t.exporterDown,
+          'BitbucketZduExporterDown',
+          t.exporterDown,
           |||
             (
               count by (%(C)s) ((max_over_time(up%(sel)s[%(w)s]) == 0) and up%(sel)s and (up%(sel)s offset %(w)s))
@@ -131,7 +133,8 @@ local lib = import 'lib.libsonnet';
           c.healthKeepFiringFor,
         ),
         alert(
-          'BitbucketZduBitbucketUnreachable', t.bitbucketUnreachable,
+          'BitbucketZduBitbucketUnreachable',
+          t.bitbucketUnreachable,
           |||
             bitbucket_zdu:up:max == 0
             unless on (%(C)s)
@@ -142,27 +145,31 @@ local lib = import 'lib.libsonnet';
           c.healthKeepFiringFor,
         ),
         alert(
-          'BitbucketZduCredentialsRejected', t.credentialsRejected,
+          'BitbucketZduCredentialsRejected',
+          t.credentialsRejected,
           'max by (%s, reason) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason=~"unauthorized|forbidden"')],
           'Bitbucket rejects the ZDU exporter credentials on ' + Cn + ' ({{ $labels.reason }})',
           '{{ if eq $labels.reason "forbidden" }}Bitbucket answers 403 Forbidden: the exporter user is authenticated but lacks SYS_ADMIN (Admin is not enough).{{ else }}Bitbucket answers 401 Unauthorized: the username/password is wrong, expired or locked, an HTTP access token was used (tokens cannot carry SYS_ADMIN), or the user lacks SYS_ADMIN.{{ end }} At least one exporter of ' + Cn + ' has been refused for more than ' + t.credentialsRejected['for'] + '.',
           c.healthKeepFiringFor,
         ),
         alert(
-          'BitbucketZduNotClustered', t.notClustered,
+          'BitbucketZduNotClustered',
+          t.notClustered,
           'max by (%s) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason="not_clustered"')],
           'The Bitbucket behind ' + Cn + ' is not a clustered (Data Center) installation',
           'For more than ' + t.notClustered['for'] + ' Bitbucket has answered the exporter of ' + Cn + ' with "Rolling upgrades feature requires a clustered installation.": rolling upgrades are impossible on this instance.',
         ),
         alert(
-          'BitbucketZduExporterStale', t.exporterStale,
+          'BitbucketZduExporterStale',
+          t.exporterStale,
           'count by (%s) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason="stale"')],
           'Bitbucket ZDU exporter data is stale on ' + Cn,
           '{{ $value }} exporter(s) of ' + Cn + ' have reported stale data (no poll has completed within the freshness limit) for more than ' + t.exporterStale['for'] + '. The poll loop is hung or far slower than its interval; restart the exporter.',
           c.healthKeepFiringFor,
         ),
         alert(
-          'BitbucketZduClusterUnobserved', { 'for': t.bitbucketUnreachable['for'], severity: 'warning' },
+          'BitbucketZduClusterUnobserved',
+          { 'for': t.bitbucketUnreachable['for'], severity: 'warning' },
           |||
             max by (%(C)s) (ALERTS{alertname=~"%(held)s", alertstate="firing"})
             unless on (%(C)s)
@@ -174,7 +181,8 @@ local lib = import 'lib.libsonnet';
       ] + absentRules + [
         // ------------------------------------------------------------ cluster state
         alert(
-          'BitbucketZduUpgradeStalled', t.upgradeStalled,
+          'BitbucketZduUpgradeStalled',
+          t.upgradeStalled,
           holding('BitbucketZduUpgradeStalled', C, |||
             (
                 (
@@ -200,7 +208,8 @@ local lib = import 'lib.libsonnet';
           'Upgrade mode is on for ' + Cn + ' and for ' + dur + ' no node has changed state, joined or left, no draining node has lost users or tasks, and the cluster state has not changed (thresholds: ' + t.upgradeStalled.noProgress + ' in MIXED, ' + t.upgradeStalled.noProgressReadyToUpgrade + ' in READY_TO_UPGRADE, counted from entering that state). A healthy upgrade changes a node state every few minutes. Continue with the next node, roll back, or cancel (READY_TO_UPGRADE only).',
         ),
         alert(
-          'BitbucketZduUpgradeStuckMixed', t.stuckMixed,
+          'BitbucketZduUpgradeStuckMixed',
+          t.stuckMixed,
           holding('BitbucketZduUpgradeStuckMixed', C, |||
             %(inMixed)s
             and on (%(C)s)
@@ -216,28 +225,36 @@ local lib = import 'lib.libsonnet';
           'Cluster ' + Cn + ' has run mixed Bitbucket versions (state MIXED) for ' + dur + ' and for ' + t.stuckMixed.noProgress + ' no node has changed state and no draining node has lost users or tasks (or MIXED has lasted longer than ' + t.stuckMixed.maxTotal + '). A MIXED cluster cannot be cancelled: upgrade the remaining nodes or roll the upgraded ones back. A node in ERROR also holds the cluster in MIXED (BitbucketZduNodeError then pages instead of this alert).',
         ),
         clusterStateAlert(
-          'BitbucketZduUpgradeTasksFailed', t.upgradeTasksFailed, 'UPGRADE_TASKS_FAILED',
+          'BitbucketZduUpgradeTasksFailed',
+          t.upgradeTasksFailed,
+          'UPGRADE_TASKS_FAILED',
           'Upgrade finalization tasks failed on ' + Cn,
-          'Cluster ' + Cn + ' has been in UPGRADE_TASKS_FAILED for ' + dur + ': the upgrade tasks run after approve failed, so the upgrade is not finalized. Find the cause in the Bitbucket logs, fix it, then retry with the retry button of the rolling-upgrade admin page or POST /rest/zdu/retryUpgrade (documented by the ZDU plugin and Atlassian\'s Confluence rolling-upgrade documentation, not in Bitbucket\'s REST reference). POST /rest/zdu/approve is refused (409) in this state.',
+          'Cluster ' + Cn + ' has been in UPGRADE_TASKS_FAILED for ' + dur + ": the upgrade tasks run after approve failed, so the upgrade is not finalized. Find the cause in the Bitbucket logs, fix it, then retry with the retry button of the rolling-upgrade admin page or POST /rest/zdu/retryUpgrade (documented by the ZDU plugin and Atlassian's Confluence rolling-upgrade documentation, not in Bitbucket's REST reference). POST /rest/zdu/approve is refused (409) in this state.",
         ),
         clusterStateAlert(
-          'BitbucketZduUpgradeTasksRunningTooLong', t.upgradeTasksRunningTooLong, 'RUNNING_UPGRADE_TASKS',
+          'BitbucketZduUpgradeTasksRunningTooLong',
+          t.upgradeTasksRunningTooLong,
+          'RUNNING_UPGRADE_TASKS',
           'Upgrade finalization on ' + Cn + ' running for ' + dur,
           'Cluster ' + Cn + ' has been in RUNNING_UPGRADE_TASKS for ' + dur + ' (threshold ' + t.upgradeTasksRunningTooLong.after + '; finalization normally takes seconds to minutes). A task may be hung: check the Bitbucket logs and database activity.',
         ),
         clusterStateAlert(
-          'BitbucketZduAwaitingApproval', t.awaitingApproval, 'READY_TO_RUN_UPGRADE_TASKS',
+          'BitbucketZduAwaitingApproval',
+          t.awaitingApproval,
+          'READY_TO_RUN_UPGRADE_TASKS',
           'Upgrade of ' + Cn + ' waiting for approval for ' + dur,
           'Every live node of ' + Cn + ' runs the new version, but the upgrade has waited for approval (READY_TO_RUN_UPGRADE_TASKS) for ' + dur + ' (threshold ' + t.awaitingApproval.after + '). Until an admin approves, the upgrade tasks do not run and upgrade mode stays on.',
         ),
         alert(
-          'BitbucketZduUnknownClusterState', t.unknownClusterState,
+          'BitbucketZduUnknownClusterState',
+          t.unknownClusterState,
           'bitbucket_zdu:cluster_state:max{state!~"%s"} == 1' % knownClusterStates,
           'Cluster ' + Cn + ' reports the unknown ZDU state {{ $labels.state }}',
           'For more than ' + t.unknownClusterState['for'] + ' Bitbucket has reported cluster state {{ $labels.state }} for ' + Cn + ', which these alert rules do not know (newer Bitbucket?). State-based alerts cannot judge this cluster; review the rules.',
         ),
         alert(
-          'BitbucketZduVersionSkew', t.versionSkew,
+          'BitbucketZduVersionSkew',
+          t.versionSkew,
           |||
             bitbucket_zdu:distinct_versions:max > 1
             and on (%(C)s)
@@ -249,42 +266,54 @@ local lib = import 'lib.libsonnet';
 
         // ------------------------------------------------------------ nodes
         nodeAlert(
-          'BitbucketZduNodeError', t.nodeError, 'ERROR',
+          'BitbucketZduNodeError',
+          t.nodeError,
+          'ERROR',
           'Node {{ $labels.node_name }} of ' + Cn + ' in ERROR for ' + dur,
           'Node ' + node + ' of ' + Cn + ' has been in state ERROR for ' + dur + '. It serves no users; in upgrade mode it also holds the cluster in MIXED, so the upgrade cannot reach approval. Fix or restart the node (its logs say why), or remove it from the cluster.',
         ),
         nodeAlert(
-          'BitbucketZduNodeStartingTooLong', t.nodeStarting, 'STARTING',
+          'BitbucketZduNodeStartingTooLong',
+          t.nodeStarting,
+          'STARTING',
           'Node {{ $labels.node_name }} of ' + Cn + ' STARTING for ' + dur,
           'Node ' + node + ' of ' + Cn + ' has been STARTING for ' + dur + ' (threshold ' + t.nodeStarting.after + '; a healthy start takes 1-5 min). Check its logs for a failed plugin, database or shared-home problem.',
         ),
         nodeAlert(
-          'BitbucketZduNodeDrainingTooLong', t.nodeDraining, 'DRAINING',
+          'BitbucketZduNodeDrainingTooLong',
+          t.nodeDraining,
+          'DRAINING',
           'Node {{ $labels.node_name }} of ' + Cn + ' DRAINING for ' + dur,
           'Node ' + node + ' of ' + Cn + ' has been DRAINING for ' + dur + ' (threshold ' + t.nodeDraining.after + ') and its active users and tasks have not fallen for ' + c.drainProgressWindow + ': they are not leaving it. Check its active users and tasks (long clones, mirror syncs) and the graceful-shutdown timeout.',
           drainFalling,
         ),
         nodeAlert(
-          'BitbucketZduNodeTerminatingTooLong', t.nodeTerminating, 'TERMINATING',
+          'BitbucketZduNodeTerminatingTooLong',
+          t.nodeTerminating,
+          'TERMINATING',
           'Node {{ $labels.node_name }} of ' + Cn + ' TERMINATING for ' + dur,
           'Node ' + node + ' of ' + Cn + ' has been TERMINATING for ' + dur + ' (threshold ' + t.nodeTerminating.after + '). Its shutdown hangs; take a thread dump, then stop the process.',
         ),
         alert(
-          'BitbucketZduNodeLost', t.nodeLost,
-          holding('BitbucketZduNodeLost', C + ', node_name',
+          'BitbucketZduNodeLost',
+          t.nodeLost,
+          holding('BitbucketZduNodeLost',
+                  C + ', node_name',
                   'max by (%s, node_name) (time() - bitbucket_zdu:node_name_offline_since_timestamp_seconds:min) > %d' % [C, s(t.nodeLost.after)],
                   'max by (%s, node_name) (time() - last_over_time(bitbucket_zdu:node_name_offline_since_timestamp_seconds:min[%s]))' % [C, H]),
           'Node {{ $labels.node_name }} of ' + Cn + ' has had no live entry for ' + dur,
           'No live (non-OFFLINE) node entry named {{ $labels.node_name }} has been in ' + Cn + ' for ' + dur + ' (threshold ' + t.nodeLost.after + '): the node is gone and no pod with its name came back. A ghost entry whose replacement is live never counts.',
         ),
         alert(
-          'BitbucketZduNodeCrashLooping', t.nodeCrashLooping,
+          'BitbucketZduNodeCrashLooping',
+          t.nodeCrashLooping,
           'changes(bitbucket_zdu:node_name_active:max[%s]) >= %d' % [t.nodeCrashLooping.window, t.nodeCrashLooping.changes],
           'Node {{ $labels.node_name }} of ' + Cn + ' keeps restarting',
-          'Node {{ $labels.node_name }} of ' + Cn + ' has entered or left ACTIVE {{ $value }} times within ' + t.nodeCrashLooping.window + ' (a healthy upgrade of a node is 2). It is crash-looping (an OOM kill or a failing start of the new release?): its restarts look like progress to the stall alerts, so this alert pages instead. Check its logs and the pod\'s restarts; roll back the node if the new release is at fault.',
+          'Node {{ $labels.node_name }} of ' + Cn + ' has entered or left ACTIVE {{ $value }} times within ' + t.nodeCrashLooping.window + " (a healthy upgrade of a node is 2). It is crash-looping (an OOM kill or a failing start of the new release?): its restarts look like progress to the stall alerts, so this alert pages instead. Check its logs and the pod's restarts; roll back the node if the new release is at fault.",
         ),
         alert(
-          'BitbucketZduNodeMissing', t.nodeMissing,
+          'BitbucketZduNodeMissing',
+          t.nodeMissing,
           |||
             max_over_time(bitbucket_zdu:live_nodes:max[%(memory)s])
             - on (%(C)s)

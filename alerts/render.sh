@@ -29,8 +29,8 @@ while [ $# -gt 0 ]; do
     --prometheusrule) what=prometheusrule; shift ;;
     --dashboard) what=dashboard; shift ;;
     --alertmanager) what=alertmanager; shift ;;
-    --write) mode=write; shift ;;
-    --check) mode=check; shift ;;
+    --write) mode="write"; shift ;;
+    --check) mode="check"; shift ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "render.sh: unknown argument: $1" >&2; exit 2 ;;
   esac

@@ -43,11 +43,7 @@ local lib = import 'lib.libsonnet';
         // Users + tasks left on each DRAINING node (by name; the largest any exporter reports).
         // Falling values are progress too (alerts.libsonnet).
         rec('bitbucket_zdu:draining_node_work:max',
-            'max by (%s, node_name) (
-  (bitbucket_zdu_node_active_users%s + bitbucket_zdu_node_active_tasks%s)
-  * ignoring (state)
-  (bitbucket_zdu_node_state%s == 1)
-)' % [C, sel(), sel(), sel('state="DRAINING"')]),
+            'max by (%s, node_name) (\n  (bitbucket_zdu_node_active_users%s + bitbucket_zdu_node_active_tasks%s)\n  * ignoring (state)\n  (bitbucket_zdu_node_state%s == 1)\n)' % [C, sel(), sel(), sel('state="DRAINING"')]),
         // 1 while some node name has an ACTIVE entry, 0 while it has entries but none ACTIVE:
         // counts restarts in Prometheus's own history (a crash loop), whatever the exporter
         // remembers.

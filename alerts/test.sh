@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Self-contained checks of the monitoring mixin in alerts/ (rules, dashboard) (run from anywhere):
-#   1. installs promtool (Debian package "prometheus"), jsonnet and python3-yaml if missing
+#   1. installs promtool (Debian package "prometheus"), jsonnet, amtool and python3-yaml if
+#      missing (scripts/lib.sh need_commands / need_python_modules)
 #   2. drift: re-renders alerts/bitbucket-zdu-alerts.yaml, deploy/kubernetes/prometheusrule.yaml,
 #      dashboards/bitbucket-zdu-overview.json and the promtool test files from their sources
 #      and fails if the checked-in files differ
@@ -14,23 +15,14 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-export DEBIAN_FRONTEND=noninteractive
-
-need=()
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
-command -v jsonnet >/dev/null 2>&1 || need+=(jsonnet)
-python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
-command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  $SUDO apt-get update -qq </dev/null
-  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null
-fi
-command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 2; }
+STEP_PREFIX=alerts/test.sh
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+need_commands promtool=prometheus jsonnet=jsonnet amtool=prometheus-alertmanager python3=python3
+need_python_modules yaml=python3-yaml=PyYAML
 
 passed=0; failed=0; failures=()
-step() {  # step NAME CMD...
+check() {  # check NAME CMD...: runs one check, prints "ok" or "FAIL" and its output
   local name="$1"; shift
   local out
   if out="$("$@" 2>&1)"; then
@@ -62,6 +54,10 @@ yaml.safe_dump({"groups": pr["spec"]["groups"]}, open(sys.argv[1], "w"))
 PY
   promtool check rules "$tmp/pr-groups.yaml"
 }
+fast_thresholds_check() {
+  alerts/render.sh --config alerts/examples/fast-thresholds.json > "$tmp/fast.yaml"
+  promtool check rules "$tmp/fast.yaml"
+}
 keep_firing_supported() {
   # Prometheus >= 2.42 understands keep_firing_for; story 5 proves it works. Fail loudly on
   # an older promtool instead of silently testing without it.
@@ -70,19 +66,20 @@ keep_firing_supported() {
   promtool check rules alerts/bitbucket-zdu-alerts.yaml
 }
 
-step "rendered files are up to date (alerts/render.sh --check)" alerts/render.sh --check
-step "promtool tests generated from alerts/tests/src are up to date" python3 alerts/tests/generate.py --check
-step "promtool check rules" promtool check rules alerts/bitbucket-zdu-alerts.yaml
-step "promtool accepts keep_firing_for (Prometheus >= 2.42)" keep_firing_supported
-step "deploy/kubernetes/prometheusrule.yaml is a PrometheusRule with the same groups" check_prometheusrule
-step "promtool test rules ($(ls alerts/tests/*.test.yaml | wc -l) story files)" test_rules
-step "rendering with threshold overrides (alerts/examples/fast-thresholds.json) passes promtool check" \
-  bash -c 'alerts/render.sh --config alerts/examples/fast-thresholds.json > "$0/fast.yaml" && promtool check rules "$0/fast.yaml"' "$tmp"
-step "every alert has severity, for:, annotations, a runbook section and a docs row" python3 alerts/tools/check_docs.py
-step "dashboard lint (contract docs/metrics.json, cluster labels, promtool on every query)" python3 dashboards/lint.py dashboards/*.json
-step "dashboard lint self-test (every rule can fail)" python3 dashboards/test_lint.py
-step "amtool check-config alerts/alertmanager.example.yml (inhibit_rules)" amtool check-config alerts/alertmanager.example.yml
-step "alerts/verify.sh --count 32 --seed 1 (alert verification by simulation)" alerts/verify.sh --count 32 --seed 1
+check "rendered files are up to date (alerts/render.sh --check)" alerts/render.sh --check
+check "promtool tests generated from alerts/tests/src are up to date" python3 alerts/tests/generate.py --check
+check "promtool check rules" promtool check rules alerts/bitbucket-zdu-alerts.yaml
+check "promtool accepts keep_firing_for (Prometheus >= 2.42)" keep_firing_supported
+check "deploy/kubernetes/prometheusrule.yaml is a PrometheusRule with the same groups" check_prometheusrule
+stories=(alerts/tests/*.test.yaml)
+check "promtool test rules (${#stories[@]} story files)" test_rules
+check "rendering with threshold overrides (alerts/examples/fast-thresholds.json) passes promtool check" \
+  fast_thresholds_check
+check "every alert has severity, for:, annotations, a runbook section and a docs row" python3 alerts/tools/check_docs.py
+check "dashboard lint (contract docs/metrics.json, cluster labels, promtool on every query)" python3 dashboards/lint.py dashboards/*.json
+check "dashboard lint self-test (every rule can fail)" python3 dashboards/test_lint.py
+check "amtool check-config alerts/alertmanager.example.yml (inhibit_rules)" amtool check-config alerts/alertmanager.example.yml
+check "alerts/verify.sh --count 32 --seed 1 (alert verification by simulation)" alerts/verify.sh --count 32 --seed 1
 
 echo
 echo "alerts/test.sh: $passed passed, $failed failed"

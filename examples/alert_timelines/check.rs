@@ -55,29 +55,32 @@ fn parse_labels(body: &str) -> Alert {
     out
 }
 
-/// Parses promtool's failure output of the `ALERTS{alertstate="firing",tlN=""}` checks.
-pub fn parse(output: &str, firing: &mut Firing) {
-    let mut current: Option<(usize, u32)> = None;
+/// Parses promtool's failure output of the per-minute `ALERTS{alertstate="firing"}` checks
+/// of a merged test group: each alert goes to the timeline whose index follows `tag` in its
+/// `namespace` label, and gets its own namespace back.
+pub fn parse(output: &str, tag: &str, firing: &mut Firing) {
+    let mut current: Option<u32> = None;
     for line in output.lines() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("expr: ") {
-            let tl = rest
-                .split("tl")
-                .nth(1)
-                .and_then(|s| s.split('=').next())
-                .and_then(|s| s.parse::<usize>().ok());
-            let time = rest
+            current = rest
                 .rsplit("time: ")
                 .next()
                 .map(|t| parse_duration(t.trim_end_matches(',')));
-            current = tl.zip(time);
-        } else if let (Some(body), Some((tl, m))) = (line.strip_prefix("got: "), current) {
+        } else if let (Some(body), Some(m)) = (line.strip_prefix("got: "), current) {
             let alerts = body
                 .split("} ")
                 .filter_map(|chunk| chunk.split_once('{').map(|(_, l)| parse_labels(l)))
-                .filter(|a| !a.is_empty())
-                .collect();
-            firing.entry(tl).or_default().insert(m, alerts);
+                .filter(|a| !a.is_empty());
+            for mut a in alerts {
+                let ns = a.get("namespace").cloned().unwrap_or_default();
+                let (own, idx) = ns
+                    .rsplit_once(tag)
+                    .and_then(|(own, i)| Some((own.to_string(), i.parse::<usize>().ok()?)))
+                    .unwrap_or_else(|| panic!("alert without a timeline tag: {a:?}"));
+                a.insert("namespace".into(), own);
+                firing.entry(idx).or_default().entry(m).or_default().push(a);
+            }
         }
     }
 }

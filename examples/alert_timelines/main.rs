@@ -5,10 +5,14 @@
 //!   cargo run --release --example alert_timelines -- --count 300 --seed 1 \
 //!       --rules alerts/bitbucket-zdu-alerts.yaml --alertmanager alerts/alertmanager.example.yml
 //!
-//! Per timeline, one promtool test group: the scraped series as `input_series` and, at every
-//! minute, `ALERTS{alertstate="firing"}` expected empty; promtool's failure output is then
-//! the list of firing alerts at each minute. Batches of timelines share one promtool run;
-//! two runs go in parallel. The last line is `alert-verify: N timelines, V violations`.
+//! Per batch of timelines (`--batch`, default 25), one promtool test group: the scraped
+//! series of every timeline as `input_series`, each timeline's `namespace` label tagged with
+//! its index (the rules evaluate by namespace, so timelines stay apart while promtool
+//! evaluates the rules once per minute for the whole batch) and, at every minute,
+//! `ALERTS{alertstate="firing"}` expected empty; promtool's failure output is then the list
+//! of firing alerts at each minute, split back per timeline by the tag. `--jobs` promtool
+//! runs go in parallel (default: the number of cores). The last line is
+//! `alert-verify: N timelines, V violations`.
 
 mod check;
 mod gen;
@@ -38,8 +42,8 @@ fn args() -> Args {
         seed: 1,
         rules: "alerts/bitbucket-zdu-alerts.yaml".into(),
         alertmanager: "alerts/alertmanager.example.yml".into(),
-        batch: 10,
-        jobs: 2,
+        batch: 25,
+        jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         keep: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -116,24 +120,59 @@ fn alert_rules_only(rules: &str) -> String {
     doc.to_string()
 }
 
-fn test_group(idx: usize, tl: &gen::Timeline) -> String {
+/// The `namespace` label value that tags the series of timeline `idx` inside a merged test
+/// group. Every rule aggregates and joins `by`/`on (job, namespace, cluster, ...)`, so a
+/// distinct namespace keeps each timeline's rule evaluation, `for:` state and `ALERTS`
+/// series apart while promtool evaluates the rules once per minute for the whole batch.
+fn tagged_namespace(ns: &str, idx: usize) -> String {
+    format!("{ns}{TAG}{idx}")
+}
+
+/// Separator between a timeline's own namespace and its index (see [`tagged_namespace`]).
+const TAG: &str = "@tl";
+
+/// One promtool test group for a batch of timelines: their series side by side (namespace
+/// tagged per timeline) and, at every minute up to the longest timeline,
+/// `ALERTS{alertstate="firing"}` expected empty (promtool's failure output is the firing
+/// list, each alert carrying its timeline's tag).
+fn test_group(first: usize, tls: &[gen::Timeline]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "  - name: 'timeline {idx} seed {}'\n    interval: 1m\n    input_series:",
-        tl.seed
+        "  - name: 'timelines {first}..{}'\n    interval: 1m\n    input_series:",
+        first + tls.len()
     );
-    for (series, values) in tl.world.store.input_series() {
-        let _ = writeln!(s, "      - series: '{series}'\n        values: '{values}'");
+    for (k, tl) in tls.iter().enumerate() {
+        for (series, values) in tl.world.store.input_series() {
+            let series = tag_series(&series, first + k);
+            let _ = writeln!(s, "      - series: '{series}'\n        values: '{values}'");
+        }
     }
     let _ = writeln!(s, "    promql_expr_test:");
-    for m in 0..tl.world.t {
+    let end = tls.iter().map(|tl| tl.world.t).max().unwrap_or(0);
+    for m in 0..end {
         let _ = writeln!(
             s,
-            "      - expr: 'ALERTS{{alertstate=\"firing\",tl{idx}=\"\"}}'\n        eval_time: {m}m\n        exp_samples: []"
+            "      - expr: 'ALERTS{{alertstate=\"firing\"}}'\n        eval_time: {m}m\n        exp_samples: []"
         );
     }
     s
+}
+
+/// `series` with its `namespace="..."` value tagged for timeline `idx`.
+fn tag_series(series: &str, idx: usize) -> String {
+    const KEY: &str = "namespace=\"";
+    let i = series
+        .find(KEY)
+        .expect("every scraped series has a namespace label")
+        + KEY.len();
+    let len = series[i..].find('"').expect("closed label value");
+    format!(
+        "{}{}{}",
+        &series[..i],
+        tagged_namespace(&series[i..i + len], idx),
+        &series[i + len..]
+    )
 }
 
 fn run_batch(
@@ -152,9 +191,7 @@ fn run_batch(
         })
         .collect();
     let mut file = format!("rule_files: ['{rules_abs}']\nevaluation_interval: 1m\ntests:\n");
-    for (k, tl) in tls.iter().enumerate() {
-        file.push_str(&test_group(first + k, tl));
-    }
+    file.push_str(&test_group(first, &tls));
     let dir = a
         .keep
         .clone()
@@ -177,11 +214,13 @@ fn run_batch(
         panic!("promtool could not run the batch: {text}");
     }
     let mut firing = check::Firing::new();
-    check::parse(&text, &mut firing);
+    check::parse(&text, TAG, &mut firing);
     tls.into_iter()
         .enumerate()
         .map(|(k, tl)| {
-            let f = firing.remove(&(first + k)).unwrap_or_default();
+            let mut f = firing.remove(&(first + k)).unwrap_or_default();
+            // Minutes after this timeline ended belong to the longer ones of the batch.
+            f.retain(|m, _| *m < tl.world.t);
             (tl, f)
         })
         .collect()
@@ -215,7 +254,7 @@ fn main() {
     let rules_abs = filtered.to_string_lossy().into_owned();
     let am = std::fs::read_to_string(&a.alertmanager).expect("read the alertmanager config");
     let inhibit = check::inhibit_rules(&am);
-    let wanted = wanted(&rules_text);
+    let wanted = wanted(&std::fs::read_to_string(&filtered).expect("read the filtered rules"));
     let next = AtomicUsize::new(0);
     let violations = AtomicUsize::new(0);
     let coverage = Mutex::new(BTreeSet::new());
