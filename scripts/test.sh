@@ -31,10 +31,10 @@ for tool in promtool jsonnet jsonnetfmt wrk shellcheck; do
 done
 
 step "shellcheck: every shell script (scripts/, tests/browser/, tests/e2e/)"
-shellcheck -x scripts/*.sh tests/browser/*.sh tests/e2e/*.sh
+shellcheck -x scripts/*.sh tests/browser/*.sh tests/e2e/*.sh alerts/*.sh .ci/run
 
 step "jsonnetfmt --test: the alerting mixin is formatted"
-jsonnetfmt --test alerts/*.libsonnet alerts/*.jsonnet
+jsonnetfmt --test alerts/*.libsonnet alerts/*.jsonnet alerts/dashboards/*.libsonnet tests/e2e/*.jsonnet
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
