@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Self-contained checks of the monitoring mixin in alerts/ (rules, dashboard) (run from anywhere):
 #   1. installs promtool (Debian package "prometheus"), jsonnet, amtool and python3-yaml if
-#      missing (scripts/lib.sh need_commands / need_python_modules)
+#      missing, and promql-parser from PyPI for the dashboard lint (scripts/lib.sh need_commands /
+#      need_python_modules)
 #   2. drift: re-renders alerts/bitbucket-zdu-alerts.yaml, deploy/kubernetes/prometheusrule.yaml,
 #      dashboards/bitbucket-zdu-overview.json and the promtool test files from their sources
 #      and fails if the checked-in files differ
@@ -19,7 +20,7 @@ STEP_PREFIX=alerts/test.sh
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 need_commands promtool=prometheus jsonnet=jsonnet amtool=prometheus-alertmanager python3=python3
-need_python_modules yaml=python3-yaml=PyYAML
+need_python_modules yaml=python3-yaml=PyYAML promql_parser==promql-parser==0.12.0
 
 passed=0; failed=0; failures=()
 check() {  # check NAME CMD...: runs one check, prints "ok" or "FAIL" and its output

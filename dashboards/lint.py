@@ -36,6 +36,7 @@ Rules (each violation is printed as "<file>: [<rule>] <where>: <message>"):
 Exit status 1 if any violation was found. Python 3 stdlib only.
 """
 import argparse
+import datetime
 import json
 import os
 import re
@@ -43,6 +44,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+
+import promql_parser
 
 REQUIRED_SELECTOR_VARS = ("job", "instance")
 PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds",
@@ -52,130 +55,83 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONTRACT = os.path.join(ROOT, "docs", "metrics.json")
 AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
                 "bottomk", "topk", "quantile"}
-KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
-            "group_right", "bool", "offset", "atan2", "inf", "nan", "Inf", "NaN"}
-LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
 RATE_FUNCS = {"rate", "irate", "increase"}
 DS_VALUES = {"${datasource}", "$datasource", "[[datasource]]"}
 UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
-# ----------------------------------------------------------------------------- PromQL scan
-def tokenize(expr):
-    """Yield (kind, text) tokens: str, ident, num, brace (whole {...}), range (whole [...]), op."""
-    i, n = 0, len(expr)
-    while i < n:
-        ch = expr[i]
-        if ch.isspace():
-            i += 1
-        elif ch == "#":  # comment to end of line
-            while i < n and expr[i] != "\n":
-                i += 1
-        elif ch in "\"'`":
-            j = i + 1
-            while j < n and expr[j] != ch:
-                j += 2 if expr[j] == "\\" else 1
-            yield "str", expr[i:j + 1]
-            i = j + 1
-        elif ch == "{" or ch == "[":
-            close = "}" if ch == "{" else "]"
-            j, quote = i + 1, None
-            while j < n:
-                c = expr[j]
-                if quote:
-                    if c == "\\":
-                        j += 1
-                    elif c == quote:
-                        quote = None
-                elif c in "\"'`":
-                    quote = c
-                elif c == close:
-                    break
-                j += 1
-            yield ("brace" if ch == "{" else "range"), expr[i:j + 1]
-            i = j + 1
-        elif ch.isalpha() or ch in "_:":
-            j = i
-            while j < n and (expr[j].isalnum() or expr[j] in "_:"):
-                j += 1
-            yield "ident", expr[i:j]
-            i = j
-        elif ch.isdigit() or ch == ".":
-            j = i
-            while j < n and (expr[j].isalnum() or expr[j] in "._"):
-                j += 1
-            yield "num", expr[i:j]
-            i = j
-        else:
-            yield "op", ch
-            i += 1
+# ----------------------------------------------------------------------------- PromQL AST
+# Queries are parsed by promql-parser (PyPI; the Python binding of the Rust crate). Grafana's
+# interval variables are not PromQL: before parsing they become durations, $__rate_interval a
+# sentinel the rate-interval rule recognises. A query that does not parse yields nothing here;
+# the [promql] rule (promtool) reports it.
+RATE_INTERVAL_SENTINEL = datetime.timedelta(seconds=7777)
+MATCH_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
 
 
-MATCHER_RE = re.compile(r"""\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)\s*,?""")
+def parse_promql(expr):
+    text = re.sub(r"\$\{?__rate_interval\}?", "7777s", expr)
+    text = re.sub(r"\$\{?__(?:interval|range)\}?", "5m", text)
+    try:
+        return promql_parser.parse(text)
+    except Exception:  # noqa: BLE001 - any parse failure is the [promql] rule's to report
+        return None
 
 
-def parse_matchers(brace):
-    body = brace[1:-1]
-    return [(m.group(1), m.group(2), m.group(3)[1:-1]) for m in MATCHER_RE.finditer(body)]
+def walk(node):
+    """Every node of the AST, depth first."""
+    if node is None:
+        return
+    yield node
+    kind = type(node).__name__
+    if kind == "BinaryExpr":
+        yield from walk(node.lhs)
+        yield from walk(node.rhs)
+    elif kind == "AggregateExpr":
+        yield from walk(node.param)
+        yield from walk(node.expr)
+    elif kind == "Call":
+        for arg in node.args:
+            yield from walk(arg)
+    elif kind in ("ParenExpr", "UnaryExpr", "SubqueryExpr"):
+        yield from walk(node.expr)
+    elif kind == "MatrixSelector":
+        yield from walk(node.vector_selector)
 
 
 def selectors(expr):
-    """Return a list of (metric_name or None, matchers) for every vector selector."""
-    toks = list(tokenize(expr))
+    """Return a list of (metric_name or None, [(label, op, value)]) for every vector selector."""
     out = []
-    skip_labels = False
-    depth_skip = 0
-    k = 0
-    while k < len(toks):
-        kind, text = toks[k]
-        nxt = toks[k + 1] if k + 1 < len(toks) else (None, None)
-        if depth_skip:
-            if kind == "op" and text == "(":
-                depth_skip += 1
-            elif kind == "op" and text == ")":
-                depth_skip -= 1
-            k += 1
-            continue
-        if kind == "ident" and text in LABEL_LIST_KEYWORDS:
-            skip_labels = True
-        elif kind == "op" and text == "(" and skip_labels:
-            depth_skip, skip_labels = 1, False
-        elif kind == "ident" and text not in KEYWORDS:
-            skip_labels = False
-            if nxt == ("op", "(") or (nxt[0] == "ident" and nxt[1] in ("by", "without")):
-                pass  # function call, or aggregation written as `sum by (...) (...)`
-            else:
-                if nxt[0] == "brace":
-                    out.append((text, parse_matchers(nxt[1])))
-                    k += 1
-                else:
-                    out.append((text, []))
-        elif kind == "brace":
-            out.append((None, parse_matchers(text)))
-        else:
-            skip_labels = skip_labels and kind == "ident"
-        k += 1
+    for n in walk(parse_promql(expr)):
+        if type(n).__name__ == "VectorSelector":
+            matchers = [(m.name, MATCH_OPS.get(str(m.op), str(m.op)), m.value)
+                        for m in n.matchers.matchers if m.name != "__name__"]
+            out.append((n.name or None, matchers))
     return out
+
+
+def prom_duration(delta):
+    """A timedelta as PromQL writes it: 5m, 1h, 1h30m, 90s, 250ms."""
+    ms = round(delta.total_seconds() * 1000)
+    out = ""
+    for unit, size in (("d", 86400000), ("h", 3600000), ("m", 60000), ("s", 1000), ("ms", 1)):
+        if ms >= size:
+            out += "%d%s" % (ms // size, unit)
+            ms %= size
+    return out or "0s"
 
 
 def rate_ranges(expr):
     """Yield (function, range_text) for every rate/irate/increase call."""
-    toks = list(tokenize(expr))
-    for k, (kind, text) in enumerate(toks):
-        if kind == "ident" and text in RATE_FUNCS and k + 1 < len(toks) and toks[k + 1] == ("op", "("):
-            depth, j, rng = 0, k + 1, None
-            while j < len(toks):
-                kk, tt = toks[j]
-                if kk == "op" and tt == "(":
-                    depth += 1
-                elif kk == "op" and tt == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                elif kk == "range" and depth == 1:
-                    rng = tt
-                j += 1
-            yield text, rng
+    for n in walk(parse_promql(expr)):
+        if type(n).__name__ == "Call" and n.func.name in RATE_FUNCS:
+            arg = n.args[0] if n.args else None
+            if type(arg).__name__ != "MatrixSelector":
+                yield n.func.name, None
+            elif arg.range == RATE_INTERVAL_SENTINEL:
+                yield n.func.name, "[$__rate_interval]"
+            else:
+                yield n.func.name, "[%s]" % prom_duration(arg.range)
 
 
 def variable_query_expr(q):
@@ -246,39 +202,15 @@ def default_cluster_labels():
 
 def aggregations(expr):
     """Yield (operator, modifier, labels) for every aggregation: modifier is by/without/None."""
-    toks = list(tokenize(expr))
-    for k, (kind, text) in enumerate(toks):
-        if kind != "ident" or text not in AGGREGATIONS:
+    for n in walk(parse_promql(expr)):
+        if type(n).__name__ != "AggregateExpr" or str(n.op) not in AGGREGATIONS:
             continue
-        nxt = toks[k + 1] if k + 1 < len(toks) else (None, None)
-        if nxt[0] == "ident" and nxt[1] in ("by", "without"):
-            labels, j = [], k + 3
-            while j < len(toks) and toks[j] != ("op", ")"):
-                if toks[j][0] == "ident":
-                    labels.append(toks[j][1])
-                j += 1
-            yield text, nxt[1], labels
-        elif nxt == ("op", "("):
-            # `sum (x) by (l)`: find the matching paren, then look for by/without
-            depth, j = 0, k + 1
-            while j < len(toks):
-                if toks[j] == ("op", "("):
-                    depth += 1
-                elif toks[j] == ("op", ")"):
-                    depth -= 1
-                    if depth == 0:
-                        break
-                j += 1
-            after = toks[j + 1] if j + 1 < len(toks) else (None, None)
-            if after[0] == "ident" and after[1] in ("by", "without"):
-                labels, i = [], j + 3
-                while i < len(toks) and toks[i] != ("op", ")"):
-                    if toks[i][0] == "ident":
-                        labels.append(toks[i][1])
-                    i += 1
-                yield text, after[1], labels
-            else:
-                yield text, None, []
+        mod = n.modifier
+        if mod is None:
+            yield str(n.op), None, []
+        else:
+            kind = "by" if str(mod.type).endswith(".By") else "without"
+            yield str(n.op), kind, list(mod.labels)
 
 
 GRAFANA_VARS = {"__rate_interval": "1m", "__interval": "1m", "__range": "5m"}

@@ -46,13 +46,13 @@ need_commands() {
 }
 
 # need_python_modules MODULE=DEBIAN_PACKAGE=PYPI_PACKAGE...: makes every Python module
-# importable by python3: Debian's package first, pip's when python3 is not Debian's own; fails
-# when one still cannot be imported.
+# importable by python3: Debian's package first (none when DEBIAN_PACKAGE is empty), pip's when
+# python3 is not Debian's own or Debian has none; fails when one still cannot be imported.
 need_python_modules() {
   local spec mod deb pypi missing=()
   for spec in "$@"; do
     IFS='=' read -r mod deb _ <<<"$spec"
-    python3 -c "import $mod" >/dev/null 2>&1 || missing+=("$deb")
+    python3 -c "import $mod" >/dev/null 2>&1 || [ -z "$deb" ] || missing+=("$deb")
   done
   apt_install "${missing[@]}"
   for spec in "$@"; do
