@@ -2,18 +2,16 @@
 //! help text, label names and group. Encoders refer to these descriptors and only supply
 //! label values and sample values; `docs/metrics.json` (the contract the README table check
 //! and the alert and dashboard tooling read) is generated from [`ALL`] by
-//! `tests/metrics_contract.rs`.
+//! [`super::contract`] and golden-tested by `tests/it/metrics_contract.rs`.
 //!
 //! Adding a metric: add a `pub const` [`Family`] here, list it in [`ALL`] at the place it is
 //! emitted, encode it in its group's module, run `UPDATE_GOLDEN=1 cargo test --test
-//! metrics_contract` and add its README row.
+//! it metrics_contract` and add its README row.
 //!
 //! The file is a table: one constant per family with its help text, hence its length.
 
-use std::fmt;
-
-use prometheus_client::metrics::MetricType;
-
+pub use super::contract::contract_json;
+pub use super::family::{Family, Group, Kind};
 use crate::model::Product;
 
 /// The suffix of help texts whose values come from the background poll.
@@ -26,103 +24,7 @@ macro_rules! polled {
     };
 }
 
-/// The type of a family, as written in `# TYPE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A value that goes up and down (also used for `_info` families).
-    Gauge,
-    /// A monotonically increasing count; its samples carry `_total`.
-    Counter,
-    /// A classic histogram: `_bucket` (with `le`), `_sum` and `_count` samples.
-    Histogram,
-}
-
-impl Kind {
-    /// The name in the text format's `# TYPE` line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Gauge => "gauge",
-            Kind::Counter => "counter",
-            Kind::Histogram => "histogram",
-        }
-    }
-
-    /// The `prometheus-client` type.
-    pub fn metric_type(self) -> MetricType {
-        match self {
-            Kind::Gauge => MetricType::Gauge,
-            Kind::Counter => MetricType::Counter,
-            Kind::Histogram => MetricType::Histogram,
-        }
-    }
-}
-
-/// Which encoding function emits a family (one function, one module per group).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Group {
-    /// The cluster as a whole: up, last error, upgrade mode, cluster state, versions.
-    Cluster,
-    /// Node entries and the figures derived from them.
-    Nodes,
-    /// The node that answered `/rest/zdu/state`.
-    Responder,
-    /// Poll bookkeeping: counters and timings of the two endpoints, transitions, unknown values.
-    Polls,
-    /// The rolling upgrade in flight and the finished ones (see `crate::tracker::progress`).
-    Upgrade,
-    /// The exporter itself: build, targets, reloads.
-    Exporter,
-    /// The standard `process_*` metrics.
-    Process,
-}
-
-impl Group {
-    /// The group's name in `docs/metrics.json`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Group::Cluster => "cluster",
-            Group::Nodes => "nodes",
-            Group::Responder => "responder",
-            Group::Polls => "polls",
-            Group::Upgrade => "upgrade",
-            Group::Exporter => "exporter",
-            Group::Process => "process",
-        }
-    }
-}
-
-/// The descriptor of one metric family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Family {
-    /// The family name; for a counter without `_total` (the encoder adds it).
-    pub name: &'static str,
-    /// Gauge or counter.
-    pub kind: Kind,
-    /// The `# HELP` text.
-    pub help: &'static str,
-    /// The label names the exporter puts on every sample, in the order emitted.
-    pub labels: &'static [&'static str],
-    /// The encoding group.
-    pub group: Group,
-}
-
-impl Family {
-    /// The sample name as written in PromQL: counters with `_total`; a histogram by its
-    /// family name (its samples add `_bucket`, `_sum` and `_count`).
-    pub fn sample_name(&self) -> String {
-        match self.kind {
-            Kind::Counter => format!("{}_total", self.name),
-            Kind::Gauge | Kind::Histogram => self.name.to_string(),
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.sample_name())
-    }
-}
-
+/// A [`Family`] from its parts (a `const` constructor for the table below).
 const fn family(
     name: &'static str,
     kind: Kind,
@@ -646,46 +548,6 @@ pub const ALL: &[Family] = &[
     LAST_UPGRADE_DURATION,
     NODE_UPGRADE_DURATION,
 ];
-
-/// The machine-readable contract (`docs/metrics.json`): every family's sample name, type,
-/// help, labels and group, in emission order.
-pub fn contract_json() -> String {
-    #[derive(serde::Serialize)]
-    struct Entry {
-        name: String,
-        #[serde(rename = "type")]
-        kind: &'static str,
-        help: &'static str,
-        labels: &'static [&'static str],
-        group: &'static str,
-        products: &'static [Product],
-    }
-    #[derive(serde::Serialize)]
-    struct Contract {
-        metrics: Vec<Entry>,
-    }
-    let doc = Contract {
-        metrics: ALL
-            .iter()
-            .map(|f| Entry {
-                // A family of one product is named with that product's prefix.
-                name: match products(f) {
-                    [only] if *only != Product::Bitbucket => {
-                        f.sample_name()
-                            .replacen("bitbucket_zdu", only.metric_prefix(), 1)
-                    }
-                    _ => f.sample_name(),
-                },
-                products: products(f),
-                kind: f.kind.as_str(),
-                help: f.help,
-                labels: f.labels,
-                group: f.group.as_str(),
-            })
-            .collect(),
-    };
-    serde_json::to_string_pretty(&doc).expect("JSON of plain values") + "\n"
-}
 
 #[cfg(test)]
 mod tests {

@@ -16,9 +16,11 @@
 pub mod cache;
 pub mod catalogue;
 pub mod cluster;
+pub mod contract;
 pub mod encode;
 pub mod exporter;
 pub mod exposition;
+pub mod family;
 pub mod nodes;
 pub mod polls;
 pub mod process;
