@@ -1,5 +1,9 @@
 //! Wiring: the running set of targets, their pollers and the reload logic. [`Exporter`] is
 //! what the HTTP layer talks to; it never blocks a scrape on Bitbucket.
+//!
+//! Targets share HTTP clients by settings ([`SharedClients`]), keep at most one connection
+//! alive per upstream origin when the descriptor budget holds it, poll under that budget's
+//! permits, and start staggered ([`crate::poller::first_poll_offset`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,11 +11,12 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 
-use crate::client::ZduClient;
+use crate::client::{shared::distinct_origins, SharedClients, ZduClient};
 use crate::config::{Config, ConfigError, Env, ExporterArgs, TargetConfig};
-use crate::poller::Poller;
+use crate::poller::{first_poll_offset, Poller};
 use crate::reload::ReloadStatus;
 use crate::snapshot::TargetShared;
+use crate::sys::fds::FdBudget;
 use crate::tracker::StateStore;
 
 /// Errors of starting or reloading.
@@ -36,6 +41,9 @@ pub struct Exporter {
     args: Option<ExporterArgs>,
     env: Option<Box<dyn Env + Send + Sync>>,
     reload_lock: tokio::sync::Mutex<()>,
+    clients: SharedClients,
+    fds: FdBudget,
+    poll_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -48,12 +56,33 @@ impl std::fmt::Debug for Exporter {
 
 impl Exporter {
     /// Starts a poller per target. `args`/`env` are kept for `/-/reload` (None: reload is a no-op).
+    /// The descriptor budget is planned from the open-files limit in force and the server's
+    /// default connection cap.
     pub fn start(
         config: &Config,
         store: Arc<StateStore>,
         args: Option<ExporterArgs>,
         env: Option<Box<dyn Env + Send + Sync>>,
     ) -> Result<Arc<Self>, ExporterError> {
+        let fds = FdBudget::current(crate::sys::fds::DEFAULT_MAX_CONNECTIONS);
+        Self::start_with(config, store, args, env, fds)
+    }
+
+    /// [`Exporter::start`] with an explicit descriptor budget.
+    pub fn start_with(
+        config: &Config,
+        store: Arc<StateStore>,
+        args: Option<ExporterArgs>,
+        env: Option<Box<dyn Env + Send + Sync>>,
+        fds: FdBudget,
+    ) -> Result<Arc<Self>, ExporterError> {
+        tracing::debug!(
+            limit = fds.limit,
+            served_connections = fds.serve,
+            poll_descriptors = fds.polls,
+            concurrent_polls = fds.concurrent_polls(),
+            "file descriptor budget"
+        );
         let rt = Arc::new(Exporter {
             targets: Arc::new(ArcSwap::from_pointee(Vec::new())),
             reload_status: Arc::new(ReloadStatus::new()),
@@ -62,6 +91,9 @@ impl Exporter {
             args,
             env,
             reload_lock: tokio::sync::Mutex::new(()),
+            clients: SharedClients::default(),
+            poll_permits: Arc::new(tokio::sync::Semaphore::new(fds.concurrent_polls())),
+            fds,
         });
         rt.apply(config.targets())?;
         Ok(rt)
@@ -70,6 +102,16 @@ impl Exporter {
     /// The state store shared by every target's poller.
     pub fn store(&self) -> &Arc<StateStore> {
         &self.store
+    }
+
+    /// How the open-files limit is shared out between served connections and polls.
+    pub fn fd_budget(&self) -> FdBudget {
+        self.fds
+    }
+
+    /// How many distinct HTTP clients the targets share.
+    pub fn http_clients(&self) -> usize {
+        self.clients.len()
     }
 
     /// Looks a target up by name.
@@ -91,13 +133,24 @@ impl Exporter {
 
     fn apply(&self, targets: &[TargetConfig]) -> Result<(), ExporterError> {
         // Build every client first, so that a bad new config changes nothing.
-        let clients: Vec<ZduClient> = targets
-            .iter()
-            .map(|t| ZduClient::new(t.clone()))
-            .collect::<Result<_, _>>()?;
+        let origins = distinct_origins(targets);
+        let keep_alive = self.fds.keep_alive(origins);
+        if !keep_alive {
+            tracing::warn!(origins, limit = self.fds.limit,
+                "too many upstream origins to keep a connection alive to each within the open-files limit: each poll opens and closes its connection (raise LimitNOFILE=)");
+        }
+        let mut keys = Vec::with_capacity(targets.len());
+        let mut clients = Vec::with_capacity(targets.len());
+        for t in targets {
+            let (key, http) = self.clients.get(t, keep_alive)?;
+            keys.push(key);
+            clients.push(ZduClient::with_http(t.clone(), http));
+        }
+        self.clients.retain(&keys);
         let old = self.targets.load_full();
         let mut pollers = self.pollers.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Vec::with_capacity(clients.len());
+        let mut starting = Vec::new();
         for client in clients {
             let cfg = client.target().clone();
             let existing = old
@@ -122,9 +175,16 @@ impl Exporter {
             }
             tracing::info!(target_name = %cfg.name(), url = %cfg.display_url(), auth = %cfg.auth().describe(),
                 interval = %crate::sys::duration::format_duration(cfg.poll_interval()), "polling target");
-            let poller = Poller::new(client, shared.clone(), self.store.clone());
-            pollers.insert(cfg.name().to_string(), tokio::spawn(poller.run()));
+            starting.push(Poller::new(client, shared.clone(), self.store.clone()));
             next.push(shared);
+        }
+        // Staggered: the targets (re)started now do not all poll at once.
+        let count = starting.len();
+        for (index, poller) in starting.into_iter().enumerate() {
+            let target = poller.target_name().to_string();
+            let offset = first_poll_offset(index, count, poller.interval());
+            let poller = poller.with_schedule(offset, Some(self.poll_permits.clone()));
+            pollers.insert(target, tokio::spawn(poller.run()));
         }
         let keep: Vec<String> = next
             .iter()

@@ -2,6 +2,11 @@
 //! the timeout, and capped backoff after failures) and publishes an immutable
 //! [`TargetSnapshot`]. Scrapes only ever read the latest snapshot: they never wait for
 //! Bitbucket and never cause a request to it.
+//!
+//! A fleet: targets started together (at start, on a reload) are staggered
+//! ([`first_poll_offset`]) instead of polling all at once, and a poll waits for a permit of
+//! the exporter's poll budget ([`crate::sys::fds::FdBudget`]) so polls never take the
+//! descriptors the server needs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +37,21 @@ pub fn next_delay(interval: Duration, consecutive_failures: u32, jitter: f64) ->
     base.mul_f64((1.0 + jitter.clamp(-0.1, 0.1)).max(0.0))
 }
 
+/// Time between two targets' first polls when many start at once.
+pub const START_STEP: Duration = Duration::from_millis(20);
+
+/// The delay before the first poll of the `index`-th of `count` targets started together:
+/// evenly staggered over `count` × [`START_STEP`], at most the poll interval. A lone target
+/// polls at once; 1000 targets at 30 s start 50 a second over 20 s, and each keeps its place
+/// in the interval afterwards (the ±10 % jitter drifts them apart, never together).
+pub fn first_poll_offset(index: usize, count: usize, interval: Duration) -> Duration {
+    if count <= 1 {
+        return Duration::ZERO;
+    }
+    let window = (START_STEP * u32::try_from(count).unwrap_or(u32::MAX)).min(interval);
+    window.mul_f64(index.min(count - 1) as f64 / count as f64)
+}
+
 /// One target's poll loop state. The loop keeps its own counters and builds each snapshot
 /// from them; it never reads back what it published.
 pub struct Poller {
@@ -49,6 +69,10 @@ pub struct Poller {
     /// What the tracker last handed out, shared by every snapshot until it changes.
     transitions: Arc<BTreeMap<(String, String), u64>>,
     progress: Arc<Progress>,
+    /// Delay before the first poll ([`first_poll_offset`]).
+    first_delay: Duration,
+    /// The exporter's poll budget: one permit per poll in progress.
+    permits: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Poller {
@@ -68,13 +92,43 @@ impl Poller {
             unknown_values: prev.unknown_values.clone(),
             consecutive_failures: 0,
             shared,
+            first_delay: Duration::ZERO,
+            permits: None,
         }
+    }
+
+    /// The name of the target polled.
+    pub fn target_name(&self) -> &str {
+        self.client.target().name()
+    }
+
+    /// The target's poll interval.
+    pub fn interval(&self) -> Duration {
+        self.client.target().poll_interval()
+    }
+
+    /// Waits `first_delay` before the first poll, and takes one of `permits` for each poll.
+    pub fn with_schedule(
+        mut self,
+        first_delay: Duration,
+        permits: Option<Arc<tokio::sync::Semaphore>>,
+    ) -> Self {
+        self.first_delay = first_delay;
+        self.permits = permits;
+        self
     }
 
     /// Polls forever (until the task is aborted).
     pub async fn run(mut self) {
+        tokio::time::sleep(self.first_delay).await;
         loop {
+            let permit = match &self.permits {
+                // Never closed: acquiring fails only on a closed semaphore.
+                Some(p) => p.clone().acquire_owned().await.ok(),
+                None => None,
+            };
             self.poll_once().await;
+            drop(permit);
             let jitter = rand::rng().random_range(-0.1..=0.1);
             let delay = next_delay(
                 self.client.target().poll_interval(),
@@ -88,6 +142,8 @@ impl Poller {
     /// Polls both endpoints once and publishes the new snapshot.
     pub async fn poll_once(&mut self) {
         let started = Instant::now();
+        // At once: a hung upstream costs one timeout, not two. The connections beyond the
+        // one kept alive per origin are closed after the poll.
         let (cluster, state) = tokio::join!(
             timed(self.client.observe_cluster()),
             timed(self.client.observe_state())
@@ -218,6 +274,26 @@ async fn timed<T>(fut: impl std::future::Future<Output = T>) -> (Duration, T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_polls_are_staggered_evenly_within_the_interval() {
+        let i = Duration::from_secs(30);
+        assert_eq!(first_poll_offset(0, 1, i), Duration::ZERO);
+        assert_eq!(first_poll_offset(0, 1000, i), Duration::ZERO);
+        // 1000 targets: 20 s window, one every 20 ms, all distinct and increasing.
+        let offsets: Vec<Duration> = (0..1000).map(|k| first_poll_offset(k, 1000, i)).collect();
+        assert!(offsets.windows(2).all(|w| w[1] > w[0]));
+        assert_eq!(offsets[1], START_STEP);
+        assert!(offsets[999] < Duration::from_secs(20));
+        // 10 000 targets: the window is the interval, never longer.
+        assert!(first_poll_offset(9_999, 10_000, i) < i);
+        assert!(first_poll_offset(9_999, 10_000, i) > i.mul_f64(0.99));
+        // A short interval bounds the window too.
+        let short = Duration::from_millis(100);
+        assert!(first_poll_offset(49, 50, short) < short);
+        // An index past the count is the last place, not beyond.
+        assert_eq!(first_poll_offset(7, 3, i), first_poll_offset(2, 3, i));
+    }
 
     #[test]
     fn backoff_grows_caps_and_resets() {

@@ -83,6 +83,13 @@ pub async fn run_exporter(
         version = crate::sys::version::VERSION_LONG,
         "starting bitbucket-zdu-exporter"
     );
+    let nofile = crate::sys::fds::raise_nofile_limit();
+    tracing::info!(
+        before = %fmt_limit(nofile.before),
+        after = %fmt_limit(nofile.after),
+        hard = %fmt_limit(nofile.hard),
+        "open-files limit (RLIMIT_NOFILE): soft raised to the hard limit where it was lower"
+    );
     let runtime = Exporter::start(
         &config,
         Arc::new(store),
@@ -100,13 +107,21 @@ pub async fn run_exporter(
         config.web().telemetry_path(),
         config.web().max_requests(),
     );
+    // The server's share of the descriptors: at the cap an idle connection makes room, so
+    // a fleet's polls can never leave /metrics or /-/healthy without a descriptor.
+    let defaults = server::ServeOptions::default();
     let opts = server::ServeOptions {
         web_config,
-        ..server::ServeOptions::default()
+        max_connections: defaults.max_connections.min(runtime.fd_budget().serve),
+        ..defaults
     };
     let served = server::serve_with(listeners, router, shutdown, SHUTDOWN_GRACE, opts).await;
     runtime.shutdown();
     Ok(served?)
+}
+
+fn fmt_limit(l: Option<u64>) -> String {
+    l.map_or_else(|| "unlimited".to_string(), |n| n.to_string())
 }
 
 fn spawn_sighup_reload(runtime: Arc<Exporter>) {

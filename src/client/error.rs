@@ -52,6 +52,9 @@ pub enum Reason {
     LabelTooLong,
     /// The password or token file cannot be read; no request was sent.
     Credentials,
+    /// The exporter had no file descriptor left for a connection (EMFILE/ENFILE): the
+    /// exporter's limit, not the upstream, is at fault.
+    FdExhausted,
 }
 
 impl Reason {
@@ -133,6 +136,12 @@ pub enum FetchError {
     /// The password or token file cannot be read (the request was not sent).
     #[error("credentials unavailable: {0}")]
     Credentials(String),
+    /// No file descriptor left for the connection (EMFILE/ENFILE): the exporter's open-files
+    /// limit is too low for its targets, the upstream was not reached.
+    #[error(
+        "no file descriptor left for a connection (raise the open-files limit, LimitNOFILE=): {0}"
+    )]
+    FdExhausted(String),
 }
 
 fn fmt_msg(m: &Option<String>) -> String {
@@ -158,6 +167,7 @@ impl FetchError {
             FetchError::TooManyNodes(_) => Reason::TooManyNodes,
             FetchError::LabelTooLong(_) => Reason::LabelTooLong,
             FetchError::Credentials(_) | FetchError::BasicAuthDisabled(_) => Reason::Credentials,
+            FetchError::FdExhausted(_) => Reason::FdExhausted,
         }
     }
 }

@@ -19,8 +19,10 @@ use crate::secret::Redactor;
 
 mod error;
 pub mod product;
+pub mod shared;
 pub mod tls;
 pub use error::{FetchError, PerReason, Reason};
+pub use shared::{ClientKey, SharedClients};
 
 /// Largest body the exporter reads from Bitbucket.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -59,47 +61,21 @@ pub struct ZduClient {
 }
 
 impl ZduClient {
-    /// Builds the client for a validated target.
+    /// Builds a client of its own for a validated target (one-off uses such as `status`; the
+    /// exporter shares clients between targets through [`SharedClients`]).
     pub fn new(target: TargetConfig) -> Result<Self, ClientBuildError> {
-        install_crypto_provider();
-        let err = |message: String| ClientBuildError {
-            target: target.name().to_string(),
-            message,
-        };
-        let origin = target.base_url().clone();
-        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if same_origin(attempt.url(), &origin) && attempt.previous().len() < MAX_REDIRECTS {
-                attempt.follow()
-            } else {
-                // Stop: the 3xx is returned and reported (`unexpected_status`): credentials
-                // never leave the origin, and a loop ends after MAX_REDIRECTS.
-                attempt.stop()
-            }
-        });
-        let mut builder = reqwest::Client::builder()
-            .timeout(target.timeout())
-            .connect_timeout(target.timeout())
-            .redirect(redirect)
-            .no_proxy()
-            .pool_max_idle_per_host(2)
-            .tcp_nodelay(true);
-        if target.tls().insecure_skip_verify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        } else if let Some(ca) = &target.tls().ca_file {
-            // The file's certificates are anchors, and each is also trusted as itself when
-            // the server presents exactly it (a self-signed Bitbucket): crate::client::tls.
-            let pem = crate::sys::safe_file::read(ca)
-                .map_err(|e| err(format!("{}: {e}", ca.display())))?;
-            let tls = crate::client::tls::client_config(&pem)
-                .map_err(|e| err(format!("{}: {e}", ca.display())))?;
-            builder = builder.tls_backend_preconfigured(tls);
-        }
-        let http = builder.build().map_err(|e| err(error_chain(&e)))?;
-        Ok(ZduClient {
+        let http = ClientKey::of(&target, true)?.build(&target)?;
+        Ok(Self::with_http(target, http))
+    }
+
+    /// A client for `target` that sends through `http`, a client that may be shared with
+    /// other targets (it holds no credentials: each request carries the target's own).
+    pub fn with_http(target: TargetConfig, http: reqwest::Client) -> Self {
+        ZduClient {
             http,
             target,
             body_limit: DEFAULT_BODY_LIMIT,
-        })
+        }
     }
 
     /// The bounds an answer of this target must keep.
@@ -224,6 +200,7 @@ fn redact_error(e: FetchError, forms: &Redactor) -> FetchError {
     let r = |s: String| forms.redact(&s);
     match e {
         FetchError::Connect(s) => FetchError::Connect(r(s)),
+        FetchError::FdExhausted(s) => FetchError::FdExhausted(r(s)),
         FetchError::Tls(s) => FetchError::Tls(r(s)),
         FetchError::Unauthorized(m) => FetchError::Unauthorized(m.map(r)),
         FetchError::Forbidden(m) => FetchError::Forbidden(m.map(r)),
@@ -384,6 +361,9 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> FetchError {
     if e.is_timeout() || chain.contains("timed out") {
         return FetchError::Timeout(timeout);
     }
+    if out_of_descriptors(e) {
+        return FetchError::FdExhausted(chain);
+    }
     if has_rustls_error(e) {
         return FetchError::Tls(chain);
     }
@@ -419,6 +399,30 @@ fn has_rustls_error(e: &(dyn std::error::Error + 'static)) -> bool {
             .and_then(|io| io.get_ref())
         {
             return has_rustls_error(inner);
+        }
+        src = s.source();
+    }
+    false
+}
+
+/// True when an `io::Error` in the chain is EMFILE (the process's open-files limit) or
+/// ENFILE (the system's): the socket could not even be created.
+fn out_of_descriptors(e: &(dyn std::error::Error + 'static)) -> bool {
+    let emfile = rustix::io::Errno::MFILE.raw_os_error();
+    let enfile = rustix::io::Errno::NFILE.raw_os_error();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    for _ in 0..32 {
+        let Some(s) = src else { return false };
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io
+                .raw_os_error()
+                .is_some_and(|n| n == emfile || n == enfile)
+            {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                return out_of_descriptors(inner);
+            }
         }
         src = s.source();
     }

@@ -129,3 +129,79 @@ async fn an_unreadable_password_file_has_its_own_reason() {
     assert_eq!(e.reason().as_str(), "credentials");
     assert!(Reason::all().any(|r| r == Reason::Credentials));
 }
+
+/// The child half of [`descriptor_exhaustion_has_its_own_reason`]: lowers this process's
+/// open-files limit, takes every descriptor left under it, then polls the loopback upstream
+/// the parent listens on. Prints the failure's reason and message.
+#[test]
+#[ignore = "run in a child process by descriptor_exhaustion_has_its_own_reason"]
+fn descriptor_exhaustion_child() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let upstream = std::env::var("ZDU_FD_CHILD_UPSTREAM")
+        .expect("run by descriptor_exhaustion_has_its_own_reason, which sets the upstream");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = TargetConfig::builder("t", format!("http://{upstream}/"))
+        .build()
+        .unwrap();
+    let client = ZduClient::new(target).unwrap();
+    let hard = getrlimit(Resource::Nofile).maximum;
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(open + 8),
+            maximum: hard,
+        },
+    )
+    .unwrap();
+    // Every descriptor number under the limit taken: the socket cannot be created.
+    let mut held = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        held.push(f);
+    }
+    let e = rt.block_on(client.cluster()).unwrap_err();
+    drop(held);
+    println!("REASON {} MESSAGE {e}", e.reason());
+}
+
+#[test]
+fn descriptor_exhaustion_has_its_own_reason() {
+    // The upstream is up and listening: only the exporter's own limit can fail the poll.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "client::tests::descriptor_exhaustion_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "ZDU_FD_CHILD_UPSTREAM",
+            upstream.local_addr().unwrap().to_string(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("REASON fd_exhausted MESSAGE "), "{stdout}");
+    assert!(stdout.contains("no file descriptor left"), "{stdout}");
+    assert_eq!(Reason::FdExhausted.as_str(), "fd_exhausted");
+}
+
+#[test]
+fn reasons_of_an_io_error_chain() {
+    let emfile = std::io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
+    assert!(out_of_descriptors(&emfile));
+    let enfile = std::io::Error::from_raw_os_error(rustix::io::Errno::NFILE.raw_os_error());
+    assert!(out_of_descriptors(&std::io::Error::other(enfile)));
+    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    assert!(!out_of_descriptors(&refused));
+}

@@ -107,7 +107,7 @@ impl Default for ServeOptions {
             first_request_timeout: std::time::Duration::from_secs(3),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
-            max_connections: 512,
+            max_connections: crate::sys::fds::DEFAULT_MAX_CONNECTIONS,
             web_config: None,
         }
     }

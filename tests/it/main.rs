@@ -8,6 +8,7 @@ mod cli;
 mod cli_docs;
 mod exporter;
 mod faults;
+mod fleet;
 mod fuzz_regressions;
 mod golden;
 mod metrics_contract;
