@@ -88,10 +88,7 @@ impl Poller {
     /// Polls both endpoints once and publishes the new snapshot.
     pub async fn poll_once(&mut self) {
         let started = Instant::now();
-        let (cluster, state) = tokio::join!(
-            timed(self.client.observe_cluster()),
-            timed(self.client.observe_state())
-        );
+        let (cluster, state) = self.client.observe().await;
         let target = self.client.target().clone();
         self.record(Endpoint::Cluster, cluster.0, cluster.1.as_ref().err());
         self.record(Endpoint::State, state.0, state.1.as_ref().err());
@@ -207,12 +204,6 @@ impl Poller {
             *self.unknown_values.entry("node_state").or_insert(0) += unknown_nodes;
         }
     }
-}
-
-async fn timed<T>(fut: impl std::future::Future<Output = T>) -> (Duration, T) {
-    let start = Instant::now();
-    let out = fut.await;
-    (start.elapsed(), out)
 }
 
 #[cfg(test)]
