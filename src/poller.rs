@@ -142,12 +142,9 @@ impl Poller {
     /// Polls both endpoints once and publishes the new snapshot.
     pub async fn poll_once(&mut self) {
         let started = Instant::now();
-        // At once: a hung upstream costs one timeout, not two. The connections beyond the
-        // one kept alive per origin are closed after the poll.
-        let (cluster, state) = tokio::join!(
-            timed(self.client.observe_cluster()),
-            timed(self.client.observe_state())
-        );
+        // At once (see ZduClient::observe): a hung upstream costs one timeout, not two. The
+        // connections beyond the one kept alive per origin are closed after the poll.
+        let (cluster, state) = self.client.observe().await;
         let target = self.client.target().clone();
         self.record(Endpoint::Cluster, cluster.0, cluster.1.as_ref().err());
         self.record(Endpoint::State, state.0, state.1.as_ref().err());
@@ -263,12 +260,6 @@ impl Poller {
             *self.unknown_values.entry("node_state").or_insert(0) += unknown_nodes;
         }
     }
-}
-
-async fn timed<T>(fut: impl std::future::Future<Output = T>) -> (Duration, T) {
-    let start = Instant::now();
-    let out = fut.await;
-    (start.elapsed(), out)
 }
 
 #[cfg(test)]

@@ -6,14 +6,17 @@
 //!   is read once more for `hasFinalizationTasks` and per-node finalization errors
 //!   ([`extras::confluence`]).
 //! - Jira: `GET /rest/api/2/cluster/zdu/state` and `GET /rest/api/2/cluster/nodes`, folded by
-//!   [`jira::assemble`] into the same [`Cluster`]; the `state` endpoint's statistics count
-//!   the `zdu/state` call made for the responder reading.
+//!   [`jira::assemble`] into the same [`Cluster`]. A poll ([`ZduClient::observe`]) reads
+//!   `zdu/state` once: that one answer makes both the cluster reading and the state reading
+//!   (the `state` endpoint's statistics time that call).
 //!
 //! Failure reasons: a 401/403 whose message says the feature "requires a clustered
 //! installation" (Bitbucket, Confluence) and Jira's 405 on `/cluster/nodes` ("you don't have
 //! Jira Data Center") are `not_clustered`; a 403 "Basic Authentication has been disabled" is
 //! `credentials` (its message and the poll-failed log line tell the user to configure a
 //! token).
+
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
@@ -37,7 +40,42 @@ impl Answer for ConfluenceCluster {
     }
 }
 
+/// One timed reading: how long it took and what it gave.
+pub type Timed<T> = (Duration, Result<T, FetchError>);
+
+/// What one poll reads: the cluster reading (the [`Cluster`] and the product's extras) and
+/// the state reading, each with its duration.
+pub type Observation = (Timed<(Cluster, ClusterExtras)>, Timed<StateResponse>);
+
+async fn timed<T>(fut: impl std::future::Future<Output = Result<T, FetchError>>) -> Timed<T> {
+    let start = Instant::now();
+    let out = fut.await;
+    (start.elapsed(), out)
+}
+
 impl ZduClient {
+    /// One poll's readings, concurrently: for Bitbucket and Confluence the `/rest/zdu/cluster`
+    /// and `/rest/zdu/state` calls; for Jira `zdu/state` (read once, it gives the cluster
+    /// state and the state reading) and `cluster/nodes`, the cluster reading taking as long
+    /// as the slower of the two and failing with the state call's error first.
+    pub async fn observe(&self) -> Observation {
+        if self.target().product() != Product::Jira {
+            return tokio::join!(timed(self.observe_cluster()), timed(self.observe_state()));
+        }
+        let ((state_took, state), (nodes_took, nodes)) =
+            tokio::join!(timed(self.jira_state()), timed(self.jira_nodes()));
+        let cluster = match (&state, nodes) {
+            (Ok(s), Ok(n)) => Ok(jira::assemble(s.clone(), n)),
+            (Err(e), _) => Err(e.clone()),
+            (Ok(_), Err(e)) => Err(e),
+        };
+        let responder = state.map(|s| jira::state_response(&s));
+        (
+            (state_took.max(nodes_took), cluster),
+            (state_took, responder),
+        )
+    }
+
     /// One reading of the cluster in the target's product: the [`Cluster`] every reader
     /// renders and the product's extras (empty for Bitbucket).
     pub async fn observe_cluster(&self) -> Result<(Cluster, ClusterExtras), FetchError> {

@@ -24,7 +24,8 @@ macro_rules! polled {
     };
 }
 
-/// A [`Family`] from its parts (a `const` constructor for the table below).
+/// A [`Family`] from its parts (a `const` constructor for the table below): a target family
+/// exists for every product until [`only`] says otherwise; the exporter's own for none.
 const fn family(
     name: &'static str,
     kind: Kind,
@@ -32,14 +33,27 @@ const fn family(
     labels: &'static [&'static str],
     help: &'static str,
 ) -> Family {
+    let products: &'static [Product] = match group {
+        Group::Exporter | Group::Process => &[],
+        _ => &Product::ALL,
+    };
     Family {
         name,
         kind,
         help,
         labels,
         group,
+        products,
     }
 }
+
+/// `f` for `products` alone: the product table's entry of a family that not every product has.
+const fn only(products: &'static [Product], f: Family) -> Family {
+    Family { products, ..f }
+}
+
+/// The products with a node answering `/rest/zdu/state` and with tasks and users per node.
+const ZDU_PLUGIN: &[Product] = &[Product::Bitbucket, Product::Confluence];
 
 use Group::{Cluster, Exporter, Nodes, Polls, Process, Responder, Upgrade};
 use Kind::{Counter, Gauge, Histogram};
@@ -265,20 +279,26 @@ pub const NODE_NAME_OFFLINE_SINCE: Family = family(
     polled!("Per node name with entries but no live (not OFFLINE) one: Unix time since which no live entry with that name has been seen, as first seen by the exporter (kept across restarts with --state.file); absent while the name has a live entry"),
 );
 /// `bitbucket_zdu_node_active_tasks`.
-pub const NODE_ACTIVE_TASKS: Family = family(
-    "bitbucket_zdu_node_active_tasks",
-    Gauge,
-    Nodes,
-    NODE,
-    polled!("Active tasks on the node (absent when Bitbucket reports null)"),
+pub const NODE_ACTIVE_TASKS: Family = only(
+    ZDU_PLUGIN,
+    family(
+        "bitbucket_zdu_node_active_tasks",
+        Gauge,
+        Nodes,
+        NODE,
+        polled!("Active tasks on the node (absent when Bitbucket reports null)"),
+    ),
 );
 /// `bitbucket_zdu_node_active_users`.
-pub const NODE_ACTIVE_USERS: Family = family(
-    "bitbucket_zdu_node_active_users",
-    Gauge,
-    Nodes,
-    NODE,
-    polled!("Active users on the node (absent when Bitbucket reports null)"),
+pub const NODE_ACTIVE_USERS: Family = only(
+    ZDU_PLUGIN,
+    family(
+        "bitbucket_zdu_node_active_users",
+        Gauge,
+        Nodes,
+        NODE,
+        polled!("Active users on the node (absent when Bitbucket reports null)"),
+    ),
 );
 /// `bitbucket_zdu_distinct_versions`.
 pub const DISTINCT_VERSIONS: Family = family(
@@ -305,76 +325,66 @@ pub const GHOST_NODES: Family = family(
     polled!("OFFLINE node entries whose name matches a live node"),
 );
 /// `confluence_zdu_has_finalization_tasks` (Confluence only).
-pub const HAS_FINALIZATION_TASKS: Family = family(
-    "bitbucket_zdu_has_finalization_tasks",
-    Gauge,
-    Nodes,
-    &[],
-    polled!("Confluence's hasFinalizationTasks: 1 while finalization tasks are pending or failed"),
+pub const HAS_FINALIZATION_TASKS: Family = only(
+    &[Product::Confluence],
+    family(
+        "bitbucket_zdu_has_finalization_tasks",
+        Gauge,
+        Nodes,
+        &[],
+        polled!(
+            "Confluence's hasFinalizationTasks: 1 while finalization tasks are pending or failed"
+        ),
+    ),
 );
 /// `confluence_zdu_node_finalization_errors` (Confluence only).
-pub const NODE_FINALIZATION_ERRORS: Family = family(
-    "bitbucket_zdu_node_finalization_errors",
-    Gauge,
-    Nodes,
-    NODE,
-    polled!("Errors of the node's last finalization run (Confluence's finalization.errors)"),
+pub const NODE_FINALIZATION_ERRORS: Family = only(
+    &[Product::Confluence],
+    family(
+        "bitbucket_zdu_node_finalization_errors",
+        Gauge,
+        Nodes,
+        NODE,
+        polled!("Errors of the node's last finalization run (Confluence's finalization.errors)"),
+    ),
 );
 /// `jira_zdu_node_alive` (Jira only).
-pub const NODE_ALIVE: Family = family(
+pub const NODE_ALIVE: Family = only(
+    &[Product::Jira],
+    family(
     "bitbucket_zdu_node_alive",
     Gauge,
     Nodes,
     NODE,
     polled!("Jira's node heartbeat: 1 when alive, 0 without heartbeat (an ACTIVE node at 0 is 'no heartbeat')"),
+),
 );
-
-/// The products a family exists for: every product for a target family, none for the
-/// exporter's own (`bitbucket_zdu_exporter_*`, `process_*`), one for a product's own data.
-/// A target family's name for a product is [`Family::name_for`].
-pub fn products(f: &Family) -> &'static [Product] {
-    match f.name {
-        "bitbucket_zdu_has_finalization_tasks" | "bitbucket_zdu_node_finalization_errors" => {
-            &[Product::Confluence]
-        }
-        "bitbucket_zdu_node_alive" => &[Product::Jira],
-        _ if matches!(f.group, Group::Exporter | Group::Process) => &[],
-        _ => &Product::ALL,
-    }
-}
-
-impl Family {
-    /// The family's name for a target of `product`: the `bitbucket_zdu` prefix becomes the
-    /// product's (`confluence_zdu_up`); the exporter's own families keep theirs.
-    pub fn name_for(&self, product: Product) -> String {
-        match self.name.strip_prefix("bitbucket_zdu") {
-            Some(rest) if !products(self).is_empty() => {
-                format!("{}{rest}", product.metric_prefix())
-            }
-            _ => self.name.to_string(),
-        }
-    }
-}
 
 // --- responder ------------------------------------------------------------------------------
 
 /// `bitbucket_zdu_responder_info`.
-pub const RESPONDER_INFO: Family = family(
-    "bitbucket_zdu_responder_info",
-    Gauge,
-    Responder,
-    &["node_id", "node_name", "version"],
-    polled!(
-        "The node that answered GET /rest/zdu/state (a sidecar on localhost sees its own node)"
+pub const RESPONDER_INFO: Family = only(
+    ZDU_PLUGIN,
+    family(
+        "bitbucket_zdu_responder_info",
+        Gauge,
+        Responder,
+        &["node_id", "node_name", "version"],
+        polled!(
+            "The node that answered GET /rest/zdu/state (a sidecar on localhost sees its own node)"
+        ),
     ),
 );
 /// `bitbucket_zdu_responder_state`.
-pub const RESPONDER_STATE: Family = family(
-    "bitbucket_zdu_responder_state",
-    Gauge,
-    Responder,
-    &["state"],
-    polled!("1 for the state of the node that answered GET /rest/zdu/state"),
+pub const RESPONDER_STATE: Family = only(
+    ZDU_PLUGIN,
+    family(
+        "bitbucket_zdu_responder_state",
+        Gauge,
+        Responder,
+        &["state"],
+        polled!("1 for the state of the node that answered GET /rest/zdu/state"),
+    ),
 );
 
 // --- polls ----------------------------------------------------------------------------------
@@ -567,6 +577,42 @@ mod tests {
                 seen.push(f.group);
             }
         }
+    }
+
+    #[test]
+    fn each_product_gets_its_own_names_and_help_and_bitbucket_the_catalogue_s() {
+        for f in ALL {
+            if f.products.is_empty() {
+                let own = f.own();
+                assert_eq!((own.name.as_ref(), own.help.as_ref()), (f.name, f.help));
+                assert!(Product::ALL.iter().all(|p| f.describe(*p).is_none()));
+                continue;
+            }
+            for p in Product::ALL {
+                let Some(d) = f.describe(p) else {
+                    assert!(!f.products.contains(&p), "{f}");
+                    continue;
+                };
+                if p == Product::Bitbucket {
+                    assert!(matches!(d.name, std::borrow::Cow::Borrowed(_)), "{f}");
+                    assert_eq!((d.name.as_ref(), d.help.as_ref()), (f.name, f.help));
+                    continue;
+                }
+                assert!(d.name.starts_with(p.metric_prefix()), "{}", d.name);
+                assert!(!d.help.contains("Bitbucket"), "{p}: {}", d.help);
+                assert!(!d.help.contains("bitbucket_zdu"), "{p}: {}", d.help);
+            }
+        }
+        let jira_up = UP.describe(Product::Jira).unwrap().help;
+        assert!(jira_up.contains("/rest/api/2/cluster/nodes"), "{jira_up}");
+        assert!(jira_up.contains("Jira's"), "{jira_up}");
+        let wiki_error = LAST_ERROR_INFO.describe(Product::Confluence).unwrap().help;
+        assert!(
+            wiki_error.starts_with("Why confluence_zdu_up is 0"),
+            "{wiki_error}"
+        );
+        assert!(RESPONDER_STATE.describe(Product::Jira).is_none());
+        assert!(NODE_ALIVE.describe(Product::Bitbucket).is_none());
     }
 
     #[test]

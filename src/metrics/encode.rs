@@ -7,44 +7,8 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, EncodeM
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::catalogue::{Family, Kind};
-use crate::model::{NodeState, Product};
-
-thread_local! {
-    /// The product whose prefix the target families get while one target is encoded.
-    static PRODUCT: std::cell::Cell<Product> = const { std::cell::Cell::new(Product::Bitbucket) };
-}
-
-/// While alive, the catalogue's `bitbucket_zdu_*` target families are written under the
-/// product's prefix (`confluence_zdu_*`, `jira_zdu_*`); the exporter's own
-/// `bitbucket_zdu_exporter_*` families never are. Encoding is synchronous, so the scope
-/// covers exactly one target's families; dropping it restores the previous product.
-#[derive(Debug)]
-pub struct ProductScope(Product);
-
-/// Starts a [`ProductScope`] for `product`.
-pub fn product_scope(product: Product) -> ProductScope {
-    ProductScope(PRODUCT.with(|p| p.replace(product)))
-}
-
-impl Drop for ProductScope {
-    fn drop(&mut self) {
-        PRODUCT.with(|p| p.set(self.0));
-    }
-}
-
-/// The product whose target is being encoded (Bitbucket outside a [`ProductScope`]).
-pub fn current_product() -> Product {
-    PRODUCT.with(std::cell::Cell::get)
-}
-
-/// The name `family` is written under for the product in scope.
-pub fn family_name(family: &Family) -> std::borrow::Cow<'static, str> {
-    match PRODUCT.with(std::cell::Cell::get) {
-        Product::Bitbucket => family.name.into(),
-        product => family.name_for(product).into(),
-    }
-}
+use super::catalogue::Kind;
+use super::family::{Descriptor, Family};
 
 /// One sample: the label values (in the order of [`Family::labels`]) and the value.
 pub type Sample<T> = (Vec<String>, T);
@@ -78,44 +42,53 @@ fn label_set(family: &Family, values: &[String]) -> Vec<(&'static str, String)> 
         .collect()
 }
 
-/// Writes one family of the catalogue, each sample's value made a metric by `metric`;
-/// nothing when there are no samples.
+/// Writes one family as `descriptor` describes it, each sample's value made a metric by
+/// `metric`; nothing when there are no samples or no descriptor (the target's product lacks
+/// the family: [`Family::describe`]).
 fn encode_family<T: Copy, M: EncodeMetric>(
     enc: &mut DescriptorEncoder<'_>,
-    family: &Family,
+    descriptor: Option<Descriptor<'_>>,
     samples: &[Sample<T>],
     metric: impl Fn(T) -> M,
 ) -> fmt::Result {
-    if samples.is_empty() {
+    let Some(d) = descriptor.filter(|_| !samples.is_empty()) else {
         return Ok(());
-    }
-    let name = family_name(family);
-    let mut m = enc.encode_descriptor(&name, family.help, None, family.kind.metric_type())?;
+    };
+    let family = d.family;
+    let mut m = enc.encode_descriptor(&d.name, &d.help, None, family.kind.metric_type())?;
     for (values, v) in samples {
         metric(*v).encode(m.encode_family(&label_set(family, values))?)?;
     }
     Ok(())
 }
 
-/// Writes one gauge family of the catalogue; nothing when there are no samples.
-pub fn gauges(
+/// Writes one gauge family of the catalogue, as [`Family::describe`] (a target's family) or
+/// [`Family::own`] (the exporter's) gives it; nothing when there are no samples or the
+/// target's product lacks the family.
+pub fn gauges<'f>(
     enc: &mut DescriptorEncoder<'_>,
-    family: &Family,
+    descriptor: impl Into<Option<Descriptor<'f>>>,
     samples: &[Sample<f64>],
 ) -> fmt::Result {
-    debug_assert_eq!(family.kind, Kind::Gauge, "{}", family.name);
-    encode_family(enc, family, samples, ConstGauge::new)
+    let descriptor = descriptor.into();
+    if let Some(d) = &descriptor {
+        debug_assert_eq!(d.family.kind, Kind::Gauge, "{}", d.family.name);
+    }
+    encode_family(enc, descriptor, samples, ConstGauge::new)
 }
 
-/// Writes one counter family of the catalogue (the encoder adds `_total`); nothing when there
-/// are no samples.
-pub fn counters<N: EncodeCounterValue + Copy>(
+/// Writes one counter family of the catalogue (the encoder adds `_total`), described as for
+/// [`gauges`]; nothing when there are no samples or the target's product lacks the family.
+pub fn counters<'f, N: EncodeCounterValue + Copy>(
     enc: &mut DescriptorEncoder<'_>,
-    family: &Family,
+    descriptor: impl Into<Option<Descriptor<'f>>>,
     samples: &[Sample<N>],
 ) -> fmt::Result {
-    debug_assert_eq!(family.kind, Kind::Counter, "{}", family.name);
-    encode_family(enc, family, samples, ConstCounter::new)
+    let descriptor = descriptor.into();
+    if let Some(d) = &descriptor {
+        debug_assert_eq!(d.family.kind, Kind::Counter, "{}", d.family.name);
+    }
+    encode_family(enc, descriptor, samples, ConstCounter::new)
 }
 
 /// A `state`-labelled one-hot family: one sample per known value (1 for `current`, 0 for
@@ -143,12 +116,51 @@ pub fn sanitize_state(_raw: &str) -> String {
     crate::model::keys::OTHER_STATE.to_string()
 }
 
-/// The `state` label of a node state this version does not list in [`NodeState::KNOWN`]:
-/// an unknown value (sanitised) or `UNKNOWN` for null; `None` for a known state.
-pub(crate) fn extra_state_label(state: &Option<NodeState>) -> Option<String> {
-    match state {
-        Some(NodeState::Unknown(raw)) => Some(sanitize_state(raw)),
-        None => Some("UNKNOWN".to_string()),
+/// A `state`-labelled one-hot family over a product's state names (in the product's order):
+/// one sample per name (1 for `current`, 0 for the others), then, when `current` is not one
+/// of them, `OTHER` at 1 for a value (sanitised) and, if `null_label` is given, that label at
+/// 1 for a null state.
+pub fn named_one_hot(
+    known: &[&str],
+    current: Option<&str>,
+    null_label: Option<&str>,
+) -> Vec<Sample<f64>> {
+    let mut out: Vec<Sample<f64>> = known
+        .iter()
+        .map(|s| (vec![s.to_string()], bit(current == Some(*s))))
+        .collect();
+    let extra = match current {
+        Some(raw) if !known.contains(&raw) => Some(sanitize_state(raw)),
         Some(_) => None,
+        None => null_label.map(str::to_string),
+    };
+    out.extend(extra.map(|label| (vec![label], 1.0)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_one_hot;
+
+    #[test]
+    fn named_one_hot_marks_the_current_name_an_other_value_or_null() {
+        let known = ["A", "B"];
+        let labels = |v: Vec<super::Sample<f64>>| -> Vec<(String, f64)> {
+            v.into_iter().map(|(l, x)| (l.concat(), x)).collect()
+        };
+        let s = |l: &str, x: f64| (l.to_string(), x);
+        assert_eq!(
+            labels(named_one_hot(&known, Some("B"), Some("UNKNOWN"))),
+            [s("A", 0.0), s("B", 1.0)]
+        );
+        assert_eq!(
+            labels(named_one_hot(&known, Some("NEW"), None)),
+            [s("A", 0.0), s("B", 0.0), s("OTHER", 1.0)]
+        );
+        assert_eq!(
+            labels(named_one_hot(&known, None, Some("UNKNOWN"))),
+            [s("A", 0.0), s("B", 0.0), s("UNKNOWN", 1.0)]
+        );
+        assert_eq!(labels(named_one_hot(&known, None, None)).len(), 2);
     }
 }

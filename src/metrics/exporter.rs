@@ -32,23 +32,31 @@ impl Collector for ExporterCollector {
             crate::sys::version::REVISION.to_string(),
             crate::sys::version::RUSTC.to_string(),
         ];
-        gauges(&mut enc, &EXPORTER_BUILD_INFO, &[(build, 1.0)])?;
+        gauges(&mut enc, EXPORTER_BUILD_INFO.own(), &[(build, 1.0)])?;
         let targets = self.targets.load().len() as f64;
-        gauges(&mut enc, &EXPORTER_TARGETS, &unlabelled(targets))?;
+        gauges(&mut enc, EXPORTER_TARGETS.own(), &unlabelled(targets))?;
         let (ok, ts) = self.status.get();
-        gauges(&mut enc, &EXPORTER_RELOAD_SUCCESSFUL, &unlabelled(bit(ok)))?;
         gauges(
             &mut enc,
-            &EXPORTER_RELOAD_SUCCESS_TIMESTAMP,
+            EXPORTER_RELOAD_SUCCESSFUL.own(),
+            &unlabelled(bit(ok)),
+        )?;
+        gauges(
+            &mut enc,
+            EXPORTER_RELOAD_SUCCESS_TIMESTAMP.own(),
             &unlabelled(ts),
         )?;
         counters(
             &mut enc,
-            &EXPORTER_STATE_FILE_ERRORS,
+            EXPORTER_STATE_FILE_ERRORS.own(),
             &unlabelled(self.store.errors_total()),
         )?;
         let refused = crate::web::runtime::auth_drops_refused_total();
-        counters(&mut enc, &EXPORTER_WEB_CONFIG_REFUSED, &unlabelled(refused))?;
+        counters(
+            &mut enc,
+            EXPORTER_WEB_CONFIG_REFUSED.own(),
+            &unlabelled(refused),
+        )?;
         super::process::encode(&mut enc)
     }
 }

@@ -1,9 +1,12 @@
 //! The shape of a metric family: its type ([`Kind`]), the group that encodes it ([`Group`])
 //! and its descriptor ([`Family`]). The catalogue of every family is [`super::catalogue`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use prometheus_client::metrics::MetricType;
+
+use crate::model::Product;
 
 /// The type of a family, as written in `# TYPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +86,80 @@ pub struct Family {
     pub labels: &'static [&'static str],
     /// The encoding group.
     pub group: Group,
+    /// The catalogue's product table: the products whose targets have this family (every
+    /// product for most target families, one for a product's own data, none for the
+    /// exporter's own `bitbucket_zdu_exporter_*` and `process_*` families).
+    pub products: &'static [Product],
+}
+
+/// One family as written: its catalogue entry with the name and `# HELP` text it gets for
+/// one product's target (or, for the exporter's own families, as catalogued).
+#[derive(Debug, Clone)]
+pub struct Descriptor<'f> {
+    /// The catalogue entry (type, label names).
+    pub family: &'f Family,
+    /// The family name as written (a counter without `_total`).
+    pub name: Cow<'static, str>,
+    /// The `# HELP` text as written.
+    pub help: Cow<'static, str>,
 }
 
 impl Family {
+    /// The family as written for a target of `product`: the `bitbucket_zdu` prefix becomes
+    /// the product's (`confluence_zdu_up`) and the help names the product and its endpoints
+    /// ([`Family::help_for`]); `None` when the product table says the product lacks it.
+    /// Bitbucket's descriptor is the catalogue's entry unchanged.
+    pub fn describe(&self, product: Product) -> Option<Descriptor<'_>> {
+        if !self.products.contains(&product) {
+            return None;
+        }
+        Some(Descriptor {
+            family: self,
+            name: self.name_for(product),
+            help: self.help_for(product),
+        })
+    }
+
+    /// One of the exporter's own families (`bitbucket_zdu_exporter_*`, `process_*`) as
+    /// written: named and described as catalogued, whatever the targets' products.
+    pub fn own(&self) -> Descriptor<'_> {
+        debug_assert!(self.products.is_empty(), "{} is a target family", self.name);
+        Descriptor {
+            family: self,
+            name: Cow::Borrowed(self.name),
+            help: Cow::Borrowed(self.help),
+        }
+    }
+
+    /// The family's name for a target of `product`: the `bitbucket_zdu` prefix becomes the
+    /// product's; the exporter's own families keep theirs.
+    pub fn name_for(&self, product: Product) -> Cow<'static, str> {
+        match self.name.strip_prefix("bitbucket_zdu") {
+            Some(rest) if !self.products.is_empty() && product != Product::Bitbucket => {
+                Cow::Owned(format!("{}{rest}", product.metric_prefix()))
+            }
+            _ => Cow::Borrowed(self.name),
+        }
+    }
+
+    /// The family's help for a target of `product`. The catalogue writes Bitbucket's text;
+    /// another product's names the product instead of Bitbucket, its own family names
+    /// instead of `bitbucket_zdu_*`, and its own endpoints instead of `/rest/zdu/...`
+    /// ([`Product::cluster_endpoints`], [`Product::state_endpoint`]). The exporter's own
+    /// families keep their text.
+    pub fn help_for(&self, product: Product) -> Cow<'static, str> {
+        if product == Product::Bitbucket || self.products.is_empty() {
+            return Cow::Borrowed(self.help);
+        }
+        Cow::Owned(
+            self.help
+                .replace("bitbucket_zdu", product.metric_prefix())
+                .replace("Bitbucket", product.title())
+                .replace("/rest/zdu/cluster", product.cluster_endpoints())
+                .replace("/rest/zdu/state", product.state_endpoint()),
+        )
+    }
+
     /// The sample name as written in PromQL: counters with `_total`; a histogram by its
     /// family name (its samples add `_bucket`, `_sum` and `_count`).
     pub fn sample_name(&self) -> String {

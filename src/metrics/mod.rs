@@ -29,8 +29,10 @@ pub mod target;
 pub mod upgrade;
 
 pub use catalogue::{Family, Group, Kind};
-pub(crate) use encode::extra_state_label;
-pub use encode::{bit, counters, gauges, one_hot, sanitize_state, unlabelled, Sample};
+pub use encode::{
+    bit, counters, gauges, named_one_hot, one_hot, sanitize_state, unlabelled, Sample,
+};
 pub use exporter::ExporterCollector;
 pub use exposition::{render, render_families, Format, OPENMETRICS, TEXT_004};
+pub use family::Descriptor;
 pub use target::{encode_target, SnapshotCollector, TargetCollector};

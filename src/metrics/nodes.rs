@@ -11,36 +11,54 @@ use super::catalogue::{
     NODE_ACTIVE_TASKS, NODE_ACTIVE_USERS, NODE_ALIVE, NODE_FINALIZATION_ERRORS, NODE_GHOST,
     NODE_INFO, NODE_NAME_OFFLINE_SINCE, NODE_STATE, NODE_STATE_ENTERED,
 };
-use super::{bit, extra_state_label, gauges, unlabelled, Sample};
+use super::encode::named_one_hot;
+use super::{bit, gauges, unlabelled, Sample};
 use crate::model::{Cluster, NodeState, Product};
 use crate::snapshot::ClusterObservation;
 
-/// Writes the nodes group from a fresh cluster view.
-pub fn encode(enc: &mut DescriptorEncoder<'_>, view: &ClusterObservation) -> fmt::Result {
+/// The `state` label of a node whose state is null.
+const NULL_STATE: &str = "UNKNOWN";
+
+/// Writes the nodes group of a target of `product` from a fresh cluster view: the state
+/// families over the product's node states ([`Product::node_states`]), and every family the
+/// catalogue's product table gives the product.
+pub fn encode(
+    enc: &mut DescriptorEncoder<'_>,
+    product: Product,
+    view: &ClusterObservation,
+) -> fmt::Result {
     let c = &view.cluster;
-    gauges(enc, &NODES, &per_state(c))?;
+    gauges(enc, NODES.describe(product), &per_state(product, c))?;
     let ids = node_ids(c);
-    gauges(enc, &NODE_INFO, &info(c, &ids))?;
-    gauges(enc, &NODE_STATE, &node_state(c, &ids))?;
+    gauges(enc, NODE_INFO.describe(product), &info(c, &ids))?;
+    gauges(
+        enc,
+        NODE_STATE.describe(product),
+        &node_state(product, c, &ids),
+    )?;
     let entered: Vec<Sample<f64>> = view
         .node_since
         .iter()
         .zip(&ids)
         .map(|(since, id)| (id.clone(), *since))
         .collect();
-    gauges(enc, &NODE_STATE_ENTERED, &entered)?;
+    gauges(enc, NODE_STATE_ENTERED.describe(product), &entered)?;
     let ghost: Vec<Sample<f64>> = ids
         .iter()
         .enumerate()
         .map(|(i, id)| (id.clone(), bit(view.figures.ghosts.contains(&i))))
         .collect();
-    gauges(enc, &NODE_GHOST, &ghost)?;
+    gauges(enc, NODE_GHOST.describe(product), &ghost)?;
     let offline_names: Vec<Sample<f64>> = view
         .names_offline
         .iter()
         .map(|(name, since)| (vec![name.clone()], *since))
         .collect();
-    gauges(enc, &NODE_NAME_OFFLINE_SINCE, &offline_names)?;
+    gauges(
+        enc,
+        NODE_NAME_OFFLINE_SINCE.describe(product),
+        &offline_names,
+    )?;
     let per_node = |count: fn(&crate::model::Node) -> Option<u64>| -> Vec<Sample<f64>> {
         c.nodes
             .iter()
@@ -48,23 +66,37 @@ pub fn encode(enc: &mut DescriptorEncoder<'_>, view: &ClusterObservation) -> fmt
             .filter_map(|(n, id)| count(n).map(|v| (id.clone(), v as f64)))
             .collect()
     };
-    gauges(enc, &NODE_ACTIVE_TASKS, &per_node(|n| n.tasks_total))?;
-    gauges(enc, &NODE_ACTIVE_USERS, &per_node(|n| n.active_user_count))?;
-    let f = &view.figures;
     gauges(
         enc,
-        &DISTINCT_VERSIONS,
-        &unlabelled(f.distinct_versions as f64),
+        NODE_ACTIVE_TASKS.describe(product),
+        &per_node(|n| n.tasks_total),
     )?;
-    gauges(enc, &NODES_UPGRADED, &unlabelled(f.nodes_upgraded as f64))?;
-    gauges(enc, &GHOST_NODES, &unlabelled(f.ghosts.len() as f64))?;
-    extras(enc, view, &ids)
+    gauges(
+        enc,
+        NODE_ACTIVE_USERS.describe(product),
+        &per_node(|n| n.active_user_count),
+    )?;
+    let f = &view.figures;
+    let figure = |v: usize| unlabelled(v as f64);
+    gauges(
+        enc,
+        DISTINCT_VERSIONS.describe(product),
+        &figure(f.distinct_versions),
+    )?;
+    gauges(
+        enc,
+        NODES_UPGRADED.describe(product),
+        &figure(f.nodes_upgraded),
+    )?;
+    gauges(enc, GHOST_NODES.describe(product), &figure(f.ghosts.len()))?;
+    extras(enc, product, view, &ids)
 }
 
-/// Confluence's and Jira's own families, from the observation's extras: nothing for
-/// Bitbucket (no extras, no samples, no family).
+/// The families of what only some products report, from the observation's extras (the
+/// product table names the products; Bitbucket has no extras, hence no samples).
 fn extras(
     enc: &mut DescriptorEncoder<'_>,
+    product: Product,
     view: &ClusterObservation,
     ids: &[Vec<String>],
 ) -> fmt::Result {
@@ -75,7 +107,7 @@ fn extras(
         .into_iter()
         .map(|v| (Vec::new(), v))
         .collect();
-    gauges(enc, &HAS_FINALIZATION_TASKS, &has)?;
+    gauges(enc, HAS_FINALIZATION_TASKS.describe(product), &has)?;
     let per_node = |get: fn(&crate::model::extras::NodeExtras) -> Option<f64>| -> Vec<Sample<f64>> {
         ids.iter()
             .enumerate()
@@ -84,10 +116,14 @@ fn extras(
     };
     gauges(
         enc,
-        &NODE_FINALIZATION_ERRORS,
+        NODE_FINALIZATION_ERRORS.describe(product),
         &per_node(|e| e.finalization_errors.map(|n| n as f64)),
     )?;
-    gauges(enc, &NODE_ALIVE, &per_node(|e| e.alive.map(bit)))
+    gauges(
+        enc,
+        NODE_ALIVE.describe(product),
+        &per_node(|e| e.alive.map(bit)),
+    )
 }
 
 /// The `node_id`, `node_name` label values of each node entry, in entry order.
@@ -99,60 +135,35 @@ fn node_ids(c: &Cluster) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Node entries per known state (every known state present), then per extra state label.
-/// The `state` label of a node for `product`: `None` when the product knows the state
-/// (listed in [`crate::model::Product::node_states`]), else the sanitised value or `UNKNOWN`.
-fn product_extra_label(product: Product, state: &Option<NodeState>) -> Option<String> {
-    match state {
-        Some(s) if product.node_states().contains(&s.as_str()) => None,
-        Some(s) => Some(super::sanitize_state(s.as_str())),
-        None => Some("UNKNOWN".to_string()),
-    }
+/// The one-hot `state` samples of one node entry over `product`'s node states.
+fn one_node(product: Product, state: &Option<NodeState>) -> Vec<Sample<f64>> {
+    named_one_hot(
+        product.node_states(),
+        state.as_ref().map(NodeState::as_str),
+        Some(NULL_STATE),
+    )
 }
 
-fn per_state(c: &Cluster) -> Vec<Sample<f64>> {
-    let product = super::encode::current_product();
-    if product != Product::Bitbucket {
-        let mut out: Vec<Sample<f64>> = product
-            .node_states()
-            .iter()
-            .map(|s| {
-                let n = c
-                    .nodes
-                    .iter()
-                    .filter(|n| n.state.as_ref().map(NodeState::as_str) == Some(*s))
-                    .count();
-                (vec![s.to_string()], n as f64)
-            })
-            .collect();
-        let mut extra: BTreeMap<String, usize> = BTreeMap::new();
-        for label in c
-            .nodes
-            .iter()
-            .filter_map(|n| product_extra_label(product, &n.state))
-        {
-            *extra.entry(label).or_insert(0) += 1;
+/// Node entries per state of `product` (every one present), then per other label (a value
+/// the product does not list, sanitised, or the null state), in label order.
+fn per_state(product: Product, c: &Cluster) -> Vec<Sample<f64>> {
+    let known = product.node_states();
+    let mut counts = vec![0usize; known.len()];
+    let mut other: BTreeMap<String, usize> = BTreeMap::new();
+    for n in &c.nodes {
+        for (i, (label, on)) in one_node(product, &n.state).into_iter().enumerate() {
+            match counts.get_mut(i) {
+                Some(count) => *count += usize::from(on > 0.0),
+                None => *other.entry(label.concat()).or_insert(0) += 1,
+            }
         }
-        out.extend(extra.into_iter().map(|(label, n)| (vec![label], n as f64)));
-        return out;
     }
-    let mut out: Vec<Sample<f64>> = NodeState::KNOWN
+    let known = known
         .iter()
-        .map(|s| {
-            let n = c
-                .nodes
-                .iter()
-                .filter(|n| n.state.as_ref() == Some(s))
-                .count();
-            (vec![s.as_str().to_string()], n as f64)
-        })
-        .collect();
-    let mut extra: BTreeMap<String, usize> = BTreeMap::new();
-    for label in c.nodes.iter().filter_map(|n| extra_state_label(&n.state)) {
-        *extra.entry(label).or_insert(0) += 1;
-    }
-    out.extend(extra.into_iter().map(|(label, n)| (vec![label], n as f64)));
-    out
+        .zip(counts)
+        .map(|(s, n)| (vec![s.to_string()], n as f64));
+    let other = other.into_iter().map(|(label, n)| (vec![label], n as f64));
+    known.chain(other).collect()
 }
 
 fn info(c: &Cluster, ids: &[Vec<String>]) -> Vec<Sample<f64>> {
@@ -170,34 +181,15 @@ fn info(c: &Cluster, ids: &[Vec<String>]) -> Vec<Sample<f64>> {
         .collect()
 }
 
-fn node_state(c: &Cluster, ids: &[Vec<String>]) -> Vec<Sample<f64>> {
-    let with_state = |id: &[String], state: String| {
-        let mut l = id.to_vec();
-        l.push(state);
-        l
-    };
-    let mut out = Vec::new();
-    let product = super::encode::current_product();
-    if product != Product::Bitbucket {
-        for (n, id) in c.nodes.iter().zip(ids) {
-            for s in product.node_states() {
-                let on = bit(n.state.as_ref().map(NodeState::as_str) == Some(*s));
-                out.push((with_state(id, s.to_string()), on));
-            }
-            if let Some(label) = product_extra_label(product, &n.state) {
-                out.push((with_state(id, label), 1.0));
-            }
-        }
-        return out;
-    }
-    for (n, id) in c.nodes.iter().zip(ids) {
-        for s in NodeState::KNOWN {
-            let on = bit(n.state.as_ref() == Some(s));
-            out.push((with_state(id, s.as_str().to_string()), on));
-        }
-        if let Some(label) = extra_state_label(&n.state) {
-            out.push((with_state(id, label), 1.0));
-        }
-    }
-    out
+/// One sample per node entry and state of `product`, then the node's other label if any.
+fn node_state(product: Product, c: &Cluster, ids: &[Vec<String>]) -> Vec<Sample<f64>> {
+    c.nodes
+        .iter()
+        .zip(ids)
+        .flat_map(|(n, id)| {
+            one_node(product, &n.state)
+                .into_iter()
+                .map(move |(state, v)| ([id.as_slice(), &state].concat(), v))
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@ use super::catalogue::{
     UNKNOWN_ENUM_VALUES,
 };
 use super::{counters, gauges, sanitize_state, unlabelled, Sample};
-use crate::model::ClusterState;
+use crate::model::{ClusterState, Product};
 use crate::snapshot::TargetSnapshot;
 
 /// The `field` values of `bitbucket_zdu_unknown_enum_values_total`, all present from the start.
@@ -50,6 +50,7 @@ pub fn transition_samples(
 /// Writes the polls group; `interval` is the target's configured poll interval.
 pub fn encode(
     enc: &mut DescriptorEncoder<'_>,
+    product: Product,
     snap: &TargetSnapshot,
     interval: std::time::Duration,
 ) -> fmt::Result {
@@ -57,7 +58,11 @@ pub fn encode(
         .into_iter()
         .map(|((from, to), n)| (vec![from, to], n))
         .collect();
-    counters(enc, &CLUSTER_STATE_TRANSITIONS, &transitions)?;
+    counters(
+        enc,
+        CLUSTER_STATE_TRANSITIONS.describe(product),
+        &transitions,
+    )?;
     let unknown: Vec<Sample<u64>> = UNKNOWN_FIELDS
         .iter()
         .map(|f| {
@@ -65,7 +70,7 @@ pub fn encode(
             (vec![f.to_string()], n)
         })
         .collect();
-    counters(enc, &UNKNOWN_ENUM_VALUES, &unknown)?;
+    counters(enc, UNKNOWN_ENUM_VALUES.describe(product), &unknown)?;
 
     let ep = |ep: crate::snapshot::Endpoint| vec![ep.as_str().to_string()];
     let durations: Vec<Sample<f64>> = snap
@@ -73,14 +78,18 @@ pub fn encode(
         .iter()
         .filter_map(|(e, s)| s.last_duration_seconds.map(|d| (ep(e), d)))
         .collect();
-    gauges(enc, &POLL_INTERVAL, &unlabelled(interval.as_secs_f64()))?;
-    gauges(enc, &POLL_DURATION, &durations)?;
+    gauges(
+        enc,
+        POLL_INTERVAL.describe(product),
+        &unlabelled(interval.as_secs_f64()),
+    )?;
+    gauges(enc, POLL_DURATION.describe(product), &durations)?;
     let polls: Vec<Sample<u64>> = snap
         .endpoints
         .iter()
         .map(|(e, s)| (ep(e), s.polls_total))
         .collect();
-    counters(enc, &POLLS, &polls)?;
+    counters(enc, POLLS.describe(product), &polls)?;
     let errors: Vec<Sample<u64>> = snap
         .endpoints
         .iter()
@@ -90,13 +99,13 @@ pub fn encode(
                 .map(move |(reason, n)| (vec![e.as_str().to_string(), reason.to_string()], *n))
         })
         .collect();
-    counters(enc, &POLL_ERRORS, &errors)?;
+    counters(enc, POLL_ERRORS.describe(product), &errors)?;
     let success: Vec<Sample<f64>> = snap
         .endpoints
         .iter()
         .filter_map(|(e, s)| s.last_success_timestamp.map(|t| (ep(e), t)))
         .collect();
-    gauges(enc, &LAST_POLL_SUCCESS, &success)
+    gauges(enc, LAST_POLL_SUCCESS.describe(product), &success)
 }
 
 #[cfg(test)]

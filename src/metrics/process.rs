@@ -22,21 +22,25 @@ pub fn encode(enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
     let tps = procfs::ticks_per_second() as f64;
     if let Ok(stat) = me.stat() {
         let cpu = (stat.utime + stat.stime) as f64 / tps;
-        counters(enc, &PROCESS_CPU, &unlabelled(cpu))?;
+        counters(enc, PROCESS_CPU.own(), &unlabelled(cpu))?;
         let rss = (stat.rss * procfs::page_size()) as f64;
-        gauges(enc, &PROCESS_RESIDENT_MEMORY, &unlabelled(rss))?;
-        gauges(enc, &PROCESS_VIRTUAL_MEMORY, &unlabelled(stat.vsize as f64))?;
+        gauges(enc, PROCESS_RESIDENT_MEMORY.own(), &unlabelled(rss))?;
+        gauges(
+            enc,
+            PROCESS_VIRTUAL_MEMORY.own(),
+            &unlabelled(stat.vsize as f64),
+        )?;
         if let Ok(boot) = procfs::boot_time_secs() {
             let start = boot as f64 + stat.starttime as f64 / tps;
-            gauges(enc, &PROCESS_START_TIME, &unlabelled(start))?;
+            gauges(enc, PROCESS_START_TIME.own(), &unlabelled(start))?;
         }
     }
     if let Ok(n) = me.fd_count() {
-        gauges(enc, &PROCESS_OPEN_FDS, &unlabelled(n as f64))?;
+        gauges(enc, PROCESS_OPEN_FDS.own(), &unlabelled(n as f64))?;
     }
     if let Ok(limits) = me.limits() {
         if let procfs::process::LimitValue::Value(v) = limits.max_open_files.soft_limit {
-            gauges(enc, &PROCESS_MAX_FDS, &unlabelled(v as f64))?;
+            gauges(enc, PROCESS_MAX_FDS.own(), &unlabelled(v as f64))?;
         }
     }
     Ok(())

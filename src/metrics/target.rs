@@ -36,7 +36,9 @@ impl Collector for TargetCollector {
     }
 }
 
-/// Writes the metrics of one target from `snap` and its `config` as seen at `now`. The output
+/// Writes the metrics of one target from `snap` and its `config` as seen at `now`, each
+/// family named and described for the target's product and only if the product has it
+/// ([`super::Family::describe`]). The output
 /// depends on `now` only through the freshness verdict ([`super::cache::Verdict`]): that is what
 /// lets [`super::cache`] keep it until the snapshot, the config or the verdict changes. A family
 /// may read the snapshot and the config (e.g. the poll interval); one whose value depends
@@ -47,17 +49,17 @@ pub fn encode_target(
     config: &TargetConfig,
     now: Instant,
 ) -> fmt::Result {
-    let _prefix = super::encode::product_scope(config.product());
+    let product = config.product();
     let health = snap.health(now);
-    cluster::encode(enc, health)?;
+    cluster::encode(enc, product, health)?;
     if let Some(view) = health.cluster() {
-        nodes::encode(enc, view)?;
+        nodes::encode(enc, product, view)?;
     }
     if let Some(r) = snap.fresh_responder(now) {
-        responder::encode(enc, r)?;
+        responder::encode(enc, product, r)?;
     }
-    polls::encode(enc, snap, config.poll_interval())?;
-    upgrade::encode(enc, &snap.progress, health.is_up())
+    polls::encode(enc, product, snap, config.poll_interval())?;
+    upgrade::encode(enc, product, &snap.progress, health.is_up())
 }
 
 /// The metrics of one fixed snapshot and config at a fixed instant (what [`super::cache`] renders).

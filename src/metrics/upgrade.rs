@@ -12,32 +12,50 @@ use super::catalogue::{
     UPGRADE_NODES_DONE, UPGRADE_STARTED,
 };
 use super::{counters, gauges, unlabelled, Kind};
+use crate::model::Product;
 use crate::tracker::progress::{DurationHistogram, Progress, UpgradeResult};
 
-/// Writes the upgrade group; `fresh` says whether the cluster data is fresh (the in-flight
-/// figures are served only then).
-pub fn encode(enc: &mut DescriptorEncoder<'_>, progress: &Progress, fresh: bool) -> fmt::Result {
+/// Writes the upgrade group of a target of `product`; `fresh` says whether the cluster data
+/// is fresh (the in-flight figures are served only then).
+pub fn encode(
+    enc: &mut DescriptorEncoder<'_>,
+    product: Product,
+    progress: &Progress,
+    fresh: bool,
+) -> fmt::Result {
     if let Some(u) = progress.current.as_ref().filter(|_| fresh) {
-        gauges(enc, &UPGRADE_STARTED, &unlabelled(u.started))?;
-        gauges(enc, &UPGRADE_NODES, &unlabelled(u.nodes_total() as f64))?;
-        gauges(enc, &UPGRADE_NODES_DONE, &unlabelled(u.nodes_done() as f64))?;
+        gauges(
+            enc,
+            UPGRADE_STARTED.describe(product),
+            &unlabelled(u.started),
+        )?;
+        gauges(
+            enc,
+            UPGRADE_NODES.describe(product),
+            &unlabelled(u.nodes_total() as f64),
+        )?;
+        gauges(
+            enc,
+            UPGRADE_NODES_DONE.describe(product),
+            &unlabelled(u.nodes_done() as f64),
+        )?;
         if let Some(eta) = u.estimated_completion() {
-            gauges(enc, &UPGRADE_ETA, &unlabelled(eta))?;
+            gauges(enc, UPGRADE_ETA.describe(product), &unlabelled(eta))?;
         }
     }
     let results: Vec<(Vec<String>, u64)> = UpgradeResult::ALL
         .iter()
         .map(|r| (vec![r.as_str().to_string()], progress.results.get(*r)))
         .collect();
-    counters(enc, &UPGRADES, &results)?;
+    counters(enc, UPGRADES.describe(product), &results)?;
     if let Some(last) = progress.last() {
         gauges(
             enc,
-            &LAST_UPGRADE_DURATION,
+            LAST_UPGRADE_DURATION.describe(product),
             &unlabelled(last.duration_seconds()),
         )?;
     }
-    histogram(enc, &progress.node_durations)
+    histogram(enc, product, &progress.node_durations)
 }
 
 /// A histogram read from persisted counts.
@@ -53,10 +71,15 @@ impl EncodeMetric for ConstHistogram<'_> {
     }
 }
 
-fn histogram(enc: &mut DescriptorEncoder<'_>, h: &DurationHistogram) -> fmt::Result {
-    let family = &NODE_UPGRADE_DURATION;
-    debug_assert_eq!(family.kind, Kind::Histogram);
-    let name = super::encode::family_name(family);
-    let m = enc.encode_descriptor(&name, family.help, None, family.kind.metric_type())?;
+fn histogram(
+    enc: &mut DescriptorEncoder<'_>,
+    product: Product,
+    h: &DurationHistogram,
+) -> fmt::Result {
+    let Some(d) = NODE_UPGRADE_DURATION.describe(product) else {
+        return Ok(());
+    };
+    debug_assert_eq!(d.family.kind, Kind::Histogram);
+    let m = enc.encode_descriptor(&d.name, &d.help, None, d.family.kind.metric_type())?;
     ConstHistogram(h).encode(m)
 }

@@ -67,6 +67,24 @@ impl Product {
         }
     }
 
+    /// The endpoints (from the site root) of one cluster reading, as help texts name them:
+    /// `/rest/zdu/cluster`, or Jira's state and node list.
+    pub fn cluster_endpoints(self) -> &'static str {
+        match self {
+            Product::Bitbucket | Product::Confluence => "/rest/zdu/cluster",
+            Product::Jira => "/rest/api/2/cluster/zdu/state and /rest/api/2/cluster/nodes",
+        }
+    }
+
+    /// The endpoint (from the site root) of the cluster-state reading: `/rest/zdu/state`, or
+    /// Jira's `/rest/api/2/cluster/zdu/state`.
+    pub fn state_endpoint(self) -> &'static str {
+        match self {
+            Product::Bitbucket | Product::Confluence => "/rest/zdu/state",
+            Product::Jira => "/rest/api/2/cluster/zdu/state",
+        }
+    }
+
     /// The node states the product knows, in lifecycle order: the `state` values of its
     /// `_node_state` and `_nodes` families (any other value is counted as unknown, never
     /// fatal). Confluence has no DRAINING and two finalization states; Jira has its own set.

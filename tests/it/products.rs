@@ -10,9 +10,10 @@ use axum::routing::get;
 use axum::Router;
 use bitbucket_zdu_exporter::api;
 use bitbucket_zdu_exporter::config::TargetConfig;
+use bitbucket_zdu_exporter::metrics::catalogue;
 use bitbucket_zdu_exporter::model::Product;
 
-use crate::common::poller;
+use crate::common::{poller, value};
 
 /// What the fake upstream answers on each path: (status, body).
 #[derive(Default)]
@@ -21,6 +22,14 @@ struct Answers {
     jira_nodes: (u16, String),
     zdu_cluster: (u16, String),
     zdu_state: (u16, String),
+    /// Requests served per path, in order of arrival.
+    hits: Vec<&'static str>,
+}
+
+impl Answers {
+    fn hits(&self, path: &str) -> usize {
+        self.hits.iter().filter(|h| **h == path).count()
+    }
 }
 
 type Shared = Arc<Mutex<Answers>>;
@@ -38,19 +47,35 @@ async fn upstream(answers: Shared) -> String {
     let app = Router::new()
         .route(
             "/ctx/rest/api/2/cluster/zdu/state",
-            get(|State(s): State<Shared>| async move { reply(&s.lock().unwrap().jira_state) }),
+            get(|State(s): State<Shared>| async move {
+                let mut a = s.lock().unwrap();
+                a.hits.push("jira_state");
+                reply(&a.jira_state)
+            }),
         )
         .route(
             "/ctx/rest/api/2/cluster/nodes",
-            get(|State(s): State<Shared>| async move { reply(&s.lock().unwrap().jira_nodes) }),
+            get(|State(s): State<Shared>| async move {
+                let mut a = s.lock().unwrap();
+                a.hits.push("jira_nodes");
+                reply(&a.jira_nodes)
+            }),
         )
         .route(
             "/ctx/rest/zdu/cluster",
-            get(|State(s): State<Shared>| async move { reply(&s.lock().unwrap().zdu_cluster) }),
+            get(|State(s): State<Shared>| async move {
+                let mut a = s.lock().unwrap();
+                a.hits.push("zdu_cluster");
+                reply(&a.zdu_cluster)
+            }),
         )
         .route(
             "/ctx/rest/zdu/state",
-            get(|State(s): State<Shared>| async move { reply(&s.lock().unwrap().zdu_state) }),
+            get(|State(s): State<Shared>| async move {
+                let mut a = s.lock().unwrap();
+                a.hits.push("zdu_state");
+                reply(&a.zdu_state)
+            }),
         )
         .with_state(answers);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,6 +104,52 @@ fn jira_node(id: &str, state: &str, alive: bool, version: &str) -> String {
     format!(
         r#"{{"nodeId":"{id}","state":"{state}","alive":{alive},"ip":"10.0.0.1","cacheListenerPort":40001,"nodeBuildNumber":1,"nodeVersion":"{version}","lastStateChangeTimestamp":1700000000000}}"#
     )
+}
+
+/// A Jira poll reads `zdu/state` once: that answer makes both the cluster reading and the
+/// state reading, whose statistics still count one poll each; a failed state call fails both.
+#[tokio::test]
+async fn a_jira_poll_reads_the_cluster_state_once() {
+    use bitbucket_zdu_exporter::metrics::Format;
+
+    let answers: Shared = Arc::default();
+    let url = upstream(answers.clone()).await;
+    let (shared, mut p) = poller(target("jira", &url, Product::Jira));
+    {
+        let mut a = answers.lock().unwrap();
+        a.jira_state = jira_state("MIXED", "9.4.30");
+        a.jira_nodes = (
+            200,
+            format!("[{}]", jira_node("node1", "ACTIVE", true, "9.12.24")),
+        );
+    }
+    for polls in 1..=3 {
+        p.poll_once().await;
+        let a = answers.lock().unwrap();
+        assert_eq!(a.hits("jira_state"), polls, "{:?}", a.hits);
+        assert_eq!(a.hits("jira_nodes"), polls, "{:?}", a.hits);
+        assert_eq!(
+            a.hits.len(),
+            2 * polls,
+            "nothing else is read: {:?}",
+            a.hits
+        );
+    }
+    let text = crate::common::render_target(&shared, Format::Text004);
+    for endpoint in ["cluster", "state"] {
+        let polls = value(&text, "jira_zdu_polls_total", &[("endpoint", endpoint)]);
+        assert_eq!(polls, Some(3.0), "{endpoint}: {text}");
+    }
+    assert!(api::view(&shared).up);
+    answers.lock().unwrap().jira_state = (500, "{}".into());
+    p.poll_once().await;
+    let text = crate::common::render_target(&shared, Format::Text004);
+    for endpoint in ["cluster", "state"] {
+        let labels = [("endpoint", endpoint), ("reason", "server_error")];
+        let errors = value(&text, "jira_zdu_poll_errors_total", &labels);
+        assert_eq!(errors, Some(1.0), "{endpoint}: {text}");
+    }
+    assert_eq!(answers.lock().unwrap().hits("jira_state"), 4);
 }
 
 #[tokio::test]
@@ -256,16 +327,20 @@ async fn each_product_gets_its_own_metric_prefix_and_bitbucket_keeps_its_own() {
         families(bb, "bitbucket_zdu"),
         families(wiki, "confluence_zdu")
     );
-    // Jira is MIXED: its upgrade families come on top of the STABLE ones.
+    // Jira is MIXED: its upgrade families come on top of the STABLE ones, except those the
+    // catalogue's product table does not give Jira (no node answers its state call, no tasks
+    // or users per node).
     let jira_families = families(jira, "jira_zdu");
+    let lacks = |f: &str| {
+        catalogue::ALL.iter().any(|c| {
+            c.name.replacen("bitbucket_zdu", "P", 1) == f && !c.products.contains(&Product::Jira)
+        })
+    };
     for f in families(bb, "bitbucket_zdu") {
-        assert!(jira_families.contains(&f), "{f} missing from {jira}");
+        assert_eq!(jira_families.contains(&f), !lacks(&f), "{f} in {jira}");
     }
-    for f in [
-        "P_original_version_info",
-        "P_responder_state",
-        "P_upgrade_nodes",
-    ] {
+    assert!(lacks("P_responder_state") && lacks("P_node_active_tasks"));
+    for f in ["P_original_version_info", "P_upgrade_nodes"] {
         assert!(
             jira_families.iter().any(|j| j == f),
             "{f} missing from {jira}"
