@@ -38,14 +38,38 @@ pub struct NodeView {
     /// When the node entry entered its current state, as first seen (unix seconds); null when
     /// not known. Jira's own `lastStateChangeTimestamp` when it gives one.
     pub state_since: Option<f64>,
-    /// Jira only: the node's heartbeat (`alive`; ACTIVE and false is "no heartbeat"). Left
-    /// out for other products.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The node's heartbeat (Jira's `alive`; ACTIVE and false is "no heartbeat"); null for
+    /// the products without one (Bitbucket, Confluence) and when Jira leaves it out. Read
+    /// as null from an exporter that did not send it.
+    #[serde(default)]
     pub alive: Option<bool>,
-    /// Confluence only: errors of the node's last finalization run. Left out for other
-    /// products.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Errors of the node's last finalization run (Confluence's `finalization.errors`);
+    /// null for the products without one (Bitbucket, Jira) and when Confluence leaves it
+    /// out. Read as null from an exporter that did not send it.
+    #[serde(default)]
     pub finalization_errors: Option<u64>,
+}
+
+impl NodeView {
+    /// What a reader appends to the node's name, the same on the landing page, `/upgrade`
+    /// and in `status`: ` (ghost)`, ` (no heartbeat)` for a node not OFFLINE whose heartbeat
+    /// is false, ` (N finalization errors)` when there are some; empty for none of these (so
+    /// a Bitbucket node reads as it always did).
+    pub fn marks(&self) -> String {
+        let mut out = String::new();
+        if self.ghost {
+            out.push_str(" (ghost)");
+        }
+        if self.alive == Some(false) && self.state.as_deref() != Some("OFFLINE") {
+            out.push_str(" (no heartbeat)");
+        }
+        match self.finalization_errors {
+            Some(1) => out.push_str(" (1 finalization error)"),
+            Some(n) if n > 1 => out.push_str(&format!(" ({n} finalization errors)")),
+            _ => {}
+        }
+        out
+    }
 }
 
 /// The node to stop next.

@@ -340,7 +340,7 @@ pub fn report(v: &TargetView) -> String {
             n.version.as_deref().unwrap_or("-"),
             or_dash(&n.active_users),
             or_dash(&n.tasks),
-            if n.ghost { " (ghost)" } else { "" }
+            n.marks()
         ));
     }
     if let Some(next) = &v.next_node {

@@ -67,10 +67,10 @@ fn node_table(v: &TargetView) -> Option<Table> {
         .iter()
         .map(|n| {
             let since = n.state_since.unwrap_or(v.generated_at);
-            let ghost = if n.ghost { " (ghost)" } else { "" };
+            let marks = n.marks();
             let in_state = std::time::Duration::from_secs((v.generated_at - since).max(0.0) as u64);
             vec![
-                Cell::text(format!("{}{ghost}", n.name.as_deref().unwrap_or(""))),
+                Cell::text(format!("{}{marks}", n.name.as_deref().unwrap_or(""))),
                 Cell::text(n.address.clone()),
                 Cell::text(n.state.as_deref().unwrap_or("(none)")),
                 Cell::text(n.version.as_deref().unwrap_or("–")),

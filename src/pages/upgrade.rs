@@ -290,7 +290,7 @@ fn nodes_table(out: &mut String, v: &TargetView) {
     for n in &v.nodes {
         let _ = writeln!(
             out,
-            "<tr class=\"node\" data-node=\"{name}\"><td>{name}{ghost}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"node\" data-node=\"{name}\"><td>{name}{marks}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&n.address),
             esc(&opt(&n.state)),
             esc(&opt(&n.version)),
@@ -298,7 +298,7 @@ fn nodes_table(out: &mut String, v: &TargetView) {
             esc(&opt(&n.tasks)),
             esc(&n.state_since.map(fmt_ts).unwrap_or_else(|| "–".into())),
             name = esc(n.name.as_deref().unwrap_or(&n.id)),
-            ghost = if n.ghost { " (ghost)" } else { "" },
+            marks = esc(&n.marks()),
         );
     }
     out.push_str("</table>\n");

@@ -10,7 +10,7 @@ use crate::model::{ClusterState, NodeState};
 pub struct SimNode {
     /// Node id, as in `/rest/zdu/nodes/{id}`.
     pub id: String,
-    /// Node name (`bitbucket-0`, …).
+    /// Node name (`bitbucket-0`, `confluence-0`, `jira-0`, …).
     pub name: String,
     /// IP address.
     pub ip: String,
@@ -86,8 +86,15 @@ pub fn next_version(v: &str) -> String {
 }
 
 impl SimCluster {
-    /// `n` ACTIVE nodes on `version`, named like Helm StatefulSet pods.
+    /// `n` ACTIVE Bitbucket nodes on `version`, named like Helm StatefulSet pods
+    /// (`bitbucket-0`, …).
     pub fn new(n: usize, version: &str) -> Self {
+        SimCluster::for_product(crate::model::Product::Bitbucket, n, version)
+    }
+
+    /// `n` ACTIVE nodes of `product` on `version`, named like the product's Helm
+    /// StatefulSet pods: `bitbucket-0`, `confluence-0`, `jira-0`, ….
+    pub fn for_product(product: crate::model::Product, n: usize, version: &str) -> Self {
         let nodes = (0..n)
             .map(|i| SimNode {
                 id: format!(
@@ -95,7 +102,7 @@ impl SimCluster {
                     0x5eed0000u32 + i as u32,
                     i + 1
                 ),
-                name: format!("bitbucket-{i}"),
+                name: format!("{product}-{i}"),
                 ip: format!("10.0.0.{}", 10 + i),
                 port: 5701,
                 state: NodeState::Active,

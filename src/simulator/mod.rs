@@ -130,7 +130,7 @@ impl Simulator {
             }
             None => None,
         };
-        let mut cluster = SimCluster::new(args.nodes.clamp(2, 12), "8.19.0");
+        let mut cluster = SimCluster::for_product(args.product, args.nodes.clamp(2, 12), "8.19.0");
         cluster.not_clustered = args.scenario == Scenario::NotClustered;
         Ok(Arc::new(Simulator {
             cluster: Mutex::new(cluster),

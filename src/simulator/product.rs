@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn confluence_shape_and_quirks() {
-        let mut c = SimCluster::new(3, "9.2.13");
+        let mut c = SimCluster::for_product(crate::model::Product::Confluence, 3, "9.2.13");
         c.nodes[0].state = NodeState::Draining;
         c.nodes[1].state = NodeState::Terminating;
         c.finalization = Finalization::Failed;
@@ -134,6 +134,7 @@ mod tests {
         assert_eq!(v["hasFinalizationTasks"], true);
         let nodes = v["nodes"].as_array().unwrap();
         assert!(nodes.iter().all(|n| n.get("portNumber").is_none()));
+        assert_eq!(nodes[2]["name"], "confluence-2");
         let states: Vec<&Value> = nodes.iter().map(|n| &n["state"]).collect();
         assert!(states.contains(&&Value::Null), "{states:?}");
         assert!(!states.contains(&&json!("DRAINING")), "{states:?}");
@@ -146,7 +147,7 @@ mod tests {
 
     #[test]
     fn jira_shape_and_quirks() {
-        let mut c = SimCluster::new(2, "9.4.30");
+        let mut c = SimCluster::for_product(crate::model::Product::Jira, 2, "9.4.30");
         c.start().unwrap();
         c.nodes[0].version = Some("9.12.24".into());
         c.nodes[1].state = NodeState::Terminating;
@@ -159,6 +160,10 @@ mod tests {
         let n = jira_nodes(&c);
         let n = n.as_array().unwrap();
         assert_eq!(n.len(), 3, "with the lingering OFFLINE entry");
+        assert_eq!(
+            (&n[0]["nodeId"], &n[1]["nodeId"]),
+            (&json!("jira-0"), &json!("jira-1"))
+        );
         assert_eq!(n[0]["nodeBuildNumber"], 9120024);
         assert_eq!(
             (&n[1]["state"], &n[1]["alive"]),

@@ -124,3 +124,104 @@ async fn every_reader_agrees_on_pending_up_stale_and_down() {
     assert!(!["pending", "stale"].contains(&reason.as_str()), "{reason}");
     assert_eq!(reading, all(Some(&reason)), "down");
 }
+
+/// The text of every cell of the landing page's tables.
+fn landing_cells(shared: &Arc<TargetShared>) -> Vec<String> {
+    landing::tables(std::slice::from_ref(shared))
+        .iter()
+        .flat_map(|t| t.rows.iter().flatten())
+        .filter_map(|c| match &c.content {
+            Inline::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// For each product mid-upgrade: the JSON API gives every node `alive` and
+/// `finalization_errors` (null where the product has no such field), and the landing page,
+/// `/upgrade` and `status` mark the same nodes the same way (Jira's no-heartbeat node,
+/// Confluence's finalization errors; Bitbucket's nodes unmarked).
+#[tokio::test]
+async fn every_reader_marks_the_same_nodes_for_each_product() {
+    use bitbucket_zdu_exporter::cli::status::report;
+    use bitbucket_zdu_exporter::model::{NodeState, Product};
+    use bitbucket_zdu_exporter::simulator::SimulateArgs;
+
+    for product in Product::ALL {
+        let sim = Sim::start(SimulateArgs {
+            nodes: 3,
+            product,
+            ..SimulateArgs::default()
+        })
+        .await;
+        sim.sim.with_cluster(|c| {
+            c.start().unwrap();
+            for n in &mut c.nodes {
+                n.version = Some("8.19.1".into());
+            }
+            c.approve().unwrap();
+            c.finish_finalization(false);
+            // Jira: ACTIVE without heartbeat; Confluence: a null state.
+            c.nodes[1].state = NodeState::Terminating;
+        });
+        let t = TargetConfig::builder(product.as_str(), sim.url())
+            .product(product)
+            .build()
+            .unwrap();
+        let (shared, mut p) = poller(t);
+        p.poll_once().await;
+        let v = api::view(&shared);
+        assert!(v.up, "{product}: {v:?}");
+        let json = serde_json::to_value(&v).unwrap();
+        for n in json["nodes"].as_array().unwrap() {
+            let (alive, errors) = (&n["alive"], &n["finalization_errors"]);
+            assert!(n.get("alive").is_some() && n.get("finalization_errors").is_some());
+            assert_eq!(alive.is_null(), product != Product::Jira, "{product}: {n}");
+            assert_eq!(
+                errors.is_null(),
+                product != Product::Confluence,
+                "{product}: {n}"
+            );
+        }
+        let marked: Vec<String> = v
+            .nodes
+            .iter()
+            .map(|n| format!("{}{}", n.name.as_deref().unwrap_or(&n.id), n.marks()))
+            .collect();
+        let want_mark = match product {
+            Product::Bitbucket => None,
+            Product::Confluence => Some(" (1 finalization error)"),
+            Product::Jira => Some(" (no heartbeat)"),
+        };
+        let with_mark = marked
+            .iter()
+            .filter(|m| want_mark.is_some_and(|w| m.ends_with(w)))
+            .count();
+        match want_mark {
+            None => assert!(v.nodes.iter().all(|n| n.marks().is_empty()), "{marked:?}"),
+            Some(_) => assert!(with_mark > 0, "{product}: {marked:?}"),
+        }
+        let cells = landing_cells(&shared);
+        let page = upgrade::render_views(std::slice::from_ref(&v));
+        let status = report(&v);
+        for (n, m) in v.nodes.iter().zip(&marked) {
+            assert!(
+                cells.contains(m),
+                "{product}: landing lacks {m:?}: {cells:?}"
+            );
+            assert!(
+                page.contains(&format!(">{m}</td>")),
+                "{product}: /upgrade lacks {m:?}"
+            );
+            // `status` ends the node's line with the marks.
+            let name = n.name.as_deref().unwrap_or(&n.id);
+            let line = status
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{name} ")));
+            let ends = line.is_some_and(|l| {
+                l.ends_with(&n.marks()) && (!n.marks().is_empty() || !l.ends_with(')'))
+            });
+            assert!(ends, "{product}: status line of {m:?}\n{status}");
+        }
+    }
+}
