@@ -330,7 +330,8 @@ pub const NODE_ALIVE: Family = family(
 );
 
 /// The products a family exists for: every product for a target family, none for the
-/// exporter's own (`bitbucket_zdu_exporter_*`, `process_*`), one for a product's own data.
+/// exporter's own (`bitbucket_zdu_exporter_*`, `process_*`), one for a product's own data;
+/// users and tasks per node for Bitbucket and Confluence (Jira reports neither).
 /// A target family's name for a product is [`Family::name_for`].
 pub fn products(f: &Family) -> &'static [Product] {
     match f.name {
@@ -338,6 +339,9 @@ pub fn products(f: &Family) -> &'static [Product] {
             &[Product::Confluence]
         }
         "bitbucket_zdu_node_alive" => &[Product::Jira],
+        "bitbucket_zdu_node_active_tasks" | "bitbucket_zdu_node_active_users" => {
+            &[Product::Bitbucket, Product::Confluence]
+        }
         _ if matches!(f.group, Group::Exporter | Group::Process) => &[],
         _ => &Product::ALL,
     }
