@@ -4,11 +4,15 @@
 #      missing, and promql-parser from PyPI for the dashboard lint (scripts/lib.sh need_commands /
 #      need_python_modules)
 #   2. drift: re-renders alerts/bitbucket-zdu-alerts.yaml, deploy/kubernetes/prometheusrule.yaml,
-#      dashboards/bitbucket-zdu-overview.json and the promtool test files from their sources
-#      and fails if the checked-in files differ
-#   3. promtool check rules (rule file, the PrometheusRule's groups, an override rendering)
+#      dashboards/bitbucket-zdu-overview.json, the all-products example (alerts/examples/
+#      all-products/: rules, Confluence and Jira dashboards; alertmanager.example.yml) and the
+#      promtool test files from their sources and fails if the checked-in files differ
+#   3. promtool check rules (rule file, the PrometheusRule's groups, an override rendering, the
+#      all-products rendering; Bitbucket's groups identical in it)
 #   4. promtool test rules: the stories in alerts/tests/src (one per defect of issue 8, ...)
-#   5. docs cover every alert; dashboard lint (+ promtool on every query) and its self-test
+#   5. docs cover every alert (every product's runbook_url anchor exists); dashboard lint (+
+#      promtool on every query; every metric of a product's rules and dashboard exists for that
+#      product) and its self-test
 #   6. amtool check-config on alerts/alertmanager.example.yml (the mixin's inhibit_rules)
 #   7. alerts/verify.sh --count 32 --seed 1: generated upgrade timelines through the exporter's
 #      pipeline, every invariant on the shipped rules (covers every generator branch)
@@ -67,6 +71,21 @@ keep_firing_supported() {
   promtool check rules alerts/bitbucket-zdu-alerts.yaml
 }
 
+bitbucket_unchanged() {
+  # The products layer never touches Bitbucket: the all-products rendering carries exactly the
+  # default rendering's groups (alerts/render.sh --check keeps both files current).
+  python3 - <<'PY'
+import yaml
+default = yaml.safe_load(open("alerts/bitbucket-zdu-alerts.yaml"))["groups"]
+every = yaml.safe_load(open("alerts/examples/all-products/alerts.yaml"))["groups"]
+names = {g["name"] for g in default}
+assert [g for g in every if g["name"] in names] == default, "Bitbucket groups differ"
+others = [g["name"] for g in every if g["name"] not in names]
+assert others == ["confluence-zdu.rules", "jira-zdu.rules", "confluence-zdu", "jira-zdu"], others
+print("Bitbucket groups identical; other groups:", ", ".join(others))
+PY
+}
+
 check "rendered files are up to date (alerts/render.sh --check)" alerts/render.sh --check
 check "promtool tests generated from alerts/tests/src are up to date" python3 alerts/tests/generate.py --check
 check "promtool check rules" promtool check rules alerts/bitbucket-zdu-alerts.yaml
@@ -77,7 +96,12 @@ check "promtool test rules (${#stories[@]} story files)" test_rules
 check "rendering with threshold overrides (alerts/examples/fast-thresholds.json) passes promtool check" \
   fast_thresholds_check
 check "every alert has severity, for:, annotations, a runbook section and a docs row" python3 alerts/tools/check_docs.py
+check "all-products rendering (alerts/examples/all-products/alerts.yaml) passes promtool check rules" \
+  promtool check rules alerts/examples/all-products/alerts.yaml
+check "Bitbucket's groups are the same with other products rendered beside them" bitbucket_unchanged
 check "dashboard lint (contract docs/metrics.json, cluster labels, promtool on every query)" python3 dashboards/lint.py dashboards/*.json
+check "product dashboards and all-products rules: every metric exists for its product (docs/metrics.json)" \
+  python3 dashboards/lint.py --rules alerts/examples/all-products/alerts.yaml alerts/examples/all-products/*.json
 check "dashboard lint self-test (every rule can fail)" python3 dashboards/test_lint.py
 check "amtool check-config alerts/alertmanager.example.yml (inhibit_rules)" amtool check-config alerts/alertmanager.example.yml
 check "alerts/verify.sh --count 32 --seed 1 (alert verification by simulation)" alerts/verify.sh --count 32 --seed 1

@@ -32,6 +32,11 @@ Rules (each violation is printed as "<file>: [<rule>] <where>: <message>"):
                   (or --contract FILE).
                   Recording rules (--rules, default: the mixin's, rendered) and Prometheus's
                   own series (up, ALERTS, ALERTS_FOR_STATE, scrape_*) are always known.
+                  Products: a name with a product prefix (bitbucket_zdu_*, confluence_zdu_*,
+                  jira_zdu_* and their recorded :* forms; never bitbucket_zdu_exporter_*) must
+                  exist for THAT product in the contract (its "products" list), one query, one
+                  rule and one dashboard never mix products, and a dashboard whose uid starts
+                  with a product ("jira-zdu-overview") reads only that product's families.
 
 Exit status 1 if any violation was found. Python 3 stdlib only.
 """
@@ -180,16 +185,37 @@ def load_metrics(paths):
     return known
 
 
+PRODUCT_PREFIXES = {"bitbucket": "bitbucket_zdu", "confluence": "confluence_zdu", "jira": "jira_zdu"}
+
+
+def name_product(name):
+    """The product a metric or recording-rule name belongs to by its prefix, else None."""
+    if name.startswith("bitbucket_zdu_exporter_"):
+        return None
+    for product, prefix in PRODUCT_PREFIXES.items():
+        if name.startswith(prefix + "_") or name.startswith(prefix + ":"):
+            return product
+    return None
+
+
 def load_contract(path):
-    """Sample names of the metric contract (docs/metrics.json)."""
+    """Sample names of the metric contract (docs/metrics.json), each product's under its own
+    prefix: a family listed for several products is named bitbucket_zdu_* in the contract and
+    exists as <product>_zdu_* for each of them; one without products (the exporter's own)
+    keeps its name."""
     with open(path, encoding="utf-8") as f:
         metrics = json.load(f)["metrics"]
     known = set()
     for m in metrics:
-        if m["type"] == "histogram":
-            known.update({m["name"] + "_bucket", m["name"] + "_sum", m["name"] + "_count"})
-        else:
-            known.add(m["name"])
+        names = ({m["name"] + "_bucket", m["name"] + "_sum", m["name"] + "_count"}
+                 if m["type"] == "histogram" else {m["name"]})
+        products = m.get("products") or []
+        if not products:
+            known.update(names)
+        for product in products:
+            prefix = PRODUCT_PREFIXES[product]
+            known.update(n.replace("bitbucket_zdu", prefix, 1) if n.startswith("bitbucket_zdu_") else n
+                         for n in names)
     return known
 
 
@@ -248,10 +274,15 @@ def promtool_check(queries):
 
 
 def load_rules(path):
-    """Recording rule names and rule expressions; path None = the mixin's rules (render.sh --json)."""
+    """Recording rule names and rule expressions; path None = the mixin's rules (render.sh --json).
+    A .yaml/.yml path is read with PyYAML (a rendered rule file)."""
     if path is None:
         doc = json.loads(subprocess.run([os.path.join(ROOT, "alerts", "render.sh"), "--json"],
                                         check=True, capture_output=True, text=True).stdout)
+    elif path.endswith((".yaml", ".yml")):
+        import yaml  # noqa: PLC0415 - only rendered YAML rule files need it
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
     else:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
@@ -272,6 +303,7 @@ class Linter:
         self.cluster_labels = cluster_labels
         self.violations = []
         self.queries = []               # (fname, where, expr) for the [promql] check
+        self.file_products = {}         # fname -> products its queries read
 
     def v(self, fname, rule, where, msg):
         self.violations.append("%s: [%s] %s: %s" % (fname, rule, where, msg))
@@ -282,10 +314,18 @@ class Linter:
         return name in self.known
 
     def check_metrics(self, fname, where, expr):
+        """Every name known; returns the products the expression's names belong to."""
+        products = set()
         for name, _ in selectors(expr):
             if name and not self.metric_ok(name):
                 src = self.known_source
                 self.v(fname, "metrics", where, "metric %r is not in %s" % (name, src))
+            if name and name_product(name):
+                products.add(name_product(name))
+        if len(products) > 1:
+            self.v(fname, "metrics", where, "mixes the metrics of %s" % ", ".join(sorted(products)))
+        self.file_products.setdefault(fname, set()).update(products)
+        return products
 
     def check_query(self, fname, where, expr, var_names):
         self.check_metrics(fname, where, expr)
@@ -388,6 +428,19 @@ class Linter:
                     self.v(fname, "datasource", tw, "target must use the ${datasource} variable, got %r" % (t.get("datasource"),))
                 if t.get("expr") is not None:
                     self.check_query(fname, tw, t["expr"], var_names)
+
+        self.check_dashboard_product(fname, stem)
+
+    def check_dashboard_product(self, fname, stem):
+        """One product per dashboard; a "<product>-..." uid reads only that product."""
+        found = self.file_products.get(fname, set())
+        declared = next((p for p in PRODUCT_PREFIXES if stem.startswith(p + "-")), None)
+        if len(found) > 1:
+            self.v(fname, "metrics", "dashboard", "reads the metrics of several products: %s"
+                   % ", ".join(sorted(found)))
+        elif declared and found and found != {declared}:
+            self.v(fname, "metrics", "dashboard", "is a %s dashboard but reads %s metrics"
+                   % (declared, ", ".join(sorted(found))))
 
     def check_state_colour(self, fname, where, p):
         exprs = " ".join(t.get("expr") or "" for t in p.get("targets", []))

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Self-test of dashboards/lint.py: the real dashboards pass, and every lint rule can fail.
 
-Two kinds of proof:
+Three kinds of proof:
   * testdata/broken-dashboard.json violates every rule at once; each rule must be reported;
   * single mutations of the real dashboard (one defect each) must be caught by exactly the
-    rule that targets that defect.
-Python 3 stdlib only; prints "N passed, M failed".
+    rule that targets that defect;
+  * seeded mutations of the Confluence/Jira dashboards and rules of the all-products rendering
+    (alerts/examples/all-products/) reading a family the product lacks, or two products.
+Needs promql-parser and PyYAML (alerts/test.sh installs them); prints "N passed, M failed".
 """
 import copy
 import glob
@@ -19,6 +21,20 @@ from contextlib import redirect_stdout
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lint  # noqa: E402
+
+# The mixin's rules (lint.py without --rules renders them: half a minute) are rendered once.
+_load_rules, _mixin_rules = lint.load_rules, []
+
+
+def load_rules_once(path):
+    if path is not None:
+        return _load_rules(path)
+    if not _mixin_rules:
+        _mixin_rules.append(_load_rules(None))
+    return _mixin_rules[0]
+
+
+lint.load_rules = load_rules_once
 
 REAL = sorted(glob.glob(os.path.join(HERE, "*.json")))
 TD = os.path.join(HERE, "testdata")
@@ -146,6 +162,56 @@ with tempfile.TemporaryDirectory() as tmp:
     rc, out = run(["--metrics", m1, "--metrics", m2, p])
     check("mutation mut_metric caught by [metrics] against real-style exposition files",
           "'bitbucket_zdu_clusterstate'" in out, out)
+
+# 5. products: the Confluence and Jira dashboards and rules of the all-products rendering read
+#    only families docs/metrics.json lists for their product, never two products at once
+ALL = os.path.join(os.path.dirname(HERE), "alerts", "examples", "all-products")
+ALL_RULES = os.path.join(ALL, "alerts.yaml")
+PRODUCT_DASHBOARDS = sorted(glob.glob(os.path.join(ALL, "*.json")))
+rc, out = run(["--rules", ALL_RULES] + PRODUCT_DASHBOARDS + REAL)
+check("product dashboards and the all-products rules pass the lint (%d dashboards)"
+      % len(PRODUCT_DASHBOARDS + REAL), rc == 0 and len(PRODUCT_DASHBOARDS) == 2, out)
+with tempfile.TemporaryDirectory() as tmp:
+    import yaml
+    jira_path = next(p for p in PRODUCT_DASHBOARDS if os.path.basename(p).startswith("jira-"))
+    jira = json.load(open(jira_path))
+
+    def jira_mutant(expr):
+        d = copy.deepcopy(jira)
+        next(pp for pp in d["panels"] if pp.get("targets"))["targets"][0]["expr"] = expr
+        p = os.path.join(tmp, os.path.basename(jira_path))
+        with open(p, "w") as f:
+            json.dump(d, f)
+        return run(["--rules", ALL_RULES, p])
+
+    sel = '{job=~"$job", cluster=~"$cluster", instance=~"$instance"}'
+    rc, out = jira_mutant("max by (job, namespace, cluster, node_name) (jira_zdu_node_active_users%s)" % sel)
+    check("mutation: a Jira panel reading users per node (Jira has none) caught by [metrics] only",
+          rc == 1 and rules_in(out) == {"metrics"} and "'jira_zdu_node_active_users'" in out, out)
+    rc, out = jira_mutant("max by (job, namespace, cluster) (confluence_zdu_up%s)" % sel)
+    check("mutation: a Jira dashboard reading a Confluence family caught by [metrics] only",
+          rc == 1 and rules_in(out) == {"metrics"} and "several products: confluence, jira" in out, out)
+
+    groups = yaml.safe_load(open(ALL_RULES))["groups"]
+
+    def rules_mutant(name, fn):
+        g = copy.deepcopy(groups)
+        rule = next(r for gg in g for r in gg["rules"] if (r.get("alert") or r.get("record")) == name)
+        rule["expr"] = fn(rule["expr"])
+        p = os.path.join(tmp, "rules.json")
+        with open(p, "w") as f:
+            json.dump({"groups": g}, f)
+        return run(["--rules", p] + PRODUCT_DASHBOARDS)
+
+    rc, out = rules_mutant("JiraZduNodeNoHeartbeat", lambda e: e.replace("jira_zdu_node_alive", "jira_zdu_node_active_tasks"))
+    check("mutation: a Jira rule reading tasks per node caught by [metrics]",
+          rc == 1 and "rule JiraZduNodeNoHeartbeat: metric 'jira_zdu_node_active_tasks'" in out, out)
+    rc, out = rules_mutant("JiraZduUpgradeStuckMixed", lambda e: e + " unless on (job) jira_zdu:draining_node_work:max")
+    check("mutation: a Jira rule reading a recording rule Jira does not have caught by [metrics]",
+          rc == 1 and "'jira_zdu:draining_node_work:max'" in out, out)
+    rc, out = rules_mutant("ConfluenceZduNodeFinalizationFailed", lambda e: e + " or jira_zdu_node_alive")
+    check("mutation: a rule mixing Confluence and Jira families caught by [metrics]",
+          rc == 1 and "rule ConfluenceZduNodeFinalizationFailed: mixes the metrics of confluence, jira" in out, out)
 
 passed = sum(1 for _, ok in results if ok)
 failed = len(results) - passed

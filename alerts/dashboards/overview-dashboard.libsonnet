@@ -16,8 +16,11 @@ function(config)
 
   local clusterStates = ['STABLE', 'READY_TO_UPGRADE', 'MIXED', 'READY_TO_RUN_UPGRADE_TASKS', 'RUNNING_UPGRADE_TASKS', 'UPGRADE_TASKS_FAILED'];
   local clusterColors = ['green', 'blue', 'orange', 'purple', 'yellow', 'red'];
-  local nodeStates = ['ACTIVE', 'STARTING', 'DRAINING', 'TERMINATING', 'OFFLINE', 'ERROR'];
-  local nodeColors = ['green', 'blue', 'yellow', 'orange', 'text', 'red'];
+  // Node states of the product (products.libsonnet sets dashboardNodeStates for the others).
+  local productStates = if std.objectHas(config, 'dashboardNodeStates') then config.dashboardNodeStates else null;
+  local nodeStates = if productStates != null then productStates.states else ['ACTIVE', 'STARTING', 'DRAINING', 'TERMINATING', 'OFFLINE', 'ERROR'];
+  local nodeColors = if productStates != null then productStates.colors else ['green', 'blue', 'yellow', 'orange', 'text', 'red'];
+  local nodeStatesText = if productStates != null then productStates.text else 'ACTIVE green, STARTING blue, DRAINING yellow, TERMINATING orange, OFFLINE grey, ERROR red.';
 
   // One numeric series per group from 0/1 state series: state i -> i, unknown -> 9.
   local encode(metric, states, extraSel='') =
@@ -275,7 +278,7 @@ function(config)
              4,
              mappings(clusterStates, clusterColors)),
     timeline('Node state over time',
-             'State of every node over time, ghost entries hidden. ACTIVE green, STARTING blue, DRAINING yellow, TERMINATING orange, OFFLINE grey, ERROR red.',
+             'State of every node over time, ghost entries hidden. ' + nodeStatesText,
              [target(nodeStateExpr, '{{node_name}}')],
              0,
              20,

@@ -39,17 +39,41 @@ TARGET_LABELS = {"job", "instance", "namespace", "cluster", "pod", "controller_r
 PROMETHEUS_SERIES = {"up": []}
 
 
+PRODUCT_PREFIXES = {"bitbucket": "bitbucket_zdu", "confluence": "confluence_zdu", "jira": "jira_zdu"}
+DEFAULT_RULES = "../bitbucket-zdu-alerts.yaml"
+
+
 def contract():
+    """Series names and labels per docs/metrics.json, each product's under its own prefix (a
+    family of several products is named bitbucket_zdu_* there; one of no product, the
+    exporter's own, keeps its name)."""
     with open(os.path.join(ROOT, "docs", "metrics.json"), encoding="utf-8") as f:
         metrics = json.load(f)["metrics"]
-    known = {m["name"]: set(m["labels"]) for m in metrics}
+    known = {}
+    for m in metrics:
+        products = m.get("products") or []
+        if not products:
+            known[m["name"]] = set(m["labels"])
+        for p in products:
+            name = m["name"]
+            if name.startswith("bitbucket_zdu_"):
+                name = name.replace("bitbucket_zdu", PRODUCT_PREFIXES[p], 1)
+            known[name] = set(m["labels"])
     known.update({k: set(v) for k, v in PROMETHEUS_SERIES.items()})
     return known
 
 
 def rules_json(source):
-    """Alerting rules by name, from the rule file the source tests (rendered JSON)."""
+    """Alerting rules by name, from the rule file the source tests: rendered with the source's
+    x-render-config, else the checked-in rendered file its rule_files names
+    (../bitbucket-zdu-alerts.yaml, ../examples/all-products/alerts.yaml; alerts/render.sh
+    --check, run before this by alerts/test.sh, keeps them current)."""
     extra = source.get("x-render-config")
+    files = source.get("rule_files") or [DEFAULT_RULES]
+    if extra is None:
+        with open(os.path.join(HERE, files[0]), encoding="utf-8") as f:
+            groups = yaml.safe_load(f)["groups"]
+        return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
     cmd = [os.path.join(ALERTS, "render.sh"), "--json"]
     if extra is not None:
         cmd += ["--config-json", json.dumps(extra)]
