@@ -110,7 +110,7 @@ local PRODUCTS = {
     dropAlerts: ['NodeError', 'NodeStartingTooLong', 'NodeDrainingTooLong', 'NodeTerminatingTooLong'],
     dropRecords: ['bitbucket_zdu:draining_node_work:max'],
     dropDrainProgress: true,
-    lacksMetrics: ['bitbucket_zdu_node_active_users', 'bitbucket_zdu_node_active_tasks'],
+    lacksMetrics: ['bitbucket_zdu_node_active_users', 'bitbucket_zdu_node_active_tasks', 'bitbucket_zdu_responder_info', 'bitbucket_zdu_responder_state'],
     texts: [
       ['retry (POST /rest/zdu/approve)', 'retry (POST /rest/zdu/retryUpgrade)'],
       ['retry (approve again)', 'retry (POST /rest/zdu/retryUpgrade)'],
