@@ -4,8 +4,9 @@
 //! and the alert and dashboard tooling read) is generated from [`ALL`] by
 //! [`super::contract`] and golden-tested by `tests/it/metrics_contract.rs`.
 //!
-//! Adding a metric: add a `pub const` [`Family`] here, list it in [`ALL`] at the place it is
-//! emitted, encode it in its group's module, run `UPDATE_GOLDEN=1 cargo test --test
+//! Adding a metric: add a `pub const` [`Family`] here (wrapped in `only` when not every
+//! product has it: the product table the encoders' [`Family::describe`] reads), list it in
+//! [`ALL`] at the place it is emitted, encode it in its group's module, run `UPDATE_GOLDEN=1 cargo test --test
 //! it metrics_contract` and add its README row.
 //!
 //! The file is a table: one constant per family with its help text, hence its length.
