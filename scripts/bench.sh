@@ -2,9 +2,17 @@
 # Side-by-side benchmark of one or more exporter binaries against a static-bytes server that
 # serves the very /metrics body each exporter produced (issue 9). See docs/performance.md.
 #
-# Usage: scripts/bench.sh [--smoke]
+# Usage: scripts/bench.sh [--smoke] [--fleet]
 #   EXPORTERS="before=/path/a after=/path/b" scripts/bench.sh   compare binaries in one run
 #   BENCH_SMOKE=1 scripts/bench.sh                             a few seconds per cell, small N
+#   scripts/bench.sh --fleet                                   only the fleet cells
+#
+# The fleet cells (issue 17): one exporter with --config.file holding N targets, each its own
+# upstream origin (127.x.y.z, all served by one bench_static upstream bound to 0.0.0.0) of
+# BENCH_FLEET_NODES nodes, run under `ulimit -n BENCH_FLEET_NOFILE` (soft and hard: the
+# exporter cannot raise it). Reported: every target up, every /probe answered, poll errors,
+# RSS, descriptors (now and the peak seen while the fleet came up), idle CPU at 30 s polls,
+# and /probe under wrk against a static server serving the same body.
 #
 # Settings (environment, defaults in brackets):
 #   EXPORTERS            name=path pairs [current=target/<profile>/bitbucket-zdu-exporter, built]
@@ -21,10 +29,16 @@
 #   BENCH_PIN            1: pin servers to CPU 0 and the client (wrk, curl) to CPU 1 with
 #                        taskset; 0: no pinning [1 when nproc >= 2]
 #   BENCH_KEEP           1: keep the work directory (bodies, logs, raw wrk output) [0]
+#   BENCH_FLEET_TARGETS  target counts of the fleet cells ["100 1000"]
+#   BENCH_FLEET_NODES    nodes of each fleet target's cluster [8]
+#   BENCH_FLEET_NOFILE   the exporter's open-files limit in the fleet cells [1024]
+#   BENCH_FLEET_IDLE     idle-CPU window of a fleet cell, seconds [60]
 # --smoke sets WRK_DURATION=2s, BENCH_LOAD_NODES="4 100", BENCH_LATENCY_NODES="100 200",
 # BENCH_LATENCY_RUNS=5, BENCH_DECODE_NODES=200, BENCH_DECODE_POLLS=2, BENCH_IDLE_SECONDS=3
-# (each only when not set). It checks that everything runs and the tables print; its
-# figures mean nothing.
+# BENCH_FLEET_TARGETS=100, BENCH_FLEET_NOFILE=256 (too few descriptors to keep a connection
+# alive per origin), BENCH_FLEET_IDLE=3 (each only when not set). It checks that everything
+# runs and the tables print, and fails when a fleet target is down, a probe unanswered or a
+# poll failed; its figures mean nothing.
 #
 # The upstream is examples/bench_static.rs in `upstream` mode, not `simulate`: the built-in
 # simulator caps a cluster at 12 nodes, and the benchmark needs 1000 and 5000.
@@ -36,6 +50,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 for arg in "$@"; do
   case "$arg" in
     --smoke) BENCH_SMOKE=1 ;;
+    --fleet) FLEET_ONLY=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
@@ -45,14 +60,17 @@ if [ -n "${BENCH_SMOKE:-}" ] && [ "${BENCH_SMOKE}" != 0 ]; then
   SMOKE=1
   : "${WRK_DURATION:=2s}" "${BENCH_LOAD_NODES:=4 100}" "${BENCH_LATENCY_NODES:=100 200}"
   : "${BENCH_LATENCY_RUNS:=5}" "${BENCH_DECODE_NODES:=200}" "${BENCH_DECODE_POLLS:=2}"
-  : "${BENCH_IDLE_SECONDS:=3}"
+  : "${BENCH_IDLE_SECONDS:=3}" "${BENCH_FLEET_TARGETS:=100}" "${BENCH_FLEET_NOFILE:=256}"
+  : "${BENCH_FLEET_IDLE:=3}"
 else
   SMOKE=0
 fi
 : "${BENCH_PROFILE:=release}" "${WRK_THREADS:=1}" "${WRK_CONNS:=8}" "${WRK_DURATION:=8s}"
 : "${BENCH_LOAD_NODES:=4 1000}" "${BENCH_LATENCY_NODES:=1000 5000}" "${BENCH_LATENCY_RUNS:=31}"
 : "${BENCH_DECODE_NODES:=5000}" "${BENCH_DECODE_POLLS:=7}" "${BENCH_IDLE_SECONDS:=60}"
-: "${BENCH_LOAD_POLL:=5s}" "${BENCH_KEEP:=0}"
+: "${BENCH_LOAD_POLL:=5s}" "${BENCH_KEEP:=0}" "${FLEET_ONLY:=0}"
+: "${BENCH_FLEET_TARGETS:=100 1000}" "${BENCH_FLEET_NODES:=8}" "${BENCH_FLEET_NOFILE:=1024}"
+: "${BENCH_FLEET_IDLE:=60}"
 if [ -z "${BENCH_PIN:-}" ]; then
   if [ "$(nproc)" -ge 2 ]; then BENCH_PIN=1; else BENCH_PIN=0; fi
 fi
@@ -216,11 +234,86 @@ median() { sort -g | awk '{a[NR] = $1} END { if (NR == 0) print "?"; else if (NR
 
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
+# --- the fleet cells --------------------------------------------------------------------
+# fleet_config N PORT FILE: N targets, each its own origin on loopback (127.1.0.1, 127.1.0.2,
+# …: Linux routes all of 127/8 to lo), polled every 30 s.
+fleet_config() {
+  printf 'bench\n' >"$WORK/fleet-password"; chmod 600 "$WORK/fleet-password"
+  awk -v n="$1" -v port="$2" -v pw="$WORK/fleet-password" 'BEGIN {
+    print "targets:"
+    for (i = 0; i < n; i++) {
+      printf "  - name: f%04d\n    url: http://127.%d.%d.%d:%d\n", i, 1 + int(i / 62500), int(i / 250) % 250, i % 250 + 1, port
+      printf "    auth: {username: bench, password_file: %s}\n    poll_interval: 30s\n    timeout: 10s\n", pw
+    }
+  }' >"$3"
+}
+
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# fleet_cell NAME BIN N: one row of FLEET_ROWS
+fleet_cell() {
+  local name="$1" bin="$2" n="$3" port log cfg up=0 peak=0 fds t0 i
+  cfg="$WORK/fleet-$n.yml"; log="$WORK/fleet-$n.log"
+  fleet_config "$n" "${UP_ADDR##*:}" "$cfg"
+  port="$(free_port)"
+  # `ulimit -n` sets the soft and the hard limit: the exporter cannot raise it.
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  "${SERVER_PIN[@]}" bash -c 'ulimit -n "$1" && shift && exec "$@"' _ "$BENCH_FLEET_NOFILE" \
+    "$bin" --config.file="$cfg" --web.listen-address="127.0.0.1:$port" --log.level=warn \
+    >"$log" 2>&1 &
+  EX_PID=$!; PIDS+=("$EX_PID"); EX_ADDR="127.0.0.1:$port"
+  t0="$(date +%s.%N)"
+  for i in $(seq 1 600); do
+    kill -0 "$EX_PID" 2>/dev/null || { cat "$log" >&2; die "fleet exporter exited"; }
+    fds="$(fd_count "$EX_PID")"; [ "$fds" -gt "$peak" ] && peak="$fds"
+    up="$(curl -fsS --max-time 2 "http://$EX_ADDR/api/v1/targets" 2>/dev/null | grep -o '"up":true' | wc -l || true)"
+    [ "$up" -ge "$n" ] && break
+    sleep 0.2
+  done
+  [ "$up" -ge "$n" ] || { tail -20 "$log" >&2; die "fleet of $n: only $up targets up after 120 s"; }
+  local all_up_s nofile
+  all_up_s="$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')"
+  nofile="$(awk '/^Max open files/ {print $4 "/" $5}' "/proc/$EX_PID/limits")"
+  log "fleet: $n targets up in ${all_up_s}s (nofile $nofile); idle CPU over ${BENCH_FLEET_IDLE}s"
+  local c0 c1
+  c0="$(cpu_ticks "$EX_PID")"; sleep "$BENCH_FLEET_IDLE"; c1="$(cpu_ticks "$EX_PID")"
+  local idle_pct rss fds_now
+  idle_pct="$(awk -v d="$((c1 - c0))" -v h="$CLK_TCK" -v s="$BENCH_FLEET_IDLE" 'BEGIN {printf "%.3f", 100 * d / h / s}')"
+  rss="$(rss_kib "$EX_PID")"; fds_now="$(fd_count "$EX_PID")"
+  # Every target's /probe, one curl (one connection), and /-/healthy.
+  local urls=() probes="$WORK/fleet-$n.probes" answered up_samples errors healthy
+  for i in $(seq 0 $((n - 1))); do urls+=("http://$EX_ADDR/probe?target=$(printf 'f%04d' "$i")"); done
+  curl -sS --max-time 60 -H 'Accept:' -w '\nHTTP_CODE %{http_code}\n' "${urls[@]}" >"$probes" || true
+  answered="$(grep -c '^HTTP_CODE 200$' "$probes" || true)"
+  up_samples="$(grep -cE '^bitbucket_zdu_up(\{[^}]*\})? 1(\.0)?$' "$probes" || true)"
+  errors="$(awk '/^bitbucket_zdu_poll_errors_total\{/ && $NF > 0 {e += $NF} END {print e + 0}' "$probes")"
+  healthy="$(curl -sS --max-time 2 -o /dev/null -w '%{http_code}' "http://$EX_ADDR/-/healthy" || echo 000)"
+  log "fleet: $n targets: $answered probes answered, $up_samples up, $errors poll errors, /-/healthy $healthy"
+  # /probe of one target under load against a static server serving the same body.
+  local prefix="$WORK/fleet-$n-probe" res e_rps e_p50 e_p99 e_err s_rps s_p99 ratio
+  fetch "http://$EX_ADDR/probe?target=f0000" plain "$prefix"
+  res="$(run_wrk "http://$EX_ADDR/probe?target=f0000" plain "$prefix.wrk-exporter")"
+  read -r e_rps e_p50 e_p99 e_err <<<"$res"
+  [ "$(fd_count "$EX_PID")" -gt "$peak" ] && peak="$(fd_count "$EX_PID")"
+  start_static "$prefix.body" "$CT" "$CE"
+  res="$(run_wrk "http://$ST_ADDR/probe" plain "$prefix.wrk-static")"
+  read -r s_rps _ s_p99 _ <<<"$res"
+  stop "$ST_PID"
+  ratio="$(awk -v a="$e_p99" -v b="$s_p99" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')"
+  stop "$EX_PID"
+  FLEET_ROWS+=("| $name | $n | $BENCH_FLEET_NODES | $nofile | $all_up_s | $up_samples/$n | $answered/$n | $errors | $healthy | $(mib "$rss") | $fds_now | $peak | $idle_pct | $e_rps | $e_p99 | $s_rps | $s_p99 | $ratio | $e_err |")
+  if [ "$SMOKE" = 1 ] && { [ "$up_samples" != "$n" ] || [ "$answered" != "$n" ] || [ "$errors" != 0 ] || [ "$healthy" != 200 ] || [ "$e_err" != 0 ]; }; then
+    die "fleet of $n: $up_samples up, $answered answered, $errors poll errors, /-/healthy $healthy, $e_err wrk errors (log: $log)"
+  fi
+}
+
 # --- the run -----------------------------------------------------------------------------
 started=$(date +%s)
 log "work directory $WORK; pinning: $([ "$BENCH_PIN" = 1 ] && echo 'servers CPU 0, client CPU 1' || echo off)"
 log "exporters: $EXPORTERS"
-LOAD_ROWS=(); LAT_ROWS=(); DEC_ROWS=(); IDLE_ROWS=(); SIZE_ROWS=()
+LOAD_ROWS=(); LAT_ROWS=(); DEC_ROWS=(); IDLE_ROWS=(); SIZE_ROWS=(); FLEET_ROWS=()
+
+if [ "$FLEET_ONLY" = 0 ]; then
 
 for n in $BENCH_LOAD_NODES; do
   start_upstream "$n"
@@ -317,6 +410,26 @@ for i in "${!names[@]}"; do
   SIZE_ROWS+=("| ${names[$i]} | $(mib "$((size / 1024))") | $(mib "$((stripped / 1024))") |")
 done
 
+fi # FLEET_ONLY
+
+# The fleet: one upstream of BENCH_FLEET_NODES nodes on every loopback address.
+start_upstream_on() { # start_upstream_on LISTEN NODES -> sets UP_PID, UP_ADDR
+  local out="$WORK/upstream-any-$2.out"
+  "${CLIENT_PIN[@]}" "$STATIC_BIN" upstream --listen "$1" --nodes "$2" >"$out" 2>&1 &
+  UP_PID=$!; PIDS+=("$UP_PID")
+  UP_ADDR="$(wait_listening "$out" "$UP_PID")"
+}
+if [ -n "$BENCH_FLEET_TARGETS" ]; then
+  start_upstream_on 0.0.0.0:0 "$BENCH_FLEET_NODES"
+  for i in "${!names[@]}"; do
+    for n in $BENCH_FLEET_TARGETS; do
+      log "fleet: ${names[$i]}, $n targets x $BENCH_FLEET_NODES nodes, ulimit -n $BENCH_FLEET_NOFILE"
+      fleet_cell "${names[$i]}" "${bins[$i]}" "$n"
+    done
+  done
+  stop "$UP_PID"
+fi
+
 # --- the tables --------------------------------------------------------------------------
 echo
 echo "## bitbucket-zdu-exporter benchmark $( [ "$SMOKE" = 1 ] && echo '(SMOKE: figures mean nothing)')"
@@ -324,6 +437,7 @@ echo
 echo "$(date -u +%Y-%m-%dT%H:%MZ); $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo); $(awk '/^MemTotal/ {printf "%.0f GiB RAM", $2 / 1048576}' /proc/meminfo); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk -t$WRK_THREADS -c$WRK_CONNS -d$WRK_DURATION; pinning $([ "$BENCH_PIN" = 1 ] && echo 'servers CPU 0, wrk/curl CPU 1' || echo off); upstream polled every $BENCH_LOAD_POLL during load; exporter profile of the default build: $BENCH_PROFILE"
 echo
+if [ "$FLEET_ONLY" = 0 ]; then
 echo "### Load: exporter vs static bytes of its own body"
 echo
 echo "| nodes | scrape | exporter | body KiB | req/s | p50 ms | p99 ms | RSS MiB | errors | static req/s | static p50 ms | static p99 ms | static RSS MiB | req/s ratio | p99 ratio |"
@@ -354,4 +468,15 @@ echo "| exporter | MiB | stripped MiB |"
 echo "|---|---|---|"
 printf '%s\n' "${SIZE_ROWS[@]}"
 echo
+fi # FLEET_ONLY
+if [ ${#FLEET_ROWS[@]} -gt 0 ]; then
+  echo "### Fleet: N targets x $BENCH_FLEET_NODES nodes, each its own origin, ulimit -n $BENCH_FLEET_NOFILE, polls every 30 s"
+  echo
+  echo "idle CPU over ${BENCH_FLEET_IDLE}s with no scrapes; fds peak: the most seen while the fleet came up and under load; /probe of one target, wrk as above, vs static bytes of its body"
+  echo
+  echo "| exporter | targets | nodes | nofile soft/hard | all up after s | up | probes answered | poll errors | /-/healthy | RSS MiB | fds | fds peak | idle CPU % of one core | probe req/s | probe p99 ms | static req/s | static p99 ms | p99 ratio | wrk errors |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${FLEET_ROWS[@]}"
+  echo
+fi
 log "done in $(( $(date +%s) - started )) s"
