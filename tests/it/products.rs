@@ -445,3 +445,64 @@ async fn one_exporter_follows_a_rolling_upgrade_of_each_product() {
         "{jira:?}"
     );
 }
+
+/// Issue 17: the simulator's Jira keeps a stale OFFLINE entry (`jira-stale`, on another
+/// version) through a whole rolling upgrade. It takes no part: the upgrade counts three
+/// nodes, reaches three done before STABLE, and the stale entry never adds a version.
+#[tokio::test]
+async fn a_jira_upgrade_completes_its_progress_with_a_stale_offline_entry() {
+    use std::time::{Duration, Instant};
+
+    use bitbucket_zdu_exporter::metrics::Format;
+    use bitbucket_zdu_exporter::simulator::{Scenario, SimulateArgs};
+
+    use crate::common::{render_target, Sim};
+
+    let sim = Sim::start(SimulateArgs {
+        scenario: Scenario::RollingUpgrade,
+        speed: 40.0,
+        product: Product::Jira,
+        ..SimulateArgs::default()
+    })
+    .await;
+    let driver = sim.sim.spawn_driver();
+    let (shared, mut p) = poller(target("jira", &sim.url(), Product::Jira));
+    let (mut totals, mut dones, mut versions) = (Vec::new(), Vec::new(), Vec::new());
+    let mut tasks_seen = false;
+    let mut last = String::new();
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(40) {
+        p.poll_once().await;
+        last = render_target(&shared, Format::Text004);
+        let state = |s| value(&last, "jira_zdu_cluster_state", &[("state", s)]) == Some(1.0);
+        tasks_seen |= state("RUNNING_UPGRADE_TASKS");
+        if let Some(t) = value(&last, "jira_zdu_upgrade_nodes", &[]) {
+            totals.push(t);
+            dones.push(value(&last, "jira_zdu_upgrade_nodes_done", &[]).unwrap());
+        }
+        versions.extend(value(&last, "jira_zdu_distinct_versions", &[]));
+        if tasks_seen && state("STABLE") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    driver.abort();
+    assert!(tasks_seen, "the upgrade reached RUNNING_UPGRADE_TASKS");
+    assert!(!totals.is_empty(), "an upgrade in flight was seen");
+    assert!(totals.iter().all(|t| *t == 3.0), "{totals:?}");
+    assert_eq!(
+        dones.iter().copied().reduce(f64::max),
+        Some(3.0),
+        "{dones:?}"
+    );
+    assert!(versions.iter().all(|v| *v <= 2.0), "{versions:?}");
+    assert_eq!(versions.last(), Some(&1.0), "one version once STABLE");
+    assert_eq!(
+        value(&last, "jira_zdu_upgrades_total", &[("result", "completed")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&last, "jira_zdu_node_upgrade_duration_seconds_count", &[]),
+        Some(3.0)
+    );
+}

@@ -9,7 +9,10 @@
 //!
 //! Nodes are tracked by **name**: on Kubernetes a pod that comes back with a new IP shows as
 //! a new live entry plus an OFFLINE ghost with the same name; both are the same node here, so
-//! ghosts never count as nodes.
+//! ghosts never count as nodes. A name with only OFFLINE entries since the upgrade started
+//! (Jira's stale OFFLINE entries, which linger for up to two days; any product's node that
+//! is gone for good) is tracked but takes no part ([`NodeProgress::took_part`]): it counts in
+//! neither the nodes nor the nodes done, so the upgrade can reach all its nodes done.
 //!
 //! The unit tests are in `progress/tests.rs`.
 
@@ -115,6 +118,16 @@ pub struct NodeProgress {
 }
 
 impl NodeProgress {
+    /// True once the node was seen with a live (not OFFLINE) entry since the upgrade started.
+    /// A name with only OFFLINE entries (a stale entry, a ghost-equivalent under its own
+    /// name) takes no part in the upgrade's counts. The timeline keeps its first phases, and
+    /// a node's phases alternate, so a live phase is never cut off by [`TIMELINE_LIMIT`].
+    pub fn took_part(&self) -> bool {
+        self.timeline
+            .iter()
+            .any(|p| p.state != NodeState::Offline.as_str())
+    }
+
     /// When the node's upgrade began: the first phase seen (drain, terminate, offline, start).
     pub fn began_at(&self) -> Option<f64> {
         [
@@ -156,9 +169,9 @@ pub struct Upgrade {
 }
 
 impl Upgrade {
-    /// Nodes taking part.
+    /// Nodes taking part: seen live since the upgrade started ([`NodeProgress::took_part`]).
     pub fn nodes_total(&self) -> usize {
-        self.nodes.len()
+        self.nodes.iter().filter(|n| n.took_part()).count()
     }
 
     /// Nodes live on a version other than the original.
@@ -512,6 +525,7 @@ impl Progress {
             nodes: u
                 .nodes
                 .iter()
+                .filter(|n| n.took_part())
                 .map(|n| NodeDuration {
                     name: n.name.clone(),
                     duration_seconds: n.duration_seconds(),

@@ -9,8 +9,10 @@ use crate::model::Node;
 use super::Upgrade;
 
 /// Renames the tracked nodes of `u` that have no live entry in `groups` (name → entries)
-/// after the live names `u` does not track, pairing them in order. A cluster that only grew
-/// (no tracked name without a live entry) is left alone.
+/// after the live names `u` does not track, pairing them in order: first the nodes that took
+/// part ([`super::NodeProgress::took_part`]), then the others, so a stale OFFLINE entry never
+/// takes the new name of a node that is upgrading. A cluster that only grew (no tracked name
+/// without a live entry) is left alone.
 pub(super) fn follow_renames(u: &mut Upgrade, groups: &[(String, Vec<&Node>)]) {
     let live = |name: &str| {
         groups
@@ -23,13 +25,15 @@ pub(super) fn follow_renames(u: &mut Upgrade, groups: &[(String, Vec<&Node>)]) {
         .map(|(name, _)| name.clone())
         .collect::<Vec<_>>()
         .into_iter();
-    for np in &mut u.nodes {
-        if live(&np.name) {
-            continue;
-        }
-        match untracked.next() {
-            Some(new) => np.name = new,
-            None => return,
+    for took_part in [true, false] {
+        for np in u.nodes.iter_mut().filter(|np| np.took_part() == took_part) {
+            if live(&np.name) {
+                continue;
+            }
+            match untracked.next() {
+                Some(new) => np.name = new,
+                None => return,
+            }
         }
     }
 }

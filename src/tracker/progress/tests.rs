@@ -275,3 +275,69 @@ fn histogram_buckets_are_fixed_and_counted_once() {
     assert_eq!(pairs.last().unwrap(), &(f64::INFINITY, 1));
     assert_eq!(h.count, 3);
 }
+
+/// Issue 17: Jira keeps stale OFFLINE entries under their own names for up to two days; they
+/// counted as nodes, so the nodes done never reached the total and the ETA never finished.
+#[test]
+fn a_stale_offline_entry_takes_no_part_in_the_upgrade() {
+    let stale = || node("stale", "9", Offline, Some("0.9"));
+    let steps: Vec<Cluster> = rolling(false)
+        .into_iter()
+        .map(|mut c| {
+            c.nodes.push(stale());
+            c
+        })
+        .collect();
+    let mut p = Progress::default();
+    play(&mut p, &steps[..10], 0.0);
+    let u = p.current.as_ref().expect("in flight");
+    assert_eq!(u.nodes.len(), 3, "the stale entry is still tracked");
+    assert!(!u.nodes[2].took_part());
+    assert_eq!((u.nodes_done(), u.nodes_total()), (2, 2));
+    // a at 50 s and b at 90 s, both done: the ETA is the last one done, not in the future.
+    assert_eq!(u.estimated_completion(), Some(90.0));
+    assert_eq!(
+        steps[9].figures().distinct_versions,
+        1,
+        "nor in version skew"
+    );
+    play(&mut p, &steps[10..], 100.0);
+    let last = p.last().expect("recorded");
+    assert_eq!(last.result, UpgradeResult::Completed);
+    let names: Vec<&str> = last.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+/// A stale OFFLINE entry listed before a renamed node never takes the renamed node's new name.
+#[test]
+fn a_renamed_node_is_paired_before_a_stale_entry() {
+    let old = Some("1.0");
+    let new = Some("2.0");
+    let stale = || node("stale", "9", Offline, None);
+    let mut p = Progress::default();
+    let steps = [
+        cluster(
+            true,
+            ReadyToUpgrade,
+            vec![
+                stale(),
+                node("a", "1", Active, old),
+                node("b", "2", Active, old),
+            ],
+        ),
+        cluster(
+            true,
+            Mixed,
+            vec![
+                stale(),
+                node("a2", "3", Active, new),
+                node("b", "2", Active, old),
+            ],
+        ),
+    ];
+    play(&mut p, &steps, 0.0);
+    let u = p.current.as_ref().expect("in flight");
+    let names: Vec<&str> = u.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["stale", "a2", "b"]);
+    assert_eq!((u.nodes_done(), u.nodes_total()), (1, 2));
+}
