@@ -42,6 +42,8 @@ pub struct Exporter {
     env: Option<Box<dyn Env + Send + Sync>>,
     reload_lock: tokio::sync::Mutex<()>,
     clients: SharedClients,
+    /// Whether connections are kept alive (the last apply's choice).
+    keep_alive: std::sync::atomic::AtomicBool,
     fds: FdBudget,
     poll_permits: Arc<tokio::sync::Semaphore>,
 }
@@ -92,6 +94,7 @@ impl Exporter {
             env,
             reload_lock: tokio::sync::Mutex::new(()),
             clients: SharedClients::default(),
+            keep_alive: std::sync::atomic::AtomicBool::new(true),
             poll_permits: Arc::new(tokio::sync::Semaphore::new(fds.concurrent_polls())),
             fds,
         });
@@ -147,6 +150,11 @@ impl Exporter {
             clients.push(ZduClient::with_http(t.clone(), http));
         }
         self.clients.retain(&keys);
+        // A reload that changes it restarts every poller: none keeps a client of the other kind.
+        let flipped = self
+            .keep_alive
+            .swap(keep_alive, std::sync::atomic::Ordering::Relaxed)
+            != keep_alive;
         let old = self.targets.load_full();
         let mut pollers = self.pollers.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Vec::with_capacity(clients.len());
@@ -159,7 +167,9 @@ impl Exporter {
                 .cloned();
             let shared = match existing {
                 Some(s)
-                    if s.config.load().same_settings(&cfg) && pollers.contains_key(cfg.name()) =>
+                    if !flipped
+                        && s.config.load().same_settings(&cfg)
+                        && pollers.contains_key(cfg.name()) =>
                 {
                     next.push(s);
                     continue;

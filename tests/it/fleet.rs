@@ -92,3 +92,29 @@ async fn targets_with_the_same_settings_share_one_client() {
     assert_eq!(rt.http_clients(), 2);
     rt.shutdown();
 }
+
+#[tokio::test]
+async fn a_tight_descriptor_budget_queues_polls_instead_of_failing_them() {
+    use bitbucket_zdu_exporter::sys::fds::FdBudget;
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    // 70 descriptors: one poll at a time (the 20 targets share one origin, which may keep
+    // its connection alive; 20 origins could not).
+    let budget = FdBudget::plan(Some(70), 512);
+    assert_eq!(budget.concurrent_polls(), 1);
+    assert!(budget.keep_alive(1) && !budget.keep_alive(TARGETS));
+    let cfg = Config::builder(fleet(&mock.url(), &[Duration::from_secs(2)]))
+        .build()
+        .unwrap();
+    let rt =
+        Exporter::start_with(&cfg, Arc::new(StateStore::in_memory()), None, None, budget).unwrap();
+    first_polls(&rt, Instant::now()).await;
+    for t in rt.targets.load().iter() {
+        let snap = t.snapshot.load();
+        assert!(
+            snap.cluster.is_some(),
+            "{} has no cluster reading",
+            snap.target
+        );
+    }
+    rt.shutdown();
+}
