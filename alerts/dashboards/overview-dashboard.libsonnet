@@ -356,7 +356,7 @@ function(config)
              6,
              [{ type: 'value', options: { '0': { text: 'failing', color: 'red', index: 0 }, '1': { text: 'ok', color: 'green', index: 1 } } }]),
     timeline('Last error reason',
-             'Why each failing exporter fails (bitbucket_zdu_last_error_info{reason}): timeout/connect/tls = network, unauthorized/forbidden = credentials or missing SYS_ADMIN, not_clustered, not_found = wrong URL/context path, not_json = SSO login page, stale = poll loop hung.',
+             'Why each failing exporter fails (bitbucket_zdu_last_error_info{reason}): timeout/connect/tls = network, fd_exhausted = the exporter ran out of file descriptors, unauthorized/forbidden = credentials or missing SYS_ADMIN, not_clustered, not_found = wrong URL/context path, not_json = SSO login page, stale = poll loop hung.',
              [target('max by (%s, instance, reason) (bitbucket_zdu_last_error_info%s)' % [C, sel()], '{{instance}} {{reason}}')],
              0,
              57,
