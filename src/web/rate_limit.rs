@@ -17,10 +17,8 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A full bucket of `burst` tokens, refilled by one every `interval`.
     pub fn new(interval: Duration, burst: u32) -> RateLimiter {
-        let quota = NonZeroU32::new(burst)
-            .and_then(|b| Quota::with_period(interval).map(|q| q.allow_burst(b)));
         RateLimiter {
-            inner: quota.map(DefaultDirectRateLimiter::direct),
+            inner: quota(interval, burst).map(DefaultDirectRateLimiter::direct),
         }
     }
 
@@ -30,20 +28,49 @@ impl RateLimiter {
     }
 }
 
+/// The quota of `burst` tokens refilled by one every `interval`; None when nothing may pass.
+fn quota(interval: Duration, burst: u32) -> Option<Quota> {
+    NonZeroU32::new(burst).and_then(|b| Quota::with_period(interval).map(|q| q.allow_burst(b)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    /// On a fake clock: the refill is checked without sleeping, so a loaded machine that
+    /// deschedules the test between two checks cannot refill a token early (it did).
+    #[test]
+    fn bursts_then_refills_one_token_per_interval() {
+        let clock = FakeRelativeClock::default();
+        let l = governor::RateLimiter::direct_with_clock(
+            quota(Duration::from_millis(50), 2).unwrap(),
+            clock.clone(),
+        );
+        assert!(l.check().is_ok());
+        assert!(l.check().is_ok());
+        assert!(l.check().is_err());
+        clock.advance(Duration::from_millis(49));
+        assert!(l.check().is_err());
+        clock.advance(Duration::from_millis(1));
+        assert!(l.check().is_ok());
+        assert!(l.check().is_err());
+        clock.advance(Duration::from_secs(10));
+        assert!(l.check().is_ok());
+        assert!(l.check().is_ok());
+        assert!(l.check().is_err(), "at most the burst after a long idle");
+    }
 
     #[test]
-    fn bursts_then_refills() {
-        let l = RateLimiter::new(Duration::from_millis(50), 2);
+    fn the_limiter_starts_full_and_a_burst_of_0_lets_nothing_through() {
+        // an hour per token: no refill can happen while the test runs
+        let l = RateLimiter::new(Duration::from_secs(3600), 2);
         assert!(l.allow());
-        assert!(l.allow());
-        assert!(!l.allow());
-        std::thread::sleep(Duration::from_millis(60));
         assert!(l.allow());
         assert!(!l.allow());
         let zero = RateLimiter::new(Duration::from_secs(1), 0);
         assert!(!zero.allow());
+        let no_interval = RateLimiter::new(Duration::ZERO, 2);
+        assert!(!no_interval.allow());
     }
 }
