@@ -22,7 +22,7 @@ command -v cargo >/dev/null || { echo "verify.sh: cargo not found" >&2; exit 2; 
 args=(--rules alerts/bitbucket-zdu-alerts.yaml --alertmanager alerts/alertmanager.example.yml)
 while [ $# -gt 0 ]; do
   case "$1" in
-    --count|--seed|--rules|--alertmanager|--jobs|--batch|--keep) args+=("$1" "$2"); shift 2 ;;
+    --count|--seed|--rules|--alertmanager|--jobs|--batch|--keep|--only) args+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument: $1" >&2; exit 2 ;;
   esac

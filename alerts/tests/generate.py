@@ -47,9 +47,20 @@ def contract():
     return known
 
 
+RENDERED = {}
+
+
 def rules_json(source):
-    """Alerting rules by name, from the rule file the source tests (rendered JSON)."""
+    """Alerting rules by name, from the rule file the source tests (rendered JSON); one
+    jsonnet run per distinct override (rendering is slow on a loaded machine)."""
     extra = source.get("x-render-config")
+    key = json.dumps(extra, sort_keys=True)
+    if key not in RENDERED:
+        RENDERED[key] = render_rules(extra)
+    return RENDERED[key]
+
+
+def render_rules(extra):
     cmd = [os.path.join(ALERTS, "render.sh"), "--json"]
     if extra is not None:
         cmd += ["--config-json", json.dumps(extra)]
