@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Alert verification by simulation (issue 15).
 #
-#   alerts/verify.sh [--count N] [--seed S] [--rules FILE] [--alertmanager FILE]
+#   alerts/verify.sh [--count N] [--seed S] [--only I,J] [--rules FILE] [--alertmanager FILE]
 #
 # Generates N seeded rolling-upgrade timelines (2-12 nodes, drains, pauses, idle
 # READY_TO_UPGRADE, approval delays, ghosts, sidecar per pod or central exporter, exporter
