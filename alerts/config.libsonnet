@@ -42,6 +42,11 @@
     // a flapping Bitbucket or a restarting exporter does not resolve and re-page.
     healthKeepFiringFor: '5m',
 
+    // The recorded "entered this state" timestamps (cluster and node) keep their earlier
+    // value across a gap of up to this long in what the exporters report: an exporter
+    // rescheduled without its state file restarts its own clocks, not the alerts'.
+    enteredBridge: '10m',
+
     // Users + tasks of a DRAINING node that fell within this window are progress (stall
     // and DrainingTooLong alerts do not fire).
     drainProgressWindow: '10m',

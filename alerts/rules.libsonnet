@@ -9,6 +9,30 @@ local lib = import 'lib.libsonnet';
     local c = $._config,
     local C = std.join(', ', c.clusterLabels),
     local sel(extra='') = '{' + lib.matchers([c.selector, extra]) + '}',
+    // The earliest time `by` entered the state it reports now: the minimum of what the
+    // exporters report (`reported`, labelled with `state`) and of this rule's own value
+    // within _config.enteredBridge, the latter kept only while that state is reported now
+    // and no later-entered state of `by` was recorded within the bridge (a state left and
+    // re-entered while Prometheus watched starts a new clock). Prometheus's memory, so an
+    // exporter restarted without its state file cannot restart the clocks of the state
+    // alerts (a pause between two scrapes of up to the bridge is covered).
+    local enteredKept(name, by, reported) = |||
+      min by (%(by)s, state) (
+        %(reported)s
+        or
+        (
+          (
+            last_over_time(%(name)s[%(w)s])
+            >= on (%(by)s) group_left
+            max by (%(by)s) (max_over_time(%(name)s[%(w)s]))
+          )
+          and on (%(by)s, state)
+          (
+            %(reported)s
+          )
+        )
+      )
+    ||| % { by: by, reported: std.strReplace(reported, '\n', '\n  '), name: name, w: c.enteredBridge },
     local rec(name, expr) = { record: name, expr: if std.length(std.findSubstr('\n', expr)) > 0 then std.rstripChars(expr, '\n') + '\n' else expr },
     groups+: [{
       name: c.recordingGroupName,
@@ -17,9 +41,11 @@ local lib = import 'lib.libsonnet';
         rec('bitbucket_zdu:cluster_state:max', 'max by (%s, state) (bitbucket_zdu_cluster_state%s)' % [C, sel()]),
         // When the cluster entered each state it is in now (per sidecar: its entered time,
         // labelled with the state it reports); the earliest sidecar wins, so a sidecar
-        // restarted without a state file does not restart the clock.
+        // restarted without a state file does not restart the clock. Prometheus remembers
+        // too (enteredKept): an exporter that lost its memory (the central one rescheduled
+        // without a state file) does not restart the clock either.
         rec('bitbucket_zdu:cluster_state_entered_timestamp_seconds:min',
-            'min by (%s, state) (\n  (bitbucket_zdu_cluster_state%s == 1)\n  * ignoring (state) group_left\n  bitbucket_zdu_cluster_state_entered_timestamp_seconds%s\n)' % [C, sel(), sel()]),
+            enteredKept('bitbucket_zdu:cluster_state_entered_timestamp_seconds:min', C, '(bitbucket_zdu_cluster_state%s == 1)\n  * ignoring (state) group_left\n  bitbucket_zdu_cluster_state_entered_timestamp_seconds%s' % [sel(), sel()])),
         // Progress: the last time a node entry changed state (earliest sidecar wins, as above).
         rec('bitbucket_zdu:node_state_last_change_timestamp_seconds:min',
             'min by (%s) (bitbucket_zdu_node_state_last_change_timestamp_seconds%s)' % [C, sel()]),
@@ -28,8 +54,10 @@ local lib = import 'lib.libsonnet';
         rec('bitbucket_zdu:nodes_upgraded:max', 'max by (%s) (bitbucket_zdu_nodes_upgraded%s)' % [C, sel()]),
         rec('bitbucket_zdu:nodes:max', 'max by (%s, state) (bitbucket_zdu_nodes%s)' % [C, sel()]),
         rec('bitbucket_zdu:ghost_nodes:max', 'max by (%s) (bitbucket_zdu_ghost_nodes%s)' % [C, sel()]),
+        // When each node entry entered the state it is in now (earliest exporter wins, and
+        // Prometheus remembers: enteredKept).
         rec('bitbucket_zdu:node_state_entered_timestamp_seconds:min',
-            'min by (%s, node_id, node_name, state) (\n  (bitbucket_zdu_node_state%s == 1)\n  * ignoring (state) group_left\n  bitbucket_zdu_node_state_entered_timestamp_seconds%s\n)' % [C, sel(), sel()]),
+            enteredKept('bitbucket_zdu:node_state_entered_timestamp_seconds:min', C + ', node_id, node_name', '(bitbucket_zdu_node_state%s == 1)\n  * ignoring (state) group_left\n  bitbucket_zdu_node_state_entered_timestamp_seconds%s' % [sel(), sel()])),
         rec('bitbucket_zdu:node_name_offline_since_timestamp_seconds:min',
             'min by (%s, node_name) (bitbucket_zdu_node_name_offline_since_timestamp_seconds%s)' % [C, sel()]),
         // Progress: the later of the last node change and entering the current cluster state

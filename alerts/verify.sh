@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Alert verification by simulation (issue 15).
 #
-#   alerts/verify.sh [--count N] [--seed S] [--rules FILE] [--alertmanager FILE]
+#   alerts/verify.sh [--count N] [--seed S] [--only I,J] [--rules FILE] [--alertmanager FILE]
 #
 # Generates N seeded rolling-upgrade timelines (2-12 nodes, drains, pauses, idle
 # READY_TO_UPGRADE, approval delays, ghosts, sidecar per pod or central exporter, exporter
@@ -22,7 +22,7 @@ command -v cargo >/dev/null || { echo "verify.sh: cargo not found" >&2; exit 2; 
 args=(--rules alerts/bitbucket-zdu-alerts.yaml --alertmanager alerts/alertmanager.example.yml)
 while [ $# -gt 0 ]; do
   case "$1" in
-    --count|--seed|--rules|--alertmanager|--jobs|--batch|--keep) args+=("$1" "$2"); shift 2 ;;
+    --count|--seed|--rules|--alertmanager|--jobs|--batch|--keep|--only) args+=("$1" "$2"); shift 2 ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "verify.sh: unknown argument: $1" >&2; exit 2 ;;
   esac

@@ -63,9 +63,13 @@ def contract():
     return known
 
 
+RENDERED = {}
+
+
 def rules_json(source):
     """Alerting rules by name, from the rule file the source tests: rendered with the source's
-    x-render-config, else the checked-in rendered file its rule_files names
+    x-render-config (one jsonnet run per distinct override: rendering is slow on a loaded
+    machine), else the checked-in rendered file its rule_files names
     (../bitbucket-zdu-alerts.yaml, ../examples/all-products/alerts.yaml; alerts/render.sh
     --check, run before this by alerts/test.sh, keeps them current)."""
     extra = source.get("x-render-config")
@@ -74,6 +78,13 @@ def rules_json(source):
         with open(os.path.join(HERE, files[0]), encoding="utf-8") as f:
             groups = yaml.safe_load(f)["groups"]
         return {r["alert"]: r for g in groups for r in g["rules"] if "alert" in r}
+    key = json.dumps(extra, sort_keys=True)
+    if key not in RENDERED:
+        RENDERED[key] = render_rules(extra)
+    return RENDERED[key]
+
+
+def render_rules(extra):
     cmd = [os.path.join(ALERTS, "render.sh"), "--json"]
     if extra is not None:
         cmd += ["--config-json", json.dumps(extra)]

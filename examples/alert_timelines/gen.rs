@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use bitbucket_zdu_exporter::model::NodeState;
+use bitbucket_zdu_exporter::model::{ClusterState, NodeState};
 use bitbucket_zdu_exporter::simulator::{next_version, Finalization};
 
 use crate::rng::Rng;
@@ -89,6 +89,9 @@ struct Gen {
     ghosts: bool,
     new_version: String,
     branches: BTreeSet<String>,
+    /// Minute the cluster entered READY_TO_RUN_UPGRADE_TASKS (the last node booted on the
+    /// new version): the admin's approval delay counts from there.
+    ready_at: Option<u32>,
 }
 
 /// Generates and runs the timeline of `seed`.
@@ -114,6 +117,7 @@ pub fn timeline(seed: u64, wanted: BTreeSet<String>) -> Timeline {
         window: None,
         new_version: next_version("8.19.0"),
         branches: BTreeSet::new(),
+        ready_at: None,
     };
     g.branch(format!(
         "nodes={}",
@@ -340,6 +344,11 @@ impl Gen {
         self.w.sim.nodes[i].version = Some(self.new_version.clone());
         self.w.sim.nodes[i].build_number = Some("8019001".into());
         self.w.pod(i, Pod::Starting);
+        if self.ready_at.is_none() && self.w.sim.state() == ClusterState::ReadyToRunUpgradeTasks {
+            self.ready_at = Some(self.w.t);
+            self.w
+                .note("every live node on the new version: READY_TO_RUN_UPGRADE_TASKS");
+        }
     }
 
     fn upgrade_node(&mut self, i: usize, bad: bool) {
@@ -385,19 +394,22 @@ impl Gen {
 
     fn finalize(&mut self) {
         self.w
-            .note("all nodes upgraded: READY_TO_RUN_UPGRADE_TASKS");
+            .note("all nodes upgraded and started: the admin may approve");
         if self.is(Fault::StuckReadyToRunUpgradeTasks) {
             self.fault_start();
             self.wait_noisy(180);
             self.fault_end();
         } else {
+            // A healthy admin approves within 50 minutes of the cluster becoming ready (the
+            // last node's start and the pause after it count: the cluster already waits).
             let delay = self.rng.range(0, 50);
             self.branch(if delay >= 20 {
                 "approval-slow"
             } else {
                 "approval-fast"
             });
-            self.wait_noisy(delay);
+            let waited = self.w.t - self.ready_at.expect("the last node's boot");
+            self.wait_noisy(delay.saturating_sub(waited));
         }
         self.w
             .sim

@@ -17,7 +17,8 @@ Assertions:
              (controller_revision_hash); Prometheus agrees (one ALERTS series per cluster)
   kill       while the page is pending (the last minutes of MIXED) one sidecar's pod "dies":
              its target leaves service discovery (--file-sd) and its process is killed; the
-             page still arrives once, on time (last progress + noProgress + for)
+             page still arrives once, on time (last progress + noProgress + for, progress as
+             reported at the page and as Prometheus recorded it)
   unknown    once it paged, the stuck simulator is stopped (Bitbucket unreachable from every
              sidecar): for --unknown-watch seconds the page stays firing in Prometheus, no
              resolve of it ever reaches the webhook, and the unreachable / unobserved alerts
@@ -559,23 +560,44 @@ def main():
     healthy_wh = [lab for _, _, lab in wh if lab.get("cluster") == args.healthy_cluster]
     if healthy_wh:
         failures.append("the webhook received %d alert(s) for the healthy cluster: %s" % (len(healthy_wh), healthy_wh))
-    # on time? last progress of the stuck cluster -> webhook, against noProgress + for
+    # on time? The rules count from the last progress they can know of: the earliest sidecar's
+    # last node change AS REPORTED WHEN THE PAGE WAS SENT (a sidecar restarted without a state
+    # file reports its own first poll instead, and which sidecar's series Prometheus recorded
+    # last, once the simulator is stopped, is a race), and Prometheus's own history (the
+    # no-change rules: MIXED seen `noProgress` ago, nothing changed since), which starts at
+    # the first sample it recorded. Never earlier than progress + noProgress + for; at most
+    # 30 s later than the later of the two.
     threshold, for_s = args.stuck_no_progress, args.stuck_for
-    try:
-        res = prom.query('min(last_over_time(bitbucket_zdu:node_state_last_change_timestamp_seconds:min'
-                         '{cluster="%s"}[15m]))' % args.stuck_cluster)
-        entered = float(res[0]["value"][1]) if res else None
-    except (RuntimeError, OSError):
-        entered = None
-    if entered and stuck_alert_at is not None:
-        delay = stuck_alert_at + T0 - entered
-        log("stuck cluster: last node change at %.1fs; %s reached the webhook %.1fs later (rule: no progress "
-            "for %.0fs + for %.0fs)" % (entered - T0, stuck_alert, delay, threshold, for_s))
-        if delay > threshold + for_s + 30 or delay < threshold + for_s:
-            failures.append("%s reached the webhook %.1fs after the last progress; the rule says %.0fs + %.0fs"
-                            % (stuck_alert, delay, threshold, for_s))
+    reported = first_seen = None
+    if stuck_alert_at is not None:
+        at = "%.3f" % (stuck_alert_at + T0)
+        sel = '{cluster="%s"}' % args.stuck_cluster
+        try:
+            res = prom.api("query", {"query": "min(bitbucket_zdu:node_state_last_change_timestamp_seconds:min%s)" % sel,
+                                     "time": at})["result"]
+            reported = float(res[0]["value"][1]) if res else None
+            res = prom.api("query", {"query": 'min(min_over_time(timestamp(bitbucket_zdu:cluster_state:max{cluster="%s", '
+                                              'state="MIXED"} == 1)[30m:1s]))' % args.stuck_cluster,
+                                     "time": at})["result"]
+            first_seen = float(res[0]["value"][1]) if res else None
+        except (RuntimeError, OSError) as e:
+            log("last-progress queries failed: %s" % e)
+    if reported and first_seen and stuck_alert_at is not None:
+        page = stuck_alert_at + T0
+        known = max(reported, first_seen)
+        log("stuck cluster: last node change reported at %.1fs, MIXED first recorded by Prometheus at %.1fs; "
+            "%s reached the webhook %.1fs after the first, %.1fs after the later (rule: no progress for %.0fs + "
+            "for %.0fs)" % (reported - T0, first_seen - T0, stuck_alert, page - reported, page - known,
+                            threshold, for_s))
+        if page - reported < threshold + for_s:
+            failures.append("%s reached the webhook %.1fs after the last progress (reported at the page); the rule "
+                            "says %.0fs + %.0fs" % (stuck_alert, page - reported, threshold, for_s))
+        if page - known > threshold + for_s + 30:
+            failures.append("%s reached the webhook %.1fs after the last progress Prometheus could know of; the rule "
+                            "says %.0fs + %.0fs" % (stuck_alert, page - known, threshold, for_s))
     elif stuck_alert_at is not None:
-        failures.append("no bitbucket_zdu:node_state_last_change_timestamp_seconds:min for the stuck cluster")
+        failures.append("no bitbucket_zdu:node_state_last_change_timestamp_seconds:min or MIXED sample for the stuck "
+                        "cluster at the page")
     try:
         series = prom.query('ALERTS{alertname="%s", alertstate="firing"}' % stuck_alert)
         n_stuck = [r for r in series if r["metric"].get("cluster") == args.stuck_cluster]
