@@ -96,6 +96,9 @@ start() {
   "$@" >"$TMP/logs/$name.log" 2>&1 &
   PIDS+=("$!")
   NAMES+=("$name")
+  # Killed by ha_check.py on purpose (a pod replaced, a replica killed): no job notice.
+  # cleanup() still ends it by pid.
+  disown "$!"
 }
 pid_of() {
   local i
