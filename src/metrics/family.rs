@@ -175,3 +175,74 @@ impl fmt::Display for Family {
         f.write_str(&self.sample_name())
     }
 }
+
+/// A [`Family`] from its parts (a `const` constructor for the table below): a target family
+/// exists for every product until [`only`] says otherwise (the catalogue's
+/// product table); the exporter's own for none.
+pub(super) const fn family(
+    name: &'static str,
+    kind: Kind,
+    group: Group,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Family {
+    let products: &'static [Product] = match group {
+        Group::Exporter | Group::Process => &[],
+        _ => &Product::ALL,
+    };
+    Family {
+        name,
+        kind,
+        help,
+        labels,
+        group,
+        products,
+    }
+}
+
+/// `f` for `products` alone: the product table's entry of a family that not every product has.
+pub(super) const fn only(products: &'static [Product], f: Family) -> Family {
+    Family { products, ..f }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::catalogue::{ALL, LAST_ERROR_INFO, NODE_ALIVE, RESPONDER_STATE, UP};
+
+    #[test]
+    fn each_product_gets_its_own_names_and_help_and_bitbucket_the_catalogue_s() {
+        for f in ALL {
+            if f.products.is_empty() {
+                let own = f.own();
+                assert_eq!((own.name.as_ref(), own.help.as_ref()), (f.name, f.help));
+                assert!(Product::ALL.iter().all(|p| f.describe(*p).is_none()));
+                continue;
+            }
+            for p in Product::ALL {
+                let Some(d) = f.describe(p) else {
+                    assert!(!f.products.contains(&p), "{f}");
+                    continue;
+                };
+                if p == Product::Bitbucket {
+                    assert!(matches!(d.name, std::borrow::Cow::Borrowed(_)), "{f}");
+                    assert_eq!((d.name.as_ref(), d.help.as_ref()), (f.name, f.help));
+                    continue;
+                }
+                assert!(d.name.starts_with(p.metric_prefix()), "{}", d.name);
+                assert!(!d.help.contains("Bitbucket"), "{p}: {}", d.help);
+                assert!(!d.help.contains("bitbucket_zdu"), "{p}: {}", d.help);
+            }
+        }
+        let jira_up = UP.describe(Product::Jira).unwrap().help;
+        assert!(jira_up.contains("/rest/api/2/cluster/nodes"), "{jira_up}");
+        assert!(jira_up.contains("Jira's"), "{jira_up}");
+        let wiki_error = LAST_ERROR_INFO.describe(Product::Confluence).unwrap().help;
+        assert!(
+            wiki_error.starts_with("Why confluence_zdu_up is 0"),
+            "{wiki_error}"
+        );
+        assert!(RESPONDER_STATE.describe(Product::Jira).is_none());
+        assert!(NODE_ALIVE.describe(Product::Bitbucket).is_none());
+    }
+}
