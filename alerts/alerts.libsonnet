@@ -216,13 +216,17 @@ local lib = import 'lib.libsonnet';
             (
                 ((%(since)s > %(noProgress)d or %(seen)s) unless on (%(C)s) %(falling)s)
               or
-                %(inMixed)s > %(maxTotal)d
+                (
+                  %(inMixed)s > %(maxTotal)d
+                  unless on (%(C)s)
+                    %(inMixed)s <= %(perNode)d * max by (%(C)s) (max_over_time(bitbucket_zdu:live_nodes:max[2h]))
+                )
               or
                 %(kept)s
             )
-          ||| % { inMixed: inState('MIXED'), since: sinceProgress, noProgress: s(t.stuckMixed.noProgress), maxTotal: s(t.stuckMixed.maxTotal), C: C, falling: drainFalling, kept: keptWithoutChange('BitbucketZduUpgradeStuckMixed', 'MIXED'), seen: seenStalled('MIXED', t.stuckMixed.noProgress) }, inStateHeld('MIXED')),
+          ||| % { inMixed: inState('MIXED'), since: sinceProgress, noProgress: s(t.stuckMixed.noProgress), maxTotal: s(t.stuckMixed.maxTotal), perNode: s(t.stuckMixed.maxPerNode), C: C, falling: drainFalling, kept: keptWithoutChange('BitbucketZduUpgradeStuckMixed', 'MIXED'), seen: seenStalled('MIXED', t.stuckMixed.noProgress) }, inStateHeld('MIXED')),
           'Rolling upgrade of ' + Cn + ' stuck in MIXED for ' + dur,
-          'Cluster ' + Cn + ' has run mixed Bitbucket versions (state MIXED) for ' + dur + ' and for ' + t.stuckMixed.noProgress + ' no node has changed state and no draining node has lost users or tasks (or MIXED has lasted longer than ' + t.stuckMixed.maxTotal + '). A MIXED cluster cannot be cancelled: upgrade the remaining nodes or roll the upgraded ones back. A node in ERROR also holds the cluster in MIXED (BitbucketZduNodeError then pages instead of this alert).',
+          'Cluster ' + Cn + ' has run mixed Bitbucket versions (state MIXED) for ' + dur + ' and for ' + t.stuckMixed.noProgress + ' no node has changed state and no draining node has lost users or tasks (or MIXED has lasted longer than ' + t.stuckMixed.maxTotal + ' and ' + t.stuckMixed.maxPerNode + ' per live node). A MIXED cluster cannot be cancelled: upgrade the remaining nodes or roll the upgraded ones back. A node in ERROR also holds the cluster in MIXED (BitbucketZduNodeError then pages instead of this alert).',
         ),
         clusterStateAlert(
           'BitbucketZduUpgradeTasksFailed',

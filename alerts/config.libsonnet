@@ -72,8 +72,11 @@
       // In READY_TO_UPGRADE the limit is longer: admins often idle there before the first drain.
       upgradeStalled: { noProgress: '20m', noProgressReadyToUpgrade: '70m', 'for': '2m', severity: 'warning' },
       // The page: MIXED and no progress for the longer `noProgress`, or MIXED longer than
-      // `maxTotal` whatever the progress (a node flapping forever is not progress).
-      stuckMixed: { noProgress: '45m', maxTotal: '8h', 'for': '2m', severity: 'critical' },
+      // its budget whatever the progress (a node flapping forever is not progress): `maxTotal`,
+      // or `maxPerNode` per live node (the most seen within 2h) when that is longer. A healthy
+      // node takes at most a drain (up to 60m), a restart and a pause before the next one, so
+      // a healthy 12-node upgrade with long drains (up to ~16h MIXED) never pages.
+      stuckMixed: { noProgress: '45m', maxTotal: '8h', maxPerNode: '90m', 'for': '2m', severity: 'critical' },
       upgradeTasksFailed: { after: '1m', 'for': '2m', severity: 'critical' },
       upgradeTasksRunningTooLong: { after: '15m', 'for': '2m', severity: 'warning' },
       awaitingApproval: { after: '1h', 'for': '2m', severity: 'warning' },
