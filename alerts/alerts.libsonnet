@@ -141,7 +141,7 @@ local lib = import 'lib.libsonnet';
               max by (%(C)s) (bitbucket_zdu_last_error_info%(selR)s)
           ||| % { C: C, selR: sel('reason=~"unauthorized|forbidden|not_clustered|stale"') },
           'Bitbucket is unreachable from every ZDU exporter of ' + Cn,
-          'No exporter of ' + Cn + ' has been able to poll /rest/zdu/cluster for more than ' + t.bitbucketUnreachable['for'] + ' (bitbucket_zdu_up == 0 on every exporter). The reason (timeout, connect, tls, not_found, server_error, not_json, ...) is in bitbucket_zdu_last_error_info. The state of the cluster is unknown: firing upgrade alerts keep firing until it is known again.',
+          'No exporter of ' + Cn + ' has been able to poll /rest/zdu/cluster for more than ' + t.bitbucketUnreachable['for'] + ' (bitbucket_zdu_up == 0 on every exporter). The reason (timeout, connect, tls, not_found, server_error, not_json, ...) is in bitbucket_zdu_last_error_info; fd_exhausted means the exporter itself ran out of file descriptors and never reached Bitbucket (raise its open-files hard limit, LimitNOFILE=). The state of the cluster is unknown: firing upgrade alerts keep firing until it is known again.',
           c.healthKeepFiringFor,
         ),
         alert(

@@ -162,6 +162,7 @@ fn in_flight(u: &progress::Upgrade, wall: f64) -> InFlightView {
         nodes: u
             .nodes
             .iter()
+            .filter(|n| n.took_part())
             .map(|n| UpgradeNodeView {
                 name: n.name.clone(),
                 state: n.state.clone(),
