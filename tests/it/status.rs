@@ -263,14 +263,21 @@ fn wait_and_the_upgrade_page_for_confluence_and_jira() {
         // One timeline lane per node taking part; Jira's stale OFFLINE entry is listed among
         // the node entries but draws no lane.
         assert!(
-            page.body.contains(&format!("class=\"lane\" data-node=\"{product}-1\"")),
+            page.body
+                .contains(&format!("class=\"lane\" data-node=\"{product}-1\"")),
             "{}",
             page.body
         );
         if product == "jira" {
-            assert!(page.body.contains("data-node=\"jira-stale\""), "{}", page.body);
             assert!(
-                !page.body.contains("class=\"lane\" data-node=\"jira-stale\""),
+                page.body.contains("data-node=\"jira-stale\""),
+                "{}",
+                page.body
+            );
+            assert!(
+                !page
+                    .body
+                    .contains("class=\"lane\" data-node=\"jira-stale\""),
                 "{}",
                 page.body
             );
