@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::AuthConfig;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
