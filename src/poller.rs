@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
+use crate::client::memo::ClusterReading;
 use crate::client::{FetchError, Reason, ZduClient};
 use crate::model::Cluster;
 use crate::snapshot::{
@@ -73,6 +74,8 @@ pub struct Poller {
     first_delay: Duration,
     /// The exporter's poll budget: one permit per poll in progress.
     permits: Option<Arc<tokio::sync::Semaphore>>,
+    /// The last cluster reading folded in, its view, and whether folding it changed nothing.
+    last_cluster: Option<(Arc<ClusterReading>, Arc<ClusterObservation>, bool)>,
 }
 
 impl Poller {
@@ -94,6 +97,7 @@ impl Poller {
             shared,
             first_delay: Duration::ZERO,
             permits: None,
+            last_cluster: None,
         }
     }
 
@@ -145,22 +149,15 @@ impl Poller {
         // At once (see ZduClient::observe): a hung upstream costs one timeout, not two. The
         // connections beyond the one kept alive per origin are closed after the poll.
         let (cluster, state) = self.client.observe().await;
-        let target = self.client.target().clone();
         self.record(Endpoint::Cluster, cluster.0, cluster.1.as_ref().err());
         self.record(Endpoint::State, state.0, state.1.as_ref().err());
 
         let cluster = match cluster.1 {
-            Ok((c, extras)) => {
-                self.count_unknown(&c);
-                let (view, changed) =
-                    ClusterObservation::observe_with(c, extras, &mut self.tracked, unix_now());
-                if changed {
-                    self.persist();
-                    self.transitions = Arc::new(self.tracked.transitions.clone());
-                    self.progress = Arc::new(self.tracked.progress.clone());
-                }
+            Ok(reading) => {
+                self.count_unknown(&reading.0);
+                let view = self.view_of(reading);
                 self.consecutive_failures = 0;
-                Some((Arc::new(view), Instant::now()))
+                Some((view, Instant::now()))
             }
             Err(_) => {
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
@@ -176,12 +173,13 @@ impl Poller {
                 {
                     *self.unknown_values.entry("responder_state").or_insert(0) += 1;
                 }
-                Some((Arc::new(s), Instant::now()))
+                Some((s, Instant::now()))
             }
             Err(_) => None,
         };
         let (cluster, cluster_at) = cluster.unzip();
         let (responder, responder_at) = responder.unzip();
+        let target = self.client.target();
         self.shared.publish(TargetSnapshot {
             target: target.name().to_string(),
             cluster,
@@ -196,6 +194,30 @@ impl Poller {
             progress: self.progress.clone(),
         });
         tracing::debug!(target_name = %target.name(), elapsed_ms = started.elapsed().as_millis() as u64, "poll done");
+    }
+
+    /// The cluster view of a successful reading, folded into the tracker. A reading that is
+    /// the previous one itself (the upstream answered the same bytes, see
+    /// [`crate::client::memo`]) whose folding changed nothing keeps the previous view: folding
+    /// it again would change nothing either (the tracker stamps a time only on a change, so
+    /// an unchanged answer at a later time is the same no-op), so the tracker is skipped.
+    fn view_of(&mut self, reading: Arc<ClusterReading>) -> Arc<ClusterObservation> {
+        if let Some((input, view, true)) = &self.last_cluster {
+            if Arc::ptr_eq(input, &reading) {
+                return view.clone();
+            }
+        }
+        let (c, extras) = (*reading).clone();
+        let (view, changed) =
+            ClusterObservation::observe_with(c, extras, &mut self.tracked, unix_now());
+        if changed {
+            self.persist();
+            self.transitions = Arc::new(self.tracked.transitions.clone());
+            self.progress = Arc::new(self.tracked.progress.clone());
+        }
+        let view = Arc::new(view);
+        self.last_cluster = Some((reading, view.clone(), !changed));
+        view
     }
 
     fn record(&mut self, ep: Endpoint, elapsed: Duration, err: Option<&FetchError>) {

@@ -7,22 +7,25 @@
 //!
 //! The unit tests are in `client/tests.rs`.
 
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use reqwest::StatusCode;
 
-use crate::config::{AuthConfig, TargetConfig};
+use crate::config::TargetConfig;
 use crate::model::{Answer, Cluster, DecodeError, ErrorBody, Limits, StateResponse};
 use crate::secret::Redactor;
 
 mod error;
+pub mod memo;
 pub mod product;
 pub mod shared;
 pub mod tls;
 pub use error::{FetchError, PerReason, Reason};
 pub use shared::{ClientKey, SharedClients};
+
+use memo::{Memo, Slot, Urls};
 
 /// Largest body the exporter reads from Bitbucket.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -58,6 +61,9 @@ pub struct ZduClient {
     http: reqwest::Client,
     target: TargetConfig,
     body_limit: usize,
+    /// Request URLs, last answers and the credential ([`memo`]), shared by clones.
+    memo: Arc<Memo>,
+    urls: Arc<Urls>,
 }
 
 impl ZduClient {
@@ -73,8 +79,10 @@ impl ZduClient {
     pub fn with_http(target: TargetConfig, http: reqwest::Client) -> Self {
         ZduClient {
             http,
+            urls: Arc::new(Urls::of(&target)),
             target,
             body_limit: DEFAULT_BODY_LIMIT,
+            memo: Arc::new(Memo::default()),
         }
     }
 
@@ -99,19 +107,43 @@ impl ZduClient {
 
     /// `GET /rest/zdu/cluster`.
     pub async fn cluster(&self) -> Result<Cluster, FetchError> {
-        self.get_json("cluster").await
+        self.get_url(self.urls.cluster.clone()).await
     }
 
     /// `GET /rest/zdu/state`.
     pub async fn state(&self) -> Result<StateResponse, FetchError> {
-        self.get_json("state").await
-    }
-
-    async fn get_json<T: Answer>(&self, path: &str) -> Result<T, FetchError> {
-        self.get_url(self.target.endpoint(path)).await
+        self.get_url(self.urls.state.clone()).await
     }
 
     async fn get_url<T: Answer>(&self, url: reqwest::Url) -> Result<T, FetchError> {
+        let limits = self.limits();
+        self.request(url, |ct, body| decode_success(&body, ct, limits))
+            .await
+    }
+
+    /// `url`'s answer decoded, or the value remembered in `slot` when the answer is the
+    /// same as the last one decoded there ([`memo`]).
+    /// The answer is decoded as an `A` and made a `T` by `into`.
+    async fn get_memo<A: Answer, T: Send + Sync + 'static>(
+        &self,
+        slot: Slot,
+        url: &reqwest::Url,
+        into: impl FnOnce(A) -> T,
+    ) -> Result<Arc<T>, FetchError> {
+        let limits = self.limits();
+        self.request(url.clone(), |ct, body| {
+            self.memo.decode(slot, ct, body, limits, into)
+        })
+        .await
+    }
+
+    /// GET `url` with the target's credential; a successful answer (its content type and
+    /// body) goes through `decode`. Every error text is redacted.
+    async fn request<T>(
+        &self,
+        url: reqwest::Url,
+        decode: impl FnOnce(&str, Vec<u8>) -> Result<T, FetchError>,
+    ) -> Result<T, FetchError> {
         let mut req = self
             .http
             .get(url)
@@ -120,35 +152,26 @@ impl ZduClient {
                 USER_AGENT,
                 HeaderValue::from_static(crate::sys::version::USER_AGENT),
             );
-        let mut forms = Redactor::default();
-        match self.target.auth() {
-            AuthConfig::None => {}
-            AuthConfig::Basic { username, password } => {
-                // Unreadable only if the file was never readable; config checks that at start.
-                let pw = password
-                    .get()
-                    .map_err(|e| FetchError::Credentials(e.to_string()))?;
-                forms = Redactor::new(Some(username), pw.expose());
-                req = req.basic_auth(username, Some(pw.expose()));
-            }
-            AuthConfig::Bearer { token } => {
-                let t = token
-                    .get()
-                    .map_err(|e| FetchError::Credentials(e.to_string()))?;
-                forms = Redactor::new(None, t.expose());
-                req = req.bearer_auth(t.expose());
-            }
+        let cred = self.memo.credential(&self.target)?;
+        if let Some(c) = &cred {
+            req = c.apply(req);
         }
-        self.send(req, &forms)
-            .await
-            .map_err(|e| redact_error(e, &forms))
+        let result = match self.send(req, cred.as_deref()).await {
+            Ok((content_type, body)) => decode(&content_type, body),
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| match &cred {
+            Some(c) => redact_error(e, &c.redactor()),
+            None => e,
+        })
     }
 
-    async fn send<T: Answer>(
+    /// Sends `req`: a successful answer's content type and body, or the failure.
+    async fn send(
         &self,
         req: reqwest::RequestBuilder,
-        forms: &Redactor,
-    ) -> Result<T, FetchError> {
+        cred: Option<&memo::Credential>,
+    ) -> Result<(String, Vec<u8>), FetchError> {
         let timeout = self.target.timeout();
         let resp = req.send().await.map_err(|e| classify(&e, timeout))?;
         let status = resp.status();
@@ -166,7 +189,7 @@ impl ZduClient {
         let final_url = resp.url().clone();
         let body = read_capped(resp, self.body_limit, timeout).await?;
         if status.is_success() {
-            return decode_success(&body, &content_type, self.limits());
+            return Ok((content_type, body));
         }
         if status.is_redirection() {
             // A same-origin redirect is followed, so one that comes back here was the last
@@ -181,7 +204,9 @@ impl ZduClient {
                 });
             }
         }
-        // Redact before the message is parsed and truncated, so no fragment survives.
+        // Redact before the message is parsed and truncated, so no fragment survives. The
+        // secret's encoded forms are built only here, on an error: they cost allocations.
+        let forms = cred.map_or_else(Redactor::default, |c| c.redactor());
         Err(product::status_error(
             self.target.product(),
             status,
@@ -252,7 +277,7 @@ async fn read_capped(
     }
 }
 
-fn decode_success<T: Answer>(
+pub(crate) fn decode_success<T: Answer>(
     body: &[u8],
     content_type: &str,
     limits: Limits,

@@ -16,10 +16,12 @@
 //! `credentials` (its message and the poll-failed log line tell the user to configure a
 //! token).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
+use super::memo::{ClusterReading, Slot};
 use super::{FetchError, ZduClient};
 use crate::model::extras::{self, ClusterExtras};
 use crate::model::jira::{self, JiraNodes, JiraState};
@@ -30,13 +32,23 @@ pub const JIRA_STATE_PATH: &str = "rest/api/2/cluster/zdu/state";
 /// Jira's node-list path, from the site root.
 pub const JIRA_NODES_PATH: &str = "rest/api/2/cluster/nodes";
 
+/// A Bitbucket `/rest/zdu/cluster` answer: the cluster, no extras.
+struct BitbucketCluster(ClusterReading);
+
+impl Answer for BitbucketCluster {
+    fn from_json(body: &[u8], limits: Limits) -> Result<Self, DecodeError> {
+        let cluster = Cluster::from_json(body, limits)?;
+        Ok(BitbucketCluster((cluster, ClusterExtras::default())))
+    }
+}
+
 /// A Confluence `/rest/zdu/cluster` answer: the cluster and its extras.
-struct ConfluenceCluster(Cluster, ClusterExtras);
+struct ConfluenceCluster(ClusterReading);
 
 impl Answer for ConfluenceCluster {
     fn from_json(body: &[u8], limits: Limits) -> Result<Self, DecodeError> {
         let cluster = Cluster::from_json(body, limits)?;
-        Ok(ConfluenceCluster(cluster, extras::confluence(body)))
+        Ok(ConfluenceCluster((cluster, extras::confluence(body))))
     }
 }
 
@@ -44,8 +56,10 @@ impl Answer for ConfluenceCluster {
 pub type Timed<T> = (Duration, Result<T, FetchError>);
 
 /// What one poll reads: the cluster reading (the [`Cluster`] and the product's extras) and
-/// the state reading, each with its duration.
-pub type Observation = (Timed<(Cluster, ClusterExtras)>, Timed<StateResponse>);
+/// the state reading, each with its duration. A reading whose answers are byte-for-byte
+/// those of the previous poll is the previous reading itself (the same `Arc`, see
+/// [`super::memo`]).
+pub type Observation = (Timed<Arc<ClusterReading>>, Timed<Arc<StateResponse>>);
 
 async fn timed<T>(fut: impl std::future::Future<Output = Result<T, FetchError>>) -> Timed<T> {
     let start = Instant::now();
@@ -59,17 +73,33 @@ impl ZduClient {
     /// state and the state reading) and `cluster/nodes`, the cluster reading taking as long
     /// as the slower of the two and failing with the state call's error first.
     pub async fn observe(&self) -> Observation {
-        if self.target().product() != Product::Jira {
-            return tokio::join!(timed(self.observe_cluster()), timed(self.observe_state()));
+        let state = || timed(self.get_memo(Slot::State, &self.urls.state, |s: StateResponse| s));
+        let cluster = &self.urls.cluster;
+        match self.target().product() {
+            Product::Bitbucket => {
+                return tokio::join!(
+                    timed(self.get_memo(Slot::Cluster, cluster, |c: BitbucketCluster| c.0)),
+                    state()
+                );
+            }
+            Product::Confluence => {
+                return tokio::join!(
+                    timed(self.get_memo(Slot::Cluster, cluster, |c: ConfluenceCluster| c.0)),
+                    state()
+                );
+            }
+            Product::Jira => {}
         }
-        let ((state_took, state), (nodes_took, nodes)) =
-            tokio::join!(timed(self.jira_state()), timed(self.jira_nodes()));
+        let ((state_took, state), (nodes_took, nodes)) = tokio::join!(
+            timed(self.get_memo(Slot::JiraState, &self.urls.jira_state, |s: JiraState| s)),
+            timed(self.get_memo(Slot::JiraNodes, &self.urls.jira_nodes, |n: JiraNodes| n))
+        );
         let cluster = match (&state, nodes) {
-            (Ok(s), Ok(n)) => Ok(jira::assemble(s.clone(), n)),
+            (Ok(s), Ok(n)) => Ok(self.memo.jira_cluster(s, &n)),
             (Err(e), _) => Err(e.clone()),
             (Ok(_), Err(e)) => Err(e),
         };
-        let responder = state.map(|s| jira::state_response(&s));
+        let responder = state.map(|s| self.memo.jira_responder(&s));
         (
             (state_took.max(nodes_took), cluster),
             (state_took, responder),
@@ -82,8 +112,8 @@ impl ZduClient {
         match self.target().product() {
             Product::Bitbucket => Ok((self.cluster().await?, ClusterExtras::default())),
             Product::Confluence => {
-                let ConfluenceCluster(c, x) = self.get_json("cluster").await?;
-                Ok((c, x))
+                let ConfluenceCluster(reading) = self.get_url(self.urls.cluster.clone()).await?;
+                Ok(reading)
             }
             Product::Jira => {
                 let (state, nodes) = tokio::join!(self.jira_state(), self.jira_nodes());
@@ -104,22 +134,20 @@ impl ZduClient {
     /// (Jira's `cluster` reading is the node list, with the state).
     pub fn endpoint_url(&self, endpoint: &str) -> reqwest::Url {
         match (self.target().product(), endpoint) {
-            (Product::Jira, "cluster") => self.target().site_endpoint(JIRA_NODES_PATH),
-            (Product::Jira, _) => self.target().site_endpoint(JIRA_STATE_PATH),
+            (Product::Jira, "cluster") => self.urls.jira_nodes.clone(),
+            (Product::Jira, _) => self.urls.jira_state.clone(),
             (_, path) => self.target().endpoint(path),
         }
     }
 
     /// `GET /rest/api/2/cluster/zdu/state`.
     pub async fn jira_state(&self) -> Result<JiraState, FetchError> {
-        self.get_url(self.target().site_endpoint(JIRA_STATE_PATH))
-            .await
+        self.get_url(self.urls.jira_state.clone()).await
     }
 
     /// `GET /rest/api/2/cluster/nodes`.
     pub async fn jira_nodes(&self) -> Result<JiraNodes, FetchError> {
-        self.get_url(self.target().site_endpoint(JIRA_NODES_PATH))
-            .await
+        self.get_url(self.urls.jira_nodes.clone()).await
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::AuthConfig;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 
@@ -204,4 +205,33 @@ fn reasons_of_an_io_error_chain() {
     assert!(out_of_descriptors(&std::io::Error::other(enfile)));
     let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
     assert!(!out_of_descriptors(&refused));
+}
+
+#[test]
+fn an_answer_equal_to_the_last_is_the_same_value_and_a_changed_one_is_decoded() {
+    let memo = Memo::default();
+    let get = |ct: &str, body: &str| {
+        memo.decode(
+            Slot::State,
+            ct,
+            body.as_bytes().to_vec(),
+            Limits::default(),
+            |s: StateResponse| s,
+        )
+    };
+    let json = "application/json";
+    let a = get(json, r#"{"state":"STABLE"}"#).unwrap();
+    let b = get(json, r#"{"state":"STABLE"}"#).unwrap();
+    assert!(Arc::ptr_eq(&a, &b), "the same bytes were decoded again");
+    let c = get(json, r#"{"state":"MIXED"}"#).unwrap();
+    assert!(!Arc::ptr_eq(&b, &c));
+    assert_ne!(*b, *c);
+    // The same body under another content type is decoded again.
+    let d = get("application/json;charset=UTF-8", r#"{"state":"MIXED"}"#).unwrap();
+    assert!(!Arc::ptr_eq(&c, &d));
+    assert_eq!(*c, *d);
+    // A body that fails leaves the last good one remembered.
+    assert!(get(json, "<html>").is_err());
+    let e = get("application/json;charset=UTF-8", r#"{"state":"MIXED"}"#).unwrap();
+    assert!(Arc::ptr_eq(&d, &e));
 }

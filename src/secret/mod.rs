@@ -11,14 +11,15 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// A credential value. `Debug` and `Display` print `<redacted>`; only [`Secret::expose`]
-/// gives the value, and only the upstream client calls it.
+/// gives the value, and only the upstream client calls it. Cloning it shares the value (every
+/// request of a poll holds one) instead of copying it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(std::sync::Arc<str>);
 
 impl Secret {
     /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(value.into().into())
     }
 
     /// The value itself. Call only where it is put on the wire.
@@ -105,7 +106,7 @@ impl SecretSource {
         }
         Ok(SecretSource::Env {
             var,
-            value: Secret(value),
+            value: Secret::new(value),
         })
     }
 
@@ -168,7 +169,7 @@ fn read_if_changed(
     if known.is_some() {
         tracing::info!(path = %path.display(), "secret file changed, using the new value");
     }
-    Ok(Some((stamp, Secret(value.to_string()))))
+    Ok(Some((stamp, Secret::new(value))))
 }
 
 /// The message for a YAML file that does not parse or does not fit the schema, built only

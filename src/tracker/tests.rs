@@ -238,3 +238,104 @@ fn a_persistent_write_failure_is_logged_once_per_distinct_error_and_counted() {
     assert_eq!(store.errors_total(), 5);
     assert!(path.is_file());
 }
+
+/// The poller skips the tracker for an answer equal to the last one when folding that answer
+/// changed nothing (`Poller::view_of`). That holds only if the tracker stamps a time on
+/// changes alone: an answer that changed nothing at one time changes nothing at any later
+/// time, and gives the same entered times. Checked along a rolling upgrade, a node going
+/// away and a cancelled second upgrade.
+#[test]
+fn an_answer_that_changed_nothing_changes_nothing_later() {
+    let node = |name: &str, state: NodeState, version: &str| Node {
+        id: Some(format!("id-{name}")),
+        name: Some(name.into()),
+        state: Some(state),
+        version: Some(version.into()),
+        ..Node::default()
+    };
+    let at = |mode: bool, state: ClusterState, nodes: Vec<Node>| Cluster {
+        upgrade_mode_enabled: Some(mode),
+        state: Some(state),
+        original_version: Some("1".into()),
+        nodes,
+    };
+    use ClusterState::*;
+    use NodeState::*;
+    let steps = vec![
+        at(
+            false,
+            Stable,
+            vec![node("a", Active, "1"), node("b", Active, "1")],
+        ),
+        at(
+            true,
+            ReadyToUpgrade,
+            vec![node("a", Active, "1"), node("b", Active, "1")],
+        ),
+        at(
+            true,
+            ReadyToUpgrade,
+            vec![node("a", Draining, "1"), node("b", Active, "1")],
+        ),
+        at(
+            true,
+            Mixed,
+            vec![node("a", Offline, "1"), node("b", Active, "1")],
+        ),
+        at(
+            true,
+            Mixed,
+            vec![node("a", Starting, "2"), node("b", Active, "1")],
+        ),
+        at(
+            true,
+            Mixed,
+            vec![node("a", Active, "2"), node("b", Active, "1")],
+        ),
+        at(
+            true,
+            Mixed,
+            vec![node("a", Active, "2"), node("b", Offline, "1")],
+        ),
+        at(
+            true,
+            Mixed,
+            vec![node("a", Active, "2"), node("b", Active, "2")],
+        ),
+        at(
+            true,
+            ReadyToRunUpgradeTasks,
+            vec![node("a", Active, "2"), node("b", Active, "2")],
+        ),
+        at(
+            false,
+            Stable,
+            vec![node("a", Active, "2"), node("b", Active, "2")],
+        ),
+        at(false, Stable, vec![node("a", Active, "2")]),
+        at(true, ReadyToUpgrade, vec![node("a", Active, "2")]),
+        at(false, Stable, vec![node("a", Active, "2")]),
+    ];
+    let mut t = Tracker::default();
+    for (i, c) in steps.iter().enumerate() {
+        let now = 1000.0 * (i as f64 + 1.0);
+        // Fold until a fold changes nothing (a change may take one more fold to settle).
+        let mut settled = None;
+        for k in 0..4 {
+            let (o, changed) = t.observe(c, now + k as f64);
+            if !changed {
+                settled = Some(o);
+                break;
+            }
+        }
+        let settled = settled.unwrap_or_else(|| panic!("step {i} never settles"));
+        let before = t.clone();
+        let (later, changed) = t.observe(c, now + 500.0);
+        assert!(
+            !changed,
+            "step {i}: the same answer changed the tracker later"
+        );
+        assert_eq!(t, before, "step {i}");
+        assert_eq!(later, settled, "step {i}");
+    }
+}

@@ -1,12 +1,15 @@
-//! A central exporter for a fleet: targets that share settings share one HTTP client, and
-//! targets started together poll staggered, not all at once.
+//! A central exporter for a fleet: targets that share settings share one HTTP client,
+//! targets started together poll staggered, not all at once, and connections are kept alive
+//! only while one per origin fits the descriptor budget (a reload switches it).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitbucket_zdu_exporter::app::Exporter;
 use bitbucket_zdu_exporter::config::{Config, TargetConfig};
 use bitbucket_zdu_exporter::poller::first_poll_offset;
+use bitbucket_zdu_exporter::snapshot::Endpoint;
 use bitbucket_zdu_exporter::tracker::StateStore;
 
 use crate::common::upstream::Mock;
@@ -116,5 +119,182 @@ async fn a_tight_descriptor_budget_queues_polls_instead_of_failing_them() {
             snap.target
         );
     }
+    rt.shutdown();
+}
+
+/// An upstream on its own origin that serves each connection's requests one after another
+/// (HTTP/1.1 keep-alive) and counts the requests, and those that came on a connection that
+/// had already carried one (a kept-alive connection used again).
+struct KeepAliveUpstream {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    reused: Arc<AtomicUsize>,
+}
+
+impl KeepAliveUpstream {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let up = KeepAliveUpstream {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            requests: Arc::default(),
+            reused: Arc::default(),
+        };
+        let (requests, reused) = (up.requests.clone(), up.reused.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, requests.clone(), reused.clone()));
+            }
+        });
+        up
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        (
+            self.requests.load(Ordering::SeqCst),
+            self.reused.load(Ordering::SeqCst),
+        )
+    }
+}
+
+async fn serve(mut s: tokio::net::TcpStream, requests: Arc<AtomicUsize>, reused: Arc<AtomicUsize>) {
+    use crate::common::upstream::{CLUSTER_JSON, STATE_JSON};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut buf, mut chunk, mut served) = (Vec::new(), [0u8; 4096], 0usize);
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match s.read(&mut chunk).await {
+                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => return,
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        buf.drain(..end);
+        let path = head.split_whitespace().nth(1).unwrap_or("");
+        let body = if path.ends_with("/cluster") {
+            CLUSTER_JSON
+        } else {
+            STATE_JSON
+        };
+        requests.fetch_add(1, Ordering::SeqCst);
+        if served > 0 {
+            reused.fetch_add(1, Ordering::SeqCst);
+        }
+        served += 1;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if s.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits until every current target has finished `n` more `/cluster` polls.
+async fn more_polls(rt: &Exporter, n: u64) {
+    let polls = || -> Vec<u64> {
+        rt.targets
+            .load()
+            .iter()
+            .map(|t| t.snapshot.load().endpoints[Endpoint::Cluster].polls_total)
+            .collect()
+    };
+    let start = polls();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while polls().iter().zip(&start).any(|(now, s)| *now < s + n) {
+        assert!(Instant::now() < deadline, "targets stopped polling");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Requests and reused-connection requests over three polls of every target, counted after
+/// one poll each on the current configuration (a stopped poller's last requests may still
+/// land); every target up afterwards.
+async fn three_polls(rt: &Exporter, ups: &[KeepAliveUpstream]) -> (usize, usize) {
+    let sum = || {
+        ups.iter()
+            .map(KeepAliveUpstream::counts)
+            .fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1))
+    };
+    more_polls(rt, 1).await;
+    let before = sum();
+    more_polls(rt, 3).await;
+    let after = sum();
+    for t in rt.targets.load().iter() {
+        let snap = t.snapshot.load();
+        assert!(snap.cluster.is_some(), "{} is not up", snap.target);
+        assert!(snap.endpoints[Endpoint::Cluster].last_error.is_none());
+    }
+    (after.0 - before.0, after.1 - before.1)
+}
+
+#[tokio::test]
+async fn a_reload_across_the_descriptor_budget_switches_keep_alive() {
+    use bitbucket_zdu_exporter::config::ProcessEnv;
+    use bitbucket_zdu_exporter::sys::fds::FdBudget;
+    // 70 descriptors: two origins may keep a connection alive, three may not.
+    let budget = FdBudget::plan(Some(70), 512);
+    assert!(budget.keep_alive(2) && !budget.keep_alive(3));
+    let mut ups = Vec::new();
+    for _ in 0..3 {
+        ups.push(KeepAliveUpstream::start().await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("targets.yml");
+    let write = |n: usize| {
+        let targets: String = ups[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                format!(
+                    "  - name: t{i}\n    url: {}\n    poll_interval: 100ms\n",
+                    u.url
+                )
+            })
+            .collect();
+        std::fs::write(&cfg, format!("targets:\n{targets}")).unwrap();
+    };
+    write(1);
+    let args = bitbucket_zdu_exporter::cli::Cli::try_parse_checked_from([
+        "bitbucket-zdu-exporter",
+        "--config.file",
+        cfg.to_str().unwrap(),
+    ])
+    .unwrap()
+    .exporter;
+    let config = Config::from_args(&args, &ProcessEnv).unwrap();
+    let store = Arc::new(StateStore::in_memory());
+    let rt = Exporter::start_with(
+        &config,
+        store,
+        Some(args),
+        Some(Box::new(ProcessEnv)),
+        budget,
+    )
+    .unwrap();
+    // One origin: its connection is kept alive and used again by the next polls.
+    let (requests, reused) = three_polls(&rt, &ups).await;
+    assert!(
+        requests >= 6 && reused >= 2,
+        "{requests} requests, {reused} on a reused connection"
+    );
+    // Three origins do not fit: every request opens its own connection, and polls go on.
+    write(3);
+    rt.reload().await.unwrap();
+    assert_eq!(rt.targets.load().len(), 3);
+    let (requests, reused) = three_polls(&rt, &ups).await;
+    assert!(requests >= 18, "{requests} requests");
+    assert_eq!(reused, 0, "a connection was kept alive beyond the budget");
+    // Back to one: kept alive again.
+    write(1);
+    rt.reload().await.unwrap();
+    let (requests, reused) = three_polls(&rt, &ups).await;
+    assert!(
+        requests >= 6 && reused >= 2,
+        "{requests} requests, {reused} on a reused connection"
+    );
     rt.shutdown();
 }
