@@ -19,7 +19,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 command -v promtool >/dev/null || { echo "verify.sh: promtool not found (apt-get install -y prometheus)" >&2; exit 2; }
 command -v cargo >/dev/null || { echo "verify.sh: cargo not found" >&2; exit 2; }
-args=(--rules alerts/bitbucket-zdu-alerts.yaml --alertmanager alerts/alertmanager.example.yml)
+args=(--rules alerts/examples/all-products/alerts.yaml --alertmanager alerts/alertmanager.example.yml)
 while [ $# -gt 0 ]; do
   case "$1" in
     --count|--seed|--rules|--alertmanager|--jobs|--batch|--keep|--only) args+=("$1" "$2"); shift 2 ;;

@@ -203,7 +203,10 @@ pub fn violations(
         Some((f, s, e)) => (Some(f), s, e),
         None => (None, u32::MAX, u32::MAX),
     };
-    let bound = fault.map(|f| fs + f.bound()).unwrap_or(u32::MAX);
+    let bound = fault.map(|f| fs + f.bound(tl.product)).unwrap_or(u32::MAX);
+    // The rules select each product's series by job and metric prefix: an alert of another
+    // product on this cluster is a selector that reads the wrong product's series.
+    let own = format!("{}Zdu", tl.product.title());
     let empty = Vec::new();
     let mut pages = BTreeSet::new();
     let mut first = None;
@@ -213,6 +216,15 @@ pub fn violations(
         let in_fault = m >= fs && m < fe;
         if in_fault && first.is_none() && !loud.is_empty() {
             first = Some(m);
+        }
+        for a in alerts {
+            if !a.get("alertname").is_some_and(|n| n.starts_with(&own)) {
+                out.push(format!(
+                    "minute {m}: {} fires on a {} cluster",
+                    name(a),
+                    tl.product.title()
+                ));
+            }
         }
         let healthy_minute = m < fs || m >= fe.saturating_add(30);
         if healthy_minute {
@@ -253,7 +265,7 @@ pub fn violations(
             Some(m) if m <= bound => {}
             Some(m) => out.push(format!(
                 "{f:?} began at minute {fs}: first alert at {m}, later than the bound {}m",
-                f.bound()
+                f.bound(tl.product)
             )),
             None => out.push(format!(
                 "{f:?} from minute {fs} to {fe}: no warning/critical alert at all"
