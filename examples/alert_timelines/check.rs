@@ -301,3 +301,57 @@ pub fn alert_story(minutes: &BTreeMap<u32, Vec<Alert>>) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use bitbucket_zdu_exporter::model::Product;
+
+    use super::*;
+    use crate::gen::Fault;
+    use crate::world::World;
+
+    fn alert(name: &str, severity: &str) -> Alert {
+        [("alertname", name), ("severity", severity), ("job", "x")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn timeline(product: Product, fault: Option<(Fault, u32, u32)>) -> Timeline {
+        let mut world = World::new(product, "9.4.30", 2, (true, false), BTreeSet::new());
+        world.t = 40;
+        Timeline {
+            seed: 1,
+            product,
+            world,
+            fault,
+            branches: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn alerts_are_judged_with_the_products_names_and_bounds() {
+        let tl = timeline(Product::Jira, None);
+        let mut minutes = BTreeMap::from([(1, vec![alert("JiraZduUnknownClusterState", "info")])]);
+        assert_eq!(violations(&tl, &minutes, &[]), Vec::<String>::new());
+        minutes.insert(2, vec![alert("BitbucketZduUnknownClusterState", "info")]);
+        let v = violations(&tl, &minutes, &[]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("fires on a Jira cluster"), "{v:?}");
+        // The node-error fault pages at minute 12 of 30: within Jira's bound (no heartbeat
+        // for 10m), later than Bitbucket's.
+        let page: BTreeMap<u32, Vec<Alert>> = (22..30)
+            .map(|m| (m, vec![alert("JiraZduNodeNoHeartbeat", "critical")]))
+            .collect();
+        let fault = Some((Fault::NodeError, 10, 30));
+        assert_eq!(
+            violations(&timeline(Product::Jira, fault), &page, &[]),
+            Vec::<String>::new()
+        );
+        let late = violations(&timeline(Product::Bitbucket, fault), &page, &[]);
+        assert!(
+            late.iter().any(|v| v.contains("later than the bound 6m")),
+            "{late:?}"
+        );
+    }
+}

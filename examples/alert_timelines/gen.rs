@@ -298,7 +298,6 @@ impl Gen {
         self.wait_rand(10, 30);
     }
 
-
     fn monitoring_outage(&mut self) {
         let minutes = self.rng.range(10, 40);
         self.fault_start();

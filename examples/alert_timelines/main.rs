@@ -421,3 +421,37 @@ fn main() {
         1
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_reads_every_products_metric_names_and_no_recorded_one() {
+        let rules = r#"max by (job) (confluence_zdu_node_state{job=~".*confluence-zdu.*"}) and
+            jira_zdu:node_name_active:max * jira_zdu_node_alive{} or bitbucket_zdu_up
+            or xjira_zdu_not_a_name"#;
+        let w = wanted(rules);
+        let names: Vec<&str> = w.iter().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "bitbucket_zdu_up",
+                "confluence_zdu_node_state",
+                "jira_zdu_node_alive",
+                "up"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_series_is_tagged_with_its_timeline() {
+        assert_eq!(
+            tag_series(
+                "up{job=\"jira-zdu\", namespace=\"jira\", pod=\"jira-0\"}",
+                7
+            ),
+            "up{job=\"jira-zdu\", namespace=\"jira@tl7\", pod=\"jira-0\"}"
+        );
+    }
+}

@@ -235,9 +235,7 @@ impl Store {
     pub fn input_series(&self) -> Vec<(String, String)> {
         self.series
             .iter()
-            .filter(|(k, cells)| {
-                !is_node_state(k) || cells.contains(&Cell::Value(1.0))
-            })
+            .filter(|(k, cells)| !is_node_state(k) || cells.contains(&Cell::Value(1.0)))
             .map(|(k, cells)| (k.clone(), notation(cells)))
             .collect()
     }
@@ -278,4 +276,76 @@ fn notation(cells: &[Cell]) -> String {
         i = j;
     }
     out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use bitbucket_zdu_exporter::model::NodeState;
+    use bitbucket_zdu_exporter::simulator::Finalization;
+
+    use super::*;
+
+    fn sim(product: Product) -> SimCluster {
+        let mut c = SimCluster::for_product(product, 3, "9.4.30");
+        c.start().unwrap();
+        c.nodes[0].state = NodeState::Draining;
+        c.nodes[1].state = NodeState::Terminating;
+        c
+    }
+
+    #[test]
+    fn each_product_is_read_in_its_own_shape() {
+        let (c, x) = read(Product::Bitbucket, &sim(Product::Bitbucket), Some(2), &[]);
+        assert_eq!(c.nodes[0].state, Some(NodeState::Draining));
+        assert_eq!(x, ClusterExtras::default());
+
+        let mut s = sim(Product::Confluence);
+        let null = vec!["confluence-2".to_string()];
+        let (c, x) = read(Product::Confluence, &s, None, &null);
+        assert_eq!(c.nodes[0].state, Some(NodeState::Active), "no DRAINING");
+        assert_eq!(c.nodes[1].state, None, "stopping: null");
+        assert_eq!(c.nodes[2].state, None, "its call timed out");
+        assert!(x.nodes[2].state_null);
+        s.finish_finalization(false);
+        let (c, x) = read(Product::Confluence, &s, None, &[]);
+        assert_eq!(
+            c.nodes[2].state.as_ref().unwrap().as_str(),
+            "UPGRADE_TASKS_FAILED"
+        );
+        assert_eq!(x.nodes[2].finalization_errors, Some(1));
+        assert_eq!(s.finalization, Finalization::Failed);
+
+        let (c, x) = read(Product::Jira, &sim(Product::Jira), Some(0), &[]);
+        assert_eq!(c.upgrade_mode_enabled, Some(true), "derived from the state");
+        assert_eq!(c.nodes.len(), 4, "with the lingering OFFLINE entry");
+        assert_eq!(c.nodes[0].state.as_ref().unwrap().as_str(), "PASSIVATING");
+        assert_eq!(c.nodes[1].state, Some(NodeState::Active));
+        assert_eq!(x.nodes[1].alive, Some(false), "stopping: no heartbeat");
+    }
+
+    #[test]
+    fn each_product_is_exposed_under_its_prefix() {
+        for product in Product::ALL {
+            let mut ex = Exporter::new(product, Tracker::default());
+            let text = ex.poll_and_expose(Some((&sim(product), None)), &[], 0.0);
+            let own = format!("{}_node_state{{", product.metric_prefix());
+            assert!(text.contains(&own), "{product}");
+            for other in Product::ALL.iter().filter(|p| **p != product) {
+                let theirs = format!("{}_", other.metric_prefix());
+                let stray = text
+                    .lines()
+                    .filter(|l| !l.starts_with('#') && !l.starts_with("bitbucket_zdu_exporter_"))
+                    .find(|l| l.starts_with(&theirs));
+                assert_eq!(stray, None, "{product} exposes {other}");
+            }
+            assert_eq!(
+                text.contains("jira_zdu_node_alive"),
+                product == Product::Jira
+            );
+        }
+        assert!(is_node_state("jira_zdu_node_state{a=\"b\"}"));
+        assert!(!is_node_state(
+            "jira_zdu_node_state_entered_timestamp_seconds{a=\"b\"}"
+        ));
+    }
 }

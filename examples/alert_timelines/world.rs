@@ -250,11 +250,11 @@ impl World {
                 let local = if self.central { None } else { Some(k) };
                 let answers = reachable && pod != Pod::Starting;
                 let sim = &self.sim;
-                Some(
-                    self.targets[k]
-                        .exporter
-                        .poll_and_expose(answers.then_some((sim, local)), &nulls, now),
-                )
+                Some(self.targets[k].exporter.poll_and_expose(
+                    answers.then_some((sim, local)),
+                    &nulls,
+                    now,
+                ))
             } else {
                 None
             };
@@ -277,7 +277,9 @@ impl World {
 /// `simulator::product`), for the event log.
 pub fn shown(product: Product, state: &NodeState) -> String {
     let s = match (product, state) {
-        (Product::Confluence, NodeState::Draining) => "ACTIVE (stopping; no DRAINING in Confluence)",
+        (Product::Confluence, NodeState::Draining) => {
+            "ACTIVE (stopping; no DRAINING in Confluence)"
+        }
         (Product::Confluence, NodeState::Terminating) => "null state (stopping)",
         (Product::Jira, NodeState::Starting) => "ACTIVATING",
         (Product::Jira, NodeState::Draining) => "PASSIVATING",

@@ -72,7 +72,10 @@ fn a_null_node_state_keeps_the_last_known_state_and_is_no_change() {
     let mut null = cluster(ClusterState::Mixed, NodeState::Active);
     null.nodes[0].state = None;
     let (o, _) = t.observe(&null, 200.0);
-    assert_eq!((o.node_since.clone(), o.last_node_change), (vec![100.0], 100.0));
+    assert_eq!(
+        (o.node_since.clone(), o.last_node_change),
+        (vec![100.0], 100.0)
+    );
     let (o, _) = t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 300.0);
     assert_eq!(
         (o.node_since.clone(), o.last_node_change),

@@ -131,3 +131,35 @@ impl Gen {
         self.wait_noisy(5);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::gen::Fault;
+
+    #[test]
+    fn any_48_consecutive_seeds_cover_every_product_with_every_slot() {
+        for start in [0u64, 1_000_003, 7_000_021] {
+            let combos: BTreeSet<(Product, u64)> =
+                (start..start + 48).map(|s| (pick(s), s % 16)).collect();
+            assert_eq!(combos.len(), 48, "from seed {start}");
+        }
+    }
+
+    #[test]
+    fn bounds_follow_the_product_and_builds_the_version() {
+        assert_eq!(Fault::NodeError.bound(Product::Bitbucket), 6);
+        assert_eq!(Fault::NodeError.bound(Product::Confluence), 6);
+        assert_eq!(Fault::NodeError.bound(Product::Jira), 13);
+        for f in Fault::ALL {
+            assert!(
+                f.bound(Product::Jira) >= f.bound(Product::Bitbucket),
+                "{f:?}"
+            );
+        }
+        assert_eq!(build_number("8.19.1"), "8019001");
+        assert_eq!(build_number("9.2.13"), "9002013");
+    }
+}
