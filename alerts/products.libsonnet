@@ -253,6 +253,11 @@ function(template) {
         thresholds: {
           // A node whose last finalization run reported errors (or UPGRADE_TASKS_FAILED).
           nodeFinalizationFailed: { 'for': '2m', severity: 'warning' },
+          // Confluence shows no drain: a node reads ACTIVE until it stops and null (no news)
+          // while stopping, so the first change after a pause is its OFFLINE. The MIXED stall
+          // clock allows a 15-minute pause plus a stop (found by alerts/verify.sh: 20m warned
+          // on healthy upgrades).
+          upgradeStalled: { noProgress: '30m' },
         },
         dashboard: { uid: 'confluence-zdu-overview', title: 'Confluence rolling upgrade (ZDU)' },
       },

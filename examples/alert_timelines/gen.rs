@@ -66,6 +66,8 @@ impl Fault {
         match self {
             // JiraZduNodeNoHeartbeat: alive=false for 10m, one scrape late.
             Fault::NodeError if product == Product::Jira => 13,
+            // ConfluenceZduUpgradeStalled: 30m without a node change in MIXED (no drain).
+            Fault::StuckMixed if product == Product::Confluence => 35,
             Fault::StuckReadyToUpgrade => 75,
             Fault::StuckMixed => 25,
             Fault::StuckReadyToRunUpgradeTasks => 65,

@@ -6,7 +6,8 @@
 //! - Confluence: the same plugin and API, so ghosts and a disappearing lost node as
 //!   Bitbucket; no DRAINING (a node stays ACTIVE until it stops, then reads `null` while
 //!   stopping and OFFLINE), hence short drains only; a failed finalization shows
-//!   UPGRADE_TASKS_FAILED on the cluster and the nodes plus per-node finalization errors. Noise
+//!   UPGRADE_TASKS_FAILED on the cluster and the nodes plus per-node finalization errors; a stuck
+//!   MIXED is bounded by 35 min (its stall threshold is 30m: no drain is visible). Noise
 //!   of its own: now and then an ACTIVE node answers `state: null` for a minute (its per-node
 //!   call timed out), sometimes several times on one node within half an hour.
 //! - Jira: no upgrade-mode flag (the exporter derives it), nodes from `/cluster/nodes`
@@ -153,6 +154,7 @@ mod tests {
         assert_eq!(Fault::NodeError.bound(Product::Bitbucket), 6);
         assert_eq!(Fault::NodeError.bound(Product::Confluence), 6);
         assert_eq!(Fault::NodeError.bound(Product::Jira), 13);
+        assert_eq!(Fault::StuckMixed.bound(Product::Confluence), 35);
         for f in Fault::ALL {
             assert!(
                 f.bound(Product::Jira) >= f.bound(Product::Bitbucket),
