@@ -41,6 +41,7 @@ local PRODUCTS = {
     extraInhibitRules: [],
     nodeStates: null,
     extraPanels(pc):: [],
+    exprEdits(pc):: {},
   },
   confluence: {
     name: 'Confluence',
@@ -84,6 +85,13 @@ local PRODUCTS = {
     }],
     // The cluster-level page names the cause; the per-node alert adds detail, not a page.
     extraInhibitRules: [{ source: 'ConfluenceZduUpgradeTasksFailed', target: 'ConfluenceZduNodeFinalizationFailed' }],
+    // Found by alerts/verify.sh: a Confluence node is up while it runs or failed the
+    // finalization tasks, and a null state (its call timed out, UNKNOWN) says nothing about it;
+    // counting only ACTIVE made every node upgraded within 30 min of approve (ACTIVE ->
+    // RUNNING_FINALIZE_UPGRADE_TASKS -> ACTIVE) and every node with two timeouts "crash-loop".
+    exprEdits(pc):: {
+      'confluence_zdu:node_name_active:max'(e): std.strReplace(e, 'state="ACTIVE"', 'state=~"ACTIVE|RUNNING_FINALIZE_UPGRADE_TASKS|UPGRADE_TASKS_FAILED|UNKNOWN"'),
+    },
     nodeStates: {
       states: ['ACTIVE', 'STARTING', 'RUNNING_FINALIZE_UPGRADE_TASKS', 'TERMINATING', 'OFFLINE', 'ERROR', 'UPGRADE_TASKS_FAILED'],
       colors: ['green', 'blue', 'yellow', 'orange', 'text', 'red', 'dark-red'],
@@ -146,11 +154,19 @@ local PRODUCTS = {
     },
     extraAlerts(pc):: [{
       alert: 'JiraZduNodeNoHeartbeat',
+      // The second clause is the hold of every per-node alert (found by alerts/verify.sh: a
+      // 2-minute Jira outage cleared it mid-fault): nothing known is not resolved.
       expr: |||
         max by (%(C)s, node_id, node_name) (
           (jira_zdu_node_alive%(sel)s == 0)
           and ignoring (state)
           (jira_zdu_node_state%(active)s == 1)
+        )
+        or
+        (
+          max by (%(C)s, node_id, node_name) (ALERTS{alertname="JiraZduNodeNoHeartbeat"})
+          unless on (%(C)s)
+            jira_zdu:cluster_state:max
         )
       ||| % { C: std.join(', ', pc.clusterLabels), sel: '{' + pc.selector + '}', active: '{' + lib.matchers([pc.selector, 'state="ACTIVE"']) + '}' },
       'for': pc.thresholds.nodeNoHeartbeat['for'],
@@ -162,6 +178,15 @@ local PRODUCTS = {
     }],
     // A node without heartbeat holds the upgrade (Jira still counts it): one page for it.
     extraInhibitRules: [{ source: 'JiraZduNodeNoHeartbeat', target: 'JiraZduUpgradeStuckMixed|JiraZduUpgradeStalled|JiraZduNodeMissing|JiraZduNodeLost' }],
+    // Found by alerts/verify.sh. A Jira node is up when ACTIVE and alive: a node stopping
+    // reads ACTIVE with alive=false between PASSIVATING and OFFLINE, so counting ACTIVE alone
+    // made every healthy node upgrade "enter or leave ACTIVE" 4 times (a crash-loop page). And
+    // OFFLINE entries linger for up to two days under names no live node has: a name is lost
+    // only if it was up (ACTIVE and alive) in the last 6h, as Prometheus saw it.
+    exprEdits(pc):: {
+      'jira_zdu:node_name_active:max'(e): std.strReplace(e, 'state="ACTIVE"})', 'state="ACTIVE"} * ignoring (state) jira_zdu_node_alive{%s})' % pc.selector),
+      JiraZduNodeLost(e): '(\n' + e + ')\nand on (%s, node_name)\n  (max_over_time(jira_zdu:node_name_active:max[6h]) == 1)\n' % std.join(', ', pc.clusterLabels),
+    },
     nodeStates: {
       states: ['ACTIVE', 'ACTIVATING', 'PASSIVATING', 'PASSIVE', 'OFFLINE'],
       colors: ['green', 'blue', 'yellow', 'orange', 'text'],
@@ -228,6 +253,11 @@ function(template) {
         thresholds: {
           // A node whose last finalization run reported errors (or UPGRADE_TASKS_FAILED).
           nodeFinalizationFailed: { 'for': '2m', severity: 'warning' },
+          // Confluence shows no drain: a node reads ACTIVE until it stops and null (no news)
+          // while stopping, so the first change after a pause is its OFFLINE. The MIXED stall
+          // clock allows a 15-minute pause plus a stop (found by alerts/verify.sh: 20m warned
+          // on healthy upgrades).
+          upgradeStalled: { noProgress: '30m' },
         },
         dashboard: { uid: 'confluence-zdu-overview', title: 'Confluence rolling upgrade (ZDU)' },
       },
@@ -262,9 +292,20 @@ function(template) {
   local deriveExpr(expr, prod, pc) =
     local e = if prod.dropDrainProgress then removeUnless(expr, C(pc), drainFalling(pc)) else expr;
     names(metricNames(e, prod), prod),
+  // The product's own edit of the derived expression of rule `name` (exprEdits), if any;
+  // an edit that changes nothing fails the rendering.
+  local edit(name, expr, prod, pc) =
+    local edits = prod.exprEdits(pc);
+    if !std.objectHas(edits, name) then expr
+    else
+      local out = edits[name](expr);
+      assert out != expr : 'products.libsonnet: exprEdits of %s changed nothing' % name;
+      out,
 
   local deriveRule(r, prod, pc, base) =
-    if std.objectHas(r, 'record') then r { record: metricNames(r.record, prod), expr: deriveExpr(r.expr, prod, pc) }
+    if std.objectHas(r, 'record') then
+      local record = metricNames(r.record, prod);
+      r { record: record, expr: edit(record, deriveExpr(r.expr, prod, pc), prod, pc) }
     else
       local name = names(r.alert, prod);
       local sfx = names(suffix(r.alert), prod);
@@ -272,7 +313,7 @@ function(template) {
       local over = if std.objectHas(own, sfx) then own[sfx] else {};
       r {
         alert: name,
-        expr: deriveExpr(r.expr, prod, pc),
+        expr: edit(name, deriveExpr(r.expr, prod, pc), prod, pc),
         annotations: {
           summary: if std.objectHas(over, 'summary') then over.summary else text(r.annotations.summary, prod),
           description: if std.objectHas(over, 'description') then over.description else text(r.annotations.description, prod),

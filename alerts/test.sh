@@ -14,8 +14,9 @@
 #      promtool on every query; every metric of a product's rules and dashboard exists for that
 #      product) and its self-test
 #   6. amtool check-config on alerts/alertmanager.example.yml (the mixin's inhibit_rules)
-#   7. alerts/verify.sh --count 32 --seed 1: generated upgrade timelines through the exporter's
-#      pipeline, every invariant on the shipped rules (covers every generator branch)
+#   7. alerts/verify.sh --count 48 --seed 1: generated upgrade timelines of every product
+#      through the exporter's pipeline, every invariant on the shipped all-products rules
+#      (48 consecutive seeds: every product with every fault and healthy slot, every branch)
 # Exit status is non-zero if anything failed; a summary is printed at the end.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -104,7 +105,7 @@ check "product dashboards and all-products rules: every metric exists for its pr
   python3 dashboards/lint.py --rules alerts/examples/all-products/alerts.yaml alerts/examples/all-products/*.json
 check "dashboard lint self-test (every rule can fail)" python3 dashboards/test_lint.py
 check "amtool check-config alerts/alertmanager.example.yml (inhibit_rules)" amtool check-config alerts/alertmanager.example.yml
-check "alerts/verify.sh --count 32 --seed 1 (alert verification by simulation)" alerts/verify.sh --count 32 --seed 1
+check "alerts/verify.sh --count 48 --seed 1 (alert verification by simulation, every product)" alerts/verify.sh --count 48 --seed 1
 
 echo
 echo "alerts/test.sh: $passed passed, $failed failed"

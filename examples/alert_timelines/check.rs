@@ -203,7 +203,10 @@ pub fn violations(
         Some((f, s, e)) => (Some(f), s, e),
         None => (None, u32::MAX, u32::MAX),
     };
-    let bound = fault.map(|f| fs + f.bound()).unwrap_or(u32::MAX);
+    let bound = fault.map(|f| fs + f.bound(tl.product)).unwrap_or(u32::MAX);
+    // The rules select each product's series by job and metric prefix: an alert of another
+    // product on this cluster is a selector that reads the wrong product's series.
+    let own = format!("{}Zdu", tl.product.title());
     let empty = Vec::new();
     let mut pages = BTreeSet::new();
     let mut first = None;
@@ -213,6 +216,15 @@ pub fn violations(
         let in_fault = m >= fs && m < fe;
         if in_fault && first.is_none() && !loud.is_empty() {
             first = Some(m);
+        }
+        for a in alerts {
+            if !a.get("alertname").is_some_and(|n| n.starts_with(&own)) {
+                out.push(format!(
+                    "minute {m}: {} fires on a {} cluster",
+                    name(a),
+                    tl.product.title()
+                ));
+            }
         }
         let healthy_minute = m < fs || m >= fe.saturating_add(30);
         if healthy_minute {
@@ -253,7 +265,7 @@ pub fn violations(
             Some(m) if m <= bound => {}
             Some(m) => out.push(format!(
                 "{f:?} began at minute {fs}: first alert at {m}, later than the bound {}m",
-                f.bound()
+                f.bound(tl.product)
             )),
             None => out.push(format!(
                 "{f:?} from minute {fs} to {fe}: no warning/critical alert at all"
@@ -288,4 +300,58 @@ pub fn alert_story(minutes: &BTreeMap<u32, Vec<Alert>>) -> Vec<String> {
             format!("{k}: firing {}", s.join(", "))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bitbucket_zdu_exporter::model::Product;
+
+    use super::*;
+    use crate::gen::Fault;
+    use crate::world::World;
+
+    fn alert(name: &str, severity: &str) -> Alert {
+        [("alertname", name), ("severity", severity), ("job", "x")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn timeline(product: Product, fault: Option<(Fault, u32, u32)>) -> Timeline {
+        let mut world = World::new(product, "9.4.30", 2, (true, false), BTreeSet::new());
+        world.t = 40;
+        Timeline {
+            seed: 1,
+            product,
+            world,
+            fault,
+            branches: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn alerts_are_judged_with_the_products_names_and_bounds() {
+        let tl = timeline(Product::Jira, None);
+        let mut minutes = BTreeMap::from([(1, vec![alert("JiraZduUnknownClusterState", "info")])]);
+        assert_eq!(violations(&tl, &minutes, &[]), Vec::<String>::new());
+        minutes.insert(2, vec![alert("BitbucketZduUnknownClusterState", "info")]);
+        let v = violations(&tl, &minutes, &[]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("fires on a Jira cluster"), "{v:?}");
+        // The node-error fault pages at minute 12 of 30: within Jira's bound (no heartbeat
+        // for 10m), later than Bitbucket's.
+        let page: BTreeMap<u32, Vec<Alert>> = (22..30)
+            .map(|m| (m, vec![alert("JiraZduNodeNoHeartbeat", "critical")]))
+            .collect();
+        let fault = Some((Fault::NodeError, 10, 30));
+        assert_eq!(
+            violations(&timeline(Product::Jira, fault), &page, &[]),
+            Vec::<String>::new()
+        );
+        let late = violations(&timeline(Product::Bitbucket, fault), &page, &[]);
+        assert!(
+            late.iter().any(|v| v.contains("later than the bound 6m")),
+            "{late:?}"
+        );
+    }
 }

@@ -1,19 +1,26 @@
-//! The seeded timeline generator: a healthy rolling upgrade with every generator branch
-//! (node count, drain lengths, pauses, idle READY_TO_UPGRADE, approval delay, ghosts, sidecar
-//! or central, exporter restarts, scrape failures, short Bitbucket outages) and at most one
-//! fault. The simulator's cluster model derives the cluster state; the exporter's pipeline
-//! produces the series (see `world`).
+//! The seeded timeline generator: a product (Bitbucket, Confluence or Jira, a third of the
+//! timelines each), a healthy rolling upgrade with every generator branch (node count, drain
+//! lengths, pauses, idle READY_TO_UPGRADE, approval delay, ghosts, sidecar or central,
+//! exporter restarts, scrape failures, short outages of the product) and at most one fault.
+//! What differs per product (its noise, its faults' shapes and bounds) is in `gen/product.rs`.
+//! The simulator's cluster model derives the cluster state and serves the product's answers;
+//! the exporter's pipeline produces the series (see `world`).
+
+mod product;
 
 use std::collections::BTreeSet;
 
-use bitbucket_zdu_exporter::model::{ClusterState, NodeState};
+use bitbucket_zdu_exporter::model::{ClusterState, NodeState, Product};
 use bitbucket_zdu_exporter::simulator::{next_version, Finalization};
 
 use crate::rng::Rng;
 use crate::world::{Pod, World};
 
-/// The faults, each with the bound (minutes from its start) within which a warning or
-/// critical alert must fire.
+/// The faults, each with the bound (minutes from its start, per product:
+/// [`Fault::bound`]) within which a warning or critical alert must fire. Every product gets
+/// every fault, in its own shape where it differs (`gen/product.rs`): Jira has no ERROR node
+/// state, so its `NodeError` is a node ACTIVE without heartbeat (`alive: false`); Jira's
+/// node entries never disappear, so its lost node is one that went OFFLINE and stays so.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Fault {
     /// Upgrade mode on, no node ever drained.
@@ -53,9 +60,14 @@ impl Fault {
         Fault::ExporterDown,
     ];
 
-    /// Minutes from the fault's start to its first warning/critical alert, at most.
-    pub fn bound(self) -> u32 {
+    /// Minutes from the fault's start to its first warning/critical alert, at most, on a
+    /// cluster of `product`.
+    pub fn bound(self, product: Product) -> u32 {
         match self {
+            // JiraZduNodeNoHeartbeat: alive=false for 10m, one scrape late.
+            Fault::NodeError if product == Product::Jira => 13,
+            // ConfluenceZduUpgradeStalled: 30m without a node change in MIXED (no drain).
+            Fault::StuckMixed if product == Product::Confluence => 35,
             Fault::StuckReadyToUpgrade => 75,
             Fault::StuckMixed => 25,
             Fault::StuckReadyToRunUpgradeTasks => 65,
@@ -73,6 +85,8 @@ impl Fault {
 pub struct Timeline {
     /// Its seed.
     pub seed: u64,
+    /// The product of its cluster.
+    pub product: Product,
     /// The world after the run (series, log).
     pub world: World,
     /// The fault and its window [start, end) in minutes.
@@ -84,6 +98,9 @@ pub struct Timeline {
 struct Gen {
     rng: Rng,
     w: World,
+    /// The cluster's nodes (indices `0..n` of the simulator's list; ghosts and lingering
+    /// OFFLINE entries come after them).
+    n: usize,
     fault: Option<Fault>,
     window: Option<(u32, u32)>,
     ghosts: bool,
@@ -99,6 +116,9 @@ pub fn timeline(seed: u64, wanted: BTreeSet<String>) -> Timeline {
     let mut rng = Rng::new(seed);
     let n = rng.range(2, 12) as usize;
     let slot = (seed % 16) as usize;
+    // Consecutive seeds cycle through the products too (3 and 16 are coprime: any 48
+    // timelines cover every product with every fault and every healthy slot).
+    let product = product::pick(seed);
     // The central exporter's outage needs the central mode.
     let central = rng.chance(0.5) || slot == 15;
     let state_file = rng.chance(0.5);
@@ -109,13 +129,17 @@ pub fn timeline(seed: u64, wanted: BTreeSet<String>) -> Timeline {
     } else {
         Some(Fault::ALL[slot - 6])
     };
+    let version = product::version(product);
     let mut g = Gen {
-        ghosts: rng.chance(0.5),
+        // Jira's node ids are stable configuration: no IP-keyed ghosts (its lingering OFFLINE
+        // entries are `gen/product.rs`'s noise).
+        ghosts: product != Product::Jira && rng.chance(0.5),
         rng,
-        w: World::new(n, central, state_file, wanted),
+        w: World::new(product, version, n, (central, state_file), wanted),
+        n,
         fault,
         window: None,
-        new_version: next_version("8.19.0"),
+        new_version: next_version(version),
         branches: BTreeSet::new(),
         ready_at: None,
     };
@@ -135,12 +159,17 @@ pub fn timeline(seed: u64, wanted: BTreeSet<String>) -> Timeline {
     } else {
         "no-state-file"
     });
-    g.branch(if g.ghosts { "ghosts" } else { "no-ghosts" });
+    g.branch(format!("product={product}"));
+    if product != Product::Jira {
+        g.branch(if g.ghosts { "ghosts" } else { "no-ghosts" });
+    }
     g.branch(format!("fault={fault:?}"));
     g.noise();
+    g.product_noise();
     g.run();
     Timeline {
         seed,
+        product,
         fault: fault.map(|f| {
             let (s, e) = g.window.expect("fault window");
             (f, s, e)
@@ -212,12 +241,16 @@ impl Gen {
             .note(format!("FAULT {:?} ends", self.fault.expect("fault")));
     }
 
+    fn product(&self) -> Product {
+        self.w.product
+    }
+
     fn is(&self, f: Fault) -> bool {
         self.fault == Some(f)
     }
 
     fn run(&mut self) {
-        let n = self.w.sim.nodes.len();
+        let n = self.n;
         self.wait_rand(5, 20);
         if self.is(Fault::NodeLostStable) {
             self.lose_node(n - 1, 120);
@@ -226,7 +259,8 @@ impl Gen {
             self.monitoring_outage();
         }
         self.w.sim.start().expect("start from STABLE");
-        self.w.note("POST /rest/zdu/start: upgrade mode on");
+        self.w
+            .note(format!("POST {}/start: upgrade mode on", self.api()));
         if self.is(Fault::StuckReadyToUpgrade) {
             self.fault_start();
             self.wait_noisy(180);
@@ -266,21 +300,6 @@ impl Gen {
         self.wait_rand(10, 30);
     }
 
-    fn lose_node(&mut self, i: usize, minutes: u32) {
-        let node = self.w.sim.nodes.remove(i);
-        self.w
-            .note(format!("{} disappears from /rest/zdu/cluster", node.name));
-        self.w.pod(i, Pod::Gone);
-        self.fault_start();
-        self.wait_noisy(minutes);
-        self.w.sim.nodes.insert(i, node);
-        self.w.note("the node is back");
-        self.w.pod(i, Pod::Starting);
-        self.w.pod(i, Pod::Running);
-        self.fault_end();
-        self.wait_noisy(5);
-    }
-
     fn monitoring_outage(&mut self) {
         let minutes = self.rng.range(10, 40);
         self.fault_start();
@@ -297,7 +316,10 @@ impl Gen {
     }
 
     fn drain(&mut self, i: usize) {
-        let d = if self.rng.chance(0.2) {
+        // Long drains are Bitbucket's: only its DRAINING state with falling users and tasks
+        // shows a drain (progress to the stall alerts); Confluence's node stays ACTIVE and
+        // Jira's reports no users or tasks, so a node is stopped within minutes.
+        let d = if self.product() == Product::Bitbucket && self.rng.chance(0.2) {
             self.rng.range(15, 60)
         } else {
             self.rng.range(1, 8)
@@ -342,7 +364,7 @@ impl Gen {
         }
         self.w.node(i, NodeState::Starting);
         self.w.sim.nodes[i].version = Some(self.new_version.clone());
-        self.w.sim.nodes[i].build_number = Some("8019001".into());
+        self.w.sim.nodes[i].build_number = Some(product::build_number(&self.new_version));
         self.w.pod(i, Pod::Starting);
         if self.ready_at.is_none() && self.w.sim.state() == ClusterState::ReadyToRunUpgradeTasks {
             self.ready_at = Some(self.w.t);
@@ -415,7 +437,8 @@ impl Gen {
             .sim
             .approve()
             .expect("approve in READY_TO_RUN_UPGRADE_TASKS");
-        self.w.note("POST /rest/zdu/approve: upgrade tasks run");
+        self.w
+            .note(format!("POST {}/approve: upgrade tasks run", self.api()));
         self.wait_rand(1, 10);
         if self.is(Fault::FinalizationFails) {
             self.w.sim.finish_finalization(false);
@@ -423,7 +446,8 @@ impl Gen {
             self.fault_start();
             self.wait_rand(30, 90);
             self.w.sim.finalization = Finalization::Running;
-            self.w.note("POST /rest/zdu/retryUpgrade: tasks run again");
+            self.w
+                .note(format!("POST {}/retryUpgrade: tasks run again", self.api()));
             self.fault_end();
             self.wait_rand(1, 10);
         }

@@ -1,10 +1,15 @@
-//! Alert verification by simulation (issue 15): generated rolling-upgrade timelines, driven
-//! through the exporter's own pipeline under a virtual clock, evaluated by promtool against
-//! the shipped rules, checked against invariants. Run through `alerts/verify.sh`:
+//! Alert verification by simulation (issues 15 and 17): generated rolling-upgrade timelines
+//! of every product (Bitbucket, Confluence, Jira: a third each), driven through the
+//! exporter's own pipeline under a virtual clock, evaluated by promtool against the shipped
+//! all-products rules, checked against invariants. Run through `alerts/verify.sh`:
 //!
 //!   cargo run --release --example alert_timelines -- --count 300 --seed 1 \
-//!       --rules alerts/bitbucket-zdu-alerts.yaml --alertmanager alerts/alertmanager.example.yml
+//!       --rules alerts/examples/all-products/alerts.yaml \
+//!       --alertmanager alerts/alertmanager.example.yml
 //!
+//! Timelines of every product share the batches (one rule file holds every product's
+//! groups; each rule selects its product's series by metric prefix and job), so the
+//! products cost no extra promtool run.
 //! Per batch of timelines (`--batch`, default 25), one promtool test group: the scraped
 //! series of every timeline as `input_series`, each timeline's `namespace` label tagged with
 //! its index (the rules evaluate by namespace, so timelines stay apart while promtool
@@ -26,6 +31,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use bitbucket_zdu_exporter::model::Product;
+
 struct Args {
     count: usize,
     seed: u64,
@@ -42,7 +49,7 @@ fn args() -> Args {
     let mut a = Args {
         count: 50,
         seed: 1,
-        rules: "alerts/bitbucket-zdu-alerts.yaml".into(),
+        rules: "alerts/examples/all-products/alerts.yaml".into(),
         alertmanager: "alerts/alertmanager.example.yml".into(),
         batch: 25,
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -75,19 +82,23 @@ fn args() -> Args {
     a
 }
 
-/// Metric names the rules read (and `up`): the store keeps only those.
+/// Metric names the rules read (and `up`), of every product: the store keeps only those.
 fn wanted(rules: &str) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = BTreeSet::from(["up".to_string()]);
-    for (i, _) in rules.match_indices("bitbucket_zdu_") {
-        if i > 0 && rules.as_bytes()[i - 1] == b':' {
-            continue;
-        }
-        let name: String = rules[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
-            .collect();
-        if !name.contains(':') {
-            out.insert(name);
+    for product in Product::ALL {
+        let prefix = format!("{}_", product.metric_prefix());
+        for (i, _) in rules.match_indices(&prefix) {
+            let before = i.checked_sub(1).map(|j| rules.as_bytes()[j]);
+            if before.is_some_and(|b| b == b':' || b == b'_' || b.is_ascii_alphanumeric()) {
+                continue;
+            }
+            let name: String = rules[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            if !name.contains(':') {
+                out.insert(name);
+            }
         }
     }
     out
@@ -268,7 +279,10 @@ fn run_batch(
 }
 
 fn report(tl: &gen::Timeline, minutes: &BTreeMap<u32, Vec<check::Alert>>, v: &[String]) {
-    println!("=== VIOLATION seed {} fault {:?}", tl.seed, tl.fault);
+    println!(
+        "=== VIOLATION seed {} product {} fault {:?}",
+        tl.seed, tl.product, tl.fault
+    );
     println!(
         "branches: {}",
         tl.branches.iter().cloned().collect::<Vec<_>>().join(" ")
@@ -313,7 +327,9 @@ fn prepare_batches(a: &Args, indices: &[usize], wanted: &BTreeSet<String>) -> Ve
     // cluster report 144 entries each minute).
     let weight = |p: &Prepared| {
         p.series
-            .matches("series: 'bitbucket_zdu_node_state{")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- series: '"))
+            .filter(|s| scrape::is_node_state(s))
             .count()
     };
     let mut batches: Vec<Vec<Prepared>> = Vec::new();
@@ -404,4 +420,38 @@ fn main() {
     } else {
         1
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wanted_reads_every_products_metric_names_and_no_recorded_one() {
+        let rules = r#"max by (job) (confluence_zdu_node_state{job=~".*confluence-zdu.*"}) and
+            jira_zdu:node_name_active:max * jira_zdu_node_alive{} or bitbucket_zdu_up
+            or xjira_zdu_not_a_name"#;
+        let w = wanted(rules);
+        let names: Vec<&str> = w.iter().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "bitbucket_zdu_up",
+                "confluence_zdu_node_state",
+                "jira_zdu_node_alive",
+                "up"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_series_is_tagged_with_its_timeline() {
+        assert_eq!(
+            tag_series(
+                "up{job=\"jira-zdu\", namespace=\"jira\", pod=\"jira-0\"}",
+                7
+            ),
+            "up{job=\"jira-zdu\", namespace=\"jira@tl7\", pod=\"jira-0\"}"
+        );
+    }
 }

@@ -15,14 +15,17 @@ use bitbucket_zdu_exporter::client::FetchError;
 use bitbucket_zdu_exporter::config::TargetConfig;
 use bitbucket_zdu_exporter::metrics::cache;
 use bitbucket_zdu_exporter::metrics::exposition::Format;
-use bitbucket_zdu_exporter::model::Cluster;
+use bitbucket_zdu_exporter::model::extras::{self, ClusterExtras};
+use bitbucket_zdu_exporter::model::jira::{self, JiraNodes, JiraState};
+use bitbucket_zdu_exporter::model::{Answer, Cluster, Limits, Product};
+use bitbucket_zdu_exporter::simulator::product as sim_product;
 use bitbucket_zdu_exporter::simulator::SimCluster;
 use bitbucket_zdu_exporter::snapshot::{
     ClusterObservation, Endpoint, TargetShared, TargetSnapshot,
 };
 use bitbucket_zdu_exporter::tracker::Tracker;
 
-/// One exporter process (a sidecar or the central exporter).
+/// One exporter process (a sidecar or the central exporter) of one product's target.
 pub struct Exporter {
     config: TargetConfig,
     /// The tracker memory (what the state file would hold).
@@ -30,10 +33,62 @@ pub struct Exporter {
     polls: u64,
 }
 
+/// The base URL of a product's target (its usual port).
+fn base_url(product: Product) -> &'static str {
+    match product {
+        Product::Bitbucket => "http://bitbucket:7990",
+        Product::Confluence => "http://confluence:8090",
+        Product::Jira => "http://jira:8080",
+    }
+}
+
+/// One poll's reading in `product`'s real answer shapes, decoded as the exporter's client
+/// does: the simulator serves the product's JSON (Bitbucket's `/rest/zdu/cluster`,
+/// Confluence's with finalization fields and null states, Jira's `zdu/state` and
+/// `cluster/nodes`), the model decodes the bytes. `null_states`: Confluence nodes (by name)
+/// whose per-node call timed out this minute (`state: null`).
+fn read(
+    product: Product,
+    sim: &SimCluster,
+    local: Option<usize>,
+    null_states: &[String],
+) -> (Cluster, ClusterExtras) {
+    let base = base_url(product);
+    let bytes = |v: &serde_json::Value| serde_json::to_vec(v).expect("JSON encodes");
+    let limits = Limits::default();
+    match product {
+        Product::Bitbucket => {
+            let body = bytes(&sim.cluster_json(local, base));
+            let c = Cluster::from_json(&body, limits).expect("simulator JSON decodes");
+            (c, ClusterExtras::default())
+        }
+        Product::Confluence => {
+            let mut v = sim_product::confluence_cluster(sim, sim.cluster_json(local, base));
+            for n in v["nodes"].as_array_mut().into_iter().flatten() {
+                let name = n["name"].as_str().unwrap_or_default().to_string();
+                if n["state"] == "ACTIVE" && null_states.contains(&name) {
+                    n["state"] = serde_json::Value::Null;
+                }
+            }
+            let body = bytes(&v);
+            let c = Cluster::from_json(&body, limits).expect("Confluence JSON decodes");
+            (c, extras::confluence(&body))
+        }
+        Product::Jira => {
+            let state = JiraState::from_json(&bytes(&sim_product::jira_state(sim)), limits)
+                .expect("Jira state decodes");
+            let nodes = JiraNodes::from_json(&bytes(&sim_product::jira_nodes(sim)), limits)
+                .expect("Jira nodes decode");
+            jira::assemble(state, nodes)
+        }
+    }
+}
+
 impl Exporter {
-    /// A freshly started exporter with `tracked` as its memory.
-    pub fn new(tracked: Tracker) -> Self {
-        let config = TargetConfig::builder("bitbucket", "http://bitbucket:7990")
+    /// A freshly started exporter of a `product` target with `tracked` as its memory.
+    pub fn new(product: Product, tracked: Tracker) -> Self {
+        let config = TargetConfig::builder(product.as_str(), base_url(product))
+            .product(product)
             .poll_interval(Duration::from_secs(30))
             .build()
             .expect("static target config");
@@ -44,23 +99,25 @@ impl Exporter {
         }
     }
 
-    /// Polls once at virtual unix time `now` (`cluster` None: Bitbucket does not answer) and
-    /// returns the exposition text a scrape right after would read.
+    /// Polls once at virtual unix time `now` (`cluster` None: the product does not answer;
+    /// else the cluster and the local node of a sidecar) and returns the exposition text a
+    /// scrape right after would read. `null_states` as in [`read`].
     pub fn poll_and_expose(
         &mut self,
         cluster: Option<(&SimCluster, Option<usize>)>,
+        null_states: &[String],
         now: f64,
     ) -> String {
         self.polls += 1;
+        let product = self.config.product();
         let mut snap = TargetSnapshot::empty(&self.config, &self.tracked);
         snap.first_poll_done = true;
         let stats = &mut snap.endpoints[Endpoint::Cluster];
         stats.polls_total = self.polls;
         match cluster {
             Some((sim, local)) => {
-                let json = sim.cluster_json(local, "http://bitbucket:7990");
-                let c: Cluster = serde_json::from_value(json).expect("simulator JSON decodes");
-                let (view, _) = ClusterObservation::observe(c, &mut self.tracked, now);
+                let (c, x) = read(product, sim, local, null_states);
+                let (view, _) = ClusterObservation::observe_with(c, x, &mut self.tracked, now);
                 stats.last_success_timestamp = Some(now);
                 snap.transitions = Arc::new(self.tracked.transitions.clone());
                 snap.progress = Arc::new(self.tracked.progress.clone());
@@ -172,18 +229,24 @@ impl Store {
     }
 
     /// The promtool `input_series` entries (series, values in expanding notation). A
-    /// `bitbucket_zdu_node_state` series that is 0 at every scrape is left out (the rules
+    /// `<product>_zdu_node_state` series that is 0 at every scrape is left out (the rules
     /// read that one-hot family only through `== 1`): it is most of the series and most of
     /// promtool's time.
     pub fn input_series(&self) -> Vec<(String, String)> {
         self.series
             .iter()
-            .filter(|(k, cells)| {
-                !k.starts_with("bitbucket_zdu_node_state{") || cells.contains(&Cell::Value(1.0))
-            })
+            .filter(|(k, cells)| !is_node_state(k) || cells.contains(&Cell::Value(1.0)))
             .map(|(k, cells)| (k.clone(), notation(cells)))
             .collect()
     }
+}
+
+/// True for a series of a product's one-hot node-state family (`<product>_zdu_node_state`).
+pub fn is_node_state(series: &str) -> bool {
+    series
+        .split('{')
+        .next()
+        .is_some_and(|name| name.ends_with("_zdu_node_state"))
 }
 
 fn cell_text(c: Cell) -> String {
@@ -213,4 +276,76 @@ fn notation(cells: &[Cell]) -> String {
         i = j;
     }
     out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use bitbucket_zdu_exporter::model::NodeState;
+    use bitbucket_zdu_exporter::simulator::Finalization;
+
+    use super::*;
+
+    fn sim(product: Product) -> SimCluster {
+        let mut c = SimCluster::for_product(product, 3, "9.4.30");
+        c.start().unwrap();
+        c.nodes[0].state = NodeState::Draining;
+        c.nodes[1].state = NodeState::Terminating;
+        c
+    }
+
+    #[test]
+    fn each_product_is_read_in_its_own_shape() {
+        let (c, x) = read(Product::Bitbucket, &sim(Product::Bitbucket), Some(2), &[]);
+        assert_eq!(c.nodes[0].state, Some(NodeState::Draining));
+        assert_eq!(x, ClusterExtras::default());
+
+        let mut s = sim(Product::Confluence);
+        let null = vec!["confluence-2".to_string()];
+        let (c, x) = read(Product::Confluence, &s, None, &null);
+        assert_eq!(c.nodes[0].state, Some(NodeState::Active), "no DRAINING");
+        assert_eq!(c.nodes[1].state, None, "stopping: null");
+        assert_eq!(c.nodes[2].state, None, "its call timed out");
+        assert!(x.nodes[2].state_null);
+        s.finish_finalization(false);
+        let (c, x) = read(Product::Confluence, &s, None, &[]);
+        assert_eq!(
+            c.nodes[2].state.as_ref().unwrap().as_str(),
+            "UPGRADE_TASKS_FAILED"
+        );
+        assert_eq!(x.nodes[2].finalization_errors, Some(1));
+        assert_eq!(s.finalization, Finalization::Failed);
+
+        let (c, x) = read(Product::Jira, &sim(Product::Jira), Some(0), &[]);
+        assert_eq!(c.upgrade_mode_enabled, Some(true), "derived from the state");
+        assert_eq!(c.nodes.len(), 4, "with the lingering OFFLINE entry");
+        assert_eq!(c.nodes[0].state.as_ref().unwrap().as_str(), "PASSIVATING");
+        assert_eq!(c.nodes[1].state, Some(NodeState::Active));
+        assert_eq!(x.nodes[1].alive, Some(false), "stopping: no heartbeat");
+    }
+
+    #[test]
+    fn each_product_is_exposed_under_its_prefix() {
+        for product in Product::ALL {
+            let mut ex = Exporter::new(product, Tracker::default());
+            let text = ex.poll_and_expose(Some((&sim(product), None)), &[], 0.0);
+            let own = format!("{}_node_state{{", product.metric_prefix());
+            assert!(text.contains(&own), "{product}");
+            for other in Product::ALL.iter().filter(|p| **p != product) {
+                let theirs = format!("{}_", other.metric_prefix());
+                let stray = text
+                    .lines()
+                    .filter(|l| !l.starts_with('#') && !l.starts_with("bitbucket_zdu_exporter_"))
+                    .find(|l| l.starts_with(&theirs));
+                assert_eq!(stray, None, "{product} exposes {other}");
+            }
+            assert_eq!(
+                text.contains("jira_zdu_node_alive"),
+                product == Product::Jira
+            );
+        }
+        assert!(is_node_state("jira_zdu_node_state{a=\"b\"}"));
+        assert!(!is_node_state(
+            "jira_zdu_node_state_entered_timestamp_seconds{a=\"b\"}"
+        ));
+    }
 }

@@ -1,10 +1,12 @@
 //! The world of one timeline under a virtual clock, one step per minute: the simulator's
-//! cluster model, the exporter processes (sidecar per pod, or one central exporter), their
-//! scrape targets and what Prometheus stored of them.
+//! cluster model of one product (Bitbucket, Confluence or Jira), the exporter processes
+//! (sidecar per pod, or one central exporter) polling that product's API, their scrape
+//! targets (job `<product>-zdu`, as the mixin's selectors expect) and what Prometheus stored
+//! of them.
 
 use std::collections::BTreeSet;
 
-use bitbucket_zdu_exporter::model::NodeState;
+use bitbucket_zdu_exporter::model::{NodeState, Product};
 use bitbucket_zdu_exporter::simulator::SimCluster;
 use bitbucket_zdu_exporter::tracker::Tracker;
 
@@ -48,10 +50,15 @@ pub struct Noise {
     pub flapping: Option<(usize, u32, u32, u32)>,
     /// Minutes the central exporter's process is down (its target stays listed).
     pub exporter_down: BTreeSet<u32>,
+    /// (minute, node name): Confluence answers that node's state as `null` (its per-node
+    /// call timed out) if the node is ACTIVE.
+    pub null_states: BTreeSet<(u32, String)>,
 }
 
 /// The world.
 pub struct World {
+    /// The product the cluster runs.
+    pub product: Product,
     /// The simulated cluster.
     pub sim: SimCluster,
     /// Scrape targets.
@@ -75,10 +82,18 @@ fn l(k: &str, v: &str) -> (String, String) {
 }
 
 impl World {
-    /// A STABLE cluster of `n` nodes, monitored for a week already.
-    pub fn new(n: usize, central: bool, state_file: bool, wanted: BTreeSet<String>) -> Self {
-        let sim = SimCluster::new(n, "8.19.0");
+    /// A STABLE cluster of `n` nodes of `product` on `version`, monitored for a week
+    /// already.
+    pub fn new(
+        product: Product,
+        version: &str,
+        n: usize,
+        (central, state_file): (bool, bool),
+        wanted: BTreeSet<String>,
+    ) -> Self {
+        let sim = SimCluster::for_product(product, n, version);
         let mut w = World {
+            product,
             sim,
             targets: Vec::new(),
             central,
@@ -90,10 +105,10 @@ impl World {
         };
         let count = if central { 1 } else { n };
         for i in 0..count {
-            let mut ex = Exporter::new(Tracker::default());
+            let mut ex = Exporter::new(product, Tracker::default());
             // A week of history: the exporter saw this cluster STABLE since then.
             let local = if central { None } else { Some(i) };
-            ex.poll_and_expose(Some((&w.sim, local)), -7.0 * 86400.0);
+            ex.poll_and_expose(Some((&w.sim, local)), &[], -7.0 * 86400.0);
             let labels = w.labels_for(i, 1);
             w.targets.push(Target {
                 labels,
@@ -107,25 +122,24 @@ impl World {
     }
 
     fn labels_for(&self, i: usize, generation: u32) -> Vec<(String, String)> {
+        let p = self.product.as_str();
+        let job = format!("{p}-zdu");
         if self.central {
             vec![
                 l("cluster", "prod"),
                 l("instance", &format!("10.1.0.{generation}:9879")),
-                l("job", "bitbucket-zdu"),
-                l("namespace", "bitbucket"),
+                l("job", &job),
+                l("namespace", p),
                 l("pod", &format!("zdu-exporter-{generation}")),
             ]
         } else {
             vec![
                 l("container", "zdu-exporter"),
-                l(
-                    "controller_revision_hash",
-                    &format!("bitbucket-{generation}"),
-                ),
+                l("controller_revision_hash", &format!("{p}-{generation}")),
                 l("instance", &format!("10.0.{generation}.{i}:9879")),
-                l("job", "bitbucket-zdu"),
-                l("namespace", "bitbucket"),
-                l("pod", &format!("bitbucket-{i}")),
+                l("job", &job),
+                l("namespace", p),
+                l("pod", &format!("{p}-{i}")),
             ]
         }
     }
@@ -135,9 +149,14 @@ impl World {
         self.log.push((self.t, what.into()));
     }
 
-    /// Sets node `i`'s state (and logs it).
+    /// Sets node `i`'s state in the simulator's model (and logs it as the product
+    /// answers it).
     pub fn node(&mut self, i: usize, state: NodeState) {
-        self.note(format!("{} -> {}", self.sim.nodes[i].name, state.as_str()));
+        self.note(format!(
+            "{} -> {}",
+            self.sim.nodes[i].name,
+            shown(self.product, &state)
+        ));
         self.sim.nodes[i].state = state;
     }
 
@@ -159,7 +178,7 @@ impl World {
             }
         ));
         let target = &mut self.targets[k];
-        target.exporter = Exporter::new(tracked);
+        target.exporter = Exporter::new(self.product, tracked);
         if self.central {
             let g = target.generation + 1;
             let at = self.t as usize;
@@ -185,7 +204,7 @@ impl World {
             };
             self.targets[i].generation = g;
             self.targets[i].labels = self.labels_for(i, g);
-            self.targets[i].exporter = Exporter::new(tracked);
+            self.targets[i].exporter = Exporter::new(self.product, tracked);
         }
         self.targets[i].pod = pod;
     }
@@ -196,6 +215,21 @@ impl World {
         let at = t as usize;
         let now = f64::from(t) * 60.0;
         let reachable = !self.noise.unreachable.contains(&t);
+        let nulls: Vec<String> = self
+            .noise
+            .null_states
+            .range((t, String::new())..(t + 1, String::new()))
+            .map(|(_, name)| name.clone())
+            .filter(|name| {
+                self.sim
+                    .nodes
+                    .iter()
+                    .any(|n| &n.name == name && n.state == NodeState::Active)
+            })
+            .collect();
+        for name in &nulls {
+            self.note(format!("{name}: state null (its per-node call timed out)"));
+        }
         for k in 0..self.targets.len() {
             let pod = self.targets[k].pod;
             if pod == Pod::Gone {
@@ -216,11 +250,11 @@ impl World {
                 let local = if self.central { None } else { Some(k) };
                 let answers = reachable && pod != Pod::Starting;
                 let sim = &self.sim;
-                Some(
-                    self.targets[k]
-                        .exporter
-                        .poll_and_expose(answers.then_some((sim, local)), now),
-                )
+                Some(self.targets[k].exporter.poll_and_expose(
+                    answers.then_some((sim, local)),
+                    &nulls,
+                    now,
+                ))
             } else {
                 None
             };
@@ -237,4 +271,21 @@ impl World {
             self.tick();
         }
     }
+}
+
+/// How `product` answers a node in the simulator's `state` (the simulator's product faces:
+/// `simulator::product`), for the event log.
+pub fn shown(product: Product, state: &NodeState) -> String {
+    let s = match (product, state) {
+        (Product::Confluence, NodeState::Draining) => {
+            "ACTIVE (stopping; no DRAINING in Confluence)"
+        }
+        (Product::Confluence, NodeState::Terminating) => "null state (stopping)",
+        (Product::Jira, NodeState::Starting) => "ACTIVATING",
+        (Product::Jira, NodeState::Draining) => "PASSIVATING",
+        (Product::Jira, NodeState::Terminating) => "ACTIVE alive=false (stopping)",
+        (Product::Jira, NodeState::Error) => "ACTIVE alive=false (no heartbeat)",
+        _ => state.as_str(),
+    };
+    s.to_string()
 }

@@ -20,7 +20,7 @@ use crate::secret::SecretSource;
 
 mod api;
 pub mod cluster;
-mod product;
+pub mod product;
 mod script;
 
 pub use cluster::{next_version, Conflict, Finalization, SimCluster, SimNode};

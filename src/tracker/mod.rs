@@ -142,6 +142,10 @@ impl Tracker {
                 .to_string();
             let entered = match self.nodes.get(&key) {
                 Some(e) if e.state == state => e.clone(),
+                // A null state (Confluence: the node's own call timed out) tells nothing new:
+                // the node keeps its last known state and since, and it is no node change
+                // (no progress to the stall alerts).
+                Some(e) if n.state.is_none() => e.clone(),
                 _ => {
                     node_changed = true;
                     Entered { state, since: now }

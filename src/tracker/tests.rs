@@ -62,6 +62,35 @@ fn last_node_change_moves_only_when_a_node_changes() {
     assert_eq!(old.last_node_change, None);
 }
 
+/// Issue 17: Confluence answers `state: null` for a node whose own call timed out. That is
+/// no news about the node: its last known state, since and the last node change hold, so a
+/// timeout now and then is no progress to the stall alerts.
+#[test]
+fn a_null_node_state_keeps_the_last_known_state_and_is_no_change() {
+    let mut t = Tracker::default();
+    t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 100.0);
+    let mut null = cluster(ClusterState::Mixed, NodeState::Active);
+    null.nodes[0].state = None;
+    let (o, _) = t.observe(&null, 200.0);
+    assert_eq!(
+        (o.node_since.clone(), o.last_node_change),
+        (vec![100.0], 100.0)
+    );
+    let (o, _) = t.observe(&cluster(ClusterState::Mixed, NodeState::Active), 300.0);
+    assert_eq!(
+        (o.node_since.clone(), o.last_node_change),
+        (vec![100.0], 100.0),
+        "back to the state it had: nothing changed"
+    );
+    let (o, _) = t.observe(&cluster(ClusterState::Mixed, NodeState::Offline), 400.0);
+    assert_eq!((o.node_since, o.last_node_change), (vec![400.0], 400.0));
+    // A node first seen with a null state is a new entry all the same.
+    let mut fresh = Tracker::default();
+    let (o, changed) = fresh.observe(&null, 500.0);
+    assert!(changed);
+    assert_eq!(o.node_since, vec![500.0]);
+}
+
 fn named(id: &str, name: &str, state: NodeState) -> Node {
     Node {
         id: Some(id.into()),
