@@ -38,6 +38,7 @@ local PRODUCTS = {
     runbookSections: [],
     annotations(pc):: {},
     extraAlerts(pc):: [],
+    extraRecords(pc):: [],
     extraInhibitRules: [],
     nodeStates: null,
     extraPanels(pc):: [],
@@ -89,8 +90,23 @@ local PRODUCTS = {
     // finalization tasks, and a null state (its call timed out, UNKNOWN) says nothing about it;
     // counting only ACTIVE made every node upgraded within 30 min of approve (ACTIVE ->
     // RUNNING_FINALIZE_UPGRADE_TASKS -> ACTIVE) and every node with two timeouts "crash-loop".
+    //
+    // Also found by alerts/verify.sh: Prometheus's own stall view (and the kept-while-no-change
+    // clause) asks that no per-state node count moved within the window. A node whose call
+    // timed out for one poll (null state: UNKNOWN for a minute, one ACTIVE fewer) moved the
+    // counts, so after an exporter restart without state file a stuck MIXED warned 4 minutes
+    // past its bound. Those clauses read the counts without UNKNOWN, each the most seen within
+    // 2m: a one-poll dip is no change, while a real transition raises some state's count at
+    // once (falls show 2m late).
+    extraRecords(pc):: [{
+      record: 'confluence_zdu:nodes_settled:max',
+      expr: 'max by (%s, state) (max_over_time(confluence_zdu_nodes{%s}[2m]))' % [std.join(', ', pc.clusterLabels), lib.matchers([pc.selector, 'state!="UNKNOWN"'])],
+    }],
+    local settled(e) = std.strReplace(e, 'changes(confluence_zdu:nodes:max[', 'changes(confluence_zdu:nodes_settled:max['),
     exprEdits(pc):: {
       'confluence_zdu:node_name_active:max'(e): std.strReplace(e, 'state="ACTIVE"', 'state=~"ACTIVE|RUNNING_FINALIZE_UPGRADE_TASKS|UPGRADE_TASKS_FAILED|UNKNOWN"'),
+      ConfluenceZduUpgradeStalled(e): settled(e),
+      ConfluenceZduUpgradeStuckMixed(e): settled(e),
     },
     nodeStates: {
       states: ['ACTIVE', 'STARTING', 'RUNNING_FINALIZE_UPGRADE_TASKS', 'TERMINATING', 'OFFLINE', 'ERROR', 'UPGRADE_TASKS_FAILED'],
@@ -152,6 +168,7 @@ local PRODUCTS = {
         description: 'Cluster ' + pc.clusterName + ' has been in UPGRADE_TASKS_FAILED for {{ $value | humanizeDuration }}: the delayed upgrade tasks run after approve failed, so the upgrade is not finalized. Find the cause in the Jira logs (atlassian-jira.log of the node that ran them), fix it, then POST /rest/api/2/cluster/zdu/retryUpgrade (409 "no failed upgrade to retry" in any other state).',
       },
     },
+    extraRecords(pc):: [],
     extraAlerts(pc):: [{
       alert: 'JiraZduNodeNoHeartbeat',
       // The second clause is the hold of every per-node alert (found by alerts/verify.sh: a
@@ -170,6 +187,10 @@ local PRODUCTS = {
         )
       ||| % { C: std.join(', ', pc.clusterLabels), sel: '{' + pc.selector + '}', active: '{' + lib.matchers([pc.selector, 'state="ACTIVE"']) + '}' },
       'for': pc.thresholds.nodeNoHeartbeat['for'],
+      // Found by alerts/verify.sh: a heartbeat coming back is no node state change, so the
+      // stall alerts it inhibits resolve a minute after it; kept firing that long, the
+      // root cause still inhibits them and one cause stays one page.
+      keep_firing_for: pc.thresholds.nodeNoHeartbeat.keepFiringFor,
       labels: { severity: pc.thresholds.nodeNoHeartbeat.severity },
       annotations: {
         summary: 'Node {{ $labels.node_name }} of ' + pc.clusterName + ' is ACTIVE without heartbeat',
@@ -268,7 +289,7 @@ function(template) {
         runbookUrl: 'https://github.com/bitbucket-zdu-exporter/bitbucket-zdu-exporter/blob/main/docs/runbooks-jira.md',
         thresholds: {
           // An ACTIVE node with alive=false (Jira shows NO HEARTBEAT after 5 min of silence).
-          nodeNoHeartbeat: { 'for': '10m', severity: 'critical' },
+          nodeNoHeartbeat: { 'for': '10m', keepFiringFor: '3m', severity: 'critical' },
         },
         dashboard: { uid: 'jira-zdu-overview', title: 'Jira rolling upgrade (ZDU)' },
       },
@@ -333,7 +354,9 @@ function(template) {
 
   local ruleGroups(p) =
     if p == 'bitbucket' then instance(p).prometheusRules.groups
-    else deriveGroups(instance(p).prometheusRules.groups, product(p), pconfig(p)),
+    else
+      local gs = deriveGroups(instance(p).prometheusRules.groups, product(p), pconfig(p));
+      [gs[0] { rules+: product(p).extraRecords(pconfig(p)) }] + gs[1:],
   local alertGroups(p) =
     if p == 'bitbucket' then instance(p).prometheusAlerts.groups
     else
