@@ -210,23 +210,3 @@ impl Credential {
         Redactor::new(self.username.as_deref(), self.secret.expose())
     }
 }
-
-/// The request URLs of one target, built once.
-#[derive(Debug)]
-pub(crate) struct Urls {
-    pub(crate) cluster: reqwest::Url,
-    pub(crate) state: reqwest::Url,
-    pub(crate) jira_state: reqwest::Url,
-    pub(crate) jira_nodes: reqwest::Url,
-}
-
-impl Urls {
-    pub(crate) fn of(target: &TargetConfig) -> Self {
-        Urls {
-            cluster: target.endpoint("cluster"),
-            state: target.endpoint("state"),
-            jira_state: target.site_endpoint(super::product::JIRA_STATE_PATH),
-            jira_nodes: target.site_endpoint(super::product::JIRA_NODES_PATH),
-        }
-    }
-}

@@ -25,7 +25,8 @@ pub mod tls;
 pub use error::{FetchError, PerReason, Reason};
 pub use shared::{ClientKey, SharedClients};
 
-use memo::{Memo, Slot, Urls};
+use memo::{Memo, Slot};
+use product::Urls;
 
 /// Largest body the exporter reads from Bitbucket.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;

@@ -23,6 +23,7 @@ use reqwest::StatusCode;
 
 use super::memo::{ClusterReading, Slot};
 use super::{FetchError, ZduClient};
+use crate::config::TargetConfig;
 use crate::model::extras::{self, ClusterExtras};
 use crate::model::jira::{self, JiraNodes, JiraState};
 use crate::model::{Answer, Cluster, DecodeError, ErrorBody, Limits, Product, StateResponse};
@@ -31,6 +32,26 @@ use crate::model::{Answer, Cluster, DecodeError, ErrorBody, Limits, Product, Sta
 pub const JIRA_STATE_PATH: &str = "rest/api/2/cluster/zdu/state";
 /// Jira's node-list path, from the site root.
 pub const JIRA_NODES_PATH: &str = "rest/api/2/cluster/nodes";
+
+/// The request URLs of one target, built once.
+#[derive(Debug)]
+pub(crate) struct Urls {
+    pub(crate) cluster: reqwest::Url,
+    pub(crate) state: reqwest::Url,
+    pub(crate) jira_state: reqwest::Url,
+    pub(crate) jira_nodes: reqwest::Url,
+}
+
+impl Urls {
+    pub(crate) fn of(target: &TargetConfig) -> Self {
+        Urls {
+            cluster: target.endpoint("cluster"),
+            state: target.endpoint("state"),
+            jira_state: target.site_endpoint(JIRA_STATE_PATH),
+            jira_nodes: target.site_endpoint(JIRA_NODES_PATH),
+        }
+    }
+}
 
 /// A Bitbucket `/rest/zdu/cluster` answer: the cluster, no extras.
 struct BitbucketCluster(ClusterReading);
