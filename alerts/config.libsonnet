@@ -47,6 +47,13 @@
     // rescheduled without its state file restarts its own clocks, not the alerts'.
     enteredBridge: '10m',
 
+    // Alerts that read an exporter's raw series under a `for:` take each series' last value
+    // within this window (last_over_time): one failed scrape (isolated, or a target failing
+    // every k-th scrape) leaves a one-minute hole that would reset every pending `for:`, so a
+    // dead node behind a flapping scrape never paged (found by alerts/verify.sh). A value
+    // that changes is seen at once; only a vanished series is held this long.
+    scrapeGapBridge: '3m',
+
     // Users + tasks of a DRAINING node that fell within this window are progress (stall
     // and DrainingTooLong alerts do not fire).
     drainProgressWindow: '10m',

@@ -73,10 +73,10 @@ local PRODUCTS = {
     extraAlerts(pc):: [{
       alert: 'ConfluenceZduNodeFinalizationFailed',
       expr: |||
-        max by (%(C)s, node_id, node_name) (confluence_zdu_node_finalization_errors%(sel)s) > 0
+        max by (%(C)s, node_id, node_name) (last_over_time(confluence_zdu_node_finalization_errors%(sel)s[%(B)s])) > 0
         or
-        max by (%(C)s, node_id, node_name) (confluence_zdu_node_state%(failed)s) == 1
-      ||| % { C: std.join(', ', pc.clusterLabels), sel: '{' + pc.selector + '}', failed: '{' + lib.matchers([pc.selector, 'state="UPGRADE_TASKS_FAILED"']) + '}' },
+        max by (%(C)s, node_id, node_name) (last_over_time(confluence_zdu_node_state%(failed)s[%(B)s])) == 1
+      ||| % { C: std.join(', ', pc.clusterLabels), B: pc.scrapeGapBridge, sel: '{' + pc.selector + '}', failed: '{' + lib.matchers([pc.selector, 'state="UPGRADE_TASKS_FAILED"']) + '}' },
       'for': pc.thresholds.nodeFinalizationFailed['for'],
       labels: { severity: pc.thresholds.nodeFinalizationFailed.severity },
       annotations: {
@@ -172,12 +172,14 @@ local PRODUCTS = {
     extraAlerts(pc):: [{
       alert: 'JiraZduNodeNoHeartbeat',
       // The second clause is the hold of every per-node alert (found by alerts/verify.sh: a
-      // 2-minute Jira outage cleared it mid-fault): nothing known is not resolved.
+      // 2-minute Jira outage cleared it mid-fault): nothing known is not resolved. The raw
+      // series are read through scrapeGapBridge (also found by alerts/verify.sh: a node dead
+      // for 107 min behind a scrape failing every 4th minute never reached its 10m `for:`).
       expr: |||
         max by (%(C)s, node_id, node_name) (
-          (jira_zdu_node_alive%(sel)s == 0)
+          (last_over_time(jira_zdu_node_alive%(sel)s[%(B)s]) == 0)
           and ignoring (state)
-          (jira_zdu_node_state%(active)s == 1)
+          (last_over_time(jira_zdu_node_state%(active)s[%(B)s]) == 1)
         )
         or
         (
@@ -185,7 +187,7 @@ local PRODUCTS = {
           unless on (%(C)s)
             jira_zdu:cluster_state:max
         )
-      ||| % { C: std.join(', ', pc.clusterLabels), sel: '{' + pc.selector + '}', active: '{' + lib.matchers([pc.selector, 'state="ACTIVE"']) + '}' },
+      ||| % { C: std.join(', ', pc.clusterLabels), B: pc.scrapeGapBridge, sel: '{' + pc.selector + '}', active: '{' + lib.matchers([pc.selector, 'state="ACTIVE"']) + '}' },
       'for': pc.thresholds.nodeNoHeartbeat['for'],
       // Found by alerts/verify.sh: a heartbeat coming back is no node state change, so the
       // stall alerts it inhibits resolve a minute after it; kept firing that long, the

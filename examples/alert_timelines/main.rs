@@ -278,10 +278,22 @@ fn run_batch(
         .collect()
 }
 
-fn report(tl: &gen::Timeline, minutes: &BTreeMap<u32, Vec<check::Alert>>, v: &[String]) {
+/// The `--only` index of timeline `tl` in a run with `--seed seed` (its generator seed is
+/// `seed * 1_000_003 + index`).
+fn index_of(tl: &gen::Timeline, seed: u64) -> u64 {
+    tl.seed.wrapping_sub(seed.wrapping_mul(1_000_003))
+}
+
+fn report(a: &Args, tl: &gen::Timeline, minutes: &BTreeMap<u32, Vec<check::Alert>>, v: &[String]) {
+    // The index, not the generator seed, is what `--only` takes: reading one for the other
+    // once sent a whole session after a "batch-dependent" violation that was not.
     println!(
-        "=== VIOLATION seed {} product {} fault {:?}",
-        tl.seed, tl.product, tl.fault
+        "=== VIOLATION seed {} product {} fault {:?} (alone: alerts/verify.sh --seed {} --only {})",
+        tl.seed,
+        tl.product,
+        tl.fault,
+        a.seed,
+        index_of(tl, a.seed)
     );
     println!(
         "branches: {}",
@@ -390,7 +402,7 @@ fn main() {
                     if !v.is_empty() {
                         violations.fetch_add(v.len(), Ordering::SeqCst);
                         let _g = print.lock().expect("lock");
-                        report(&tl, &minutes, &v);
+                        report(&a, &tl, &minutes, &v);
                     }
                 }
             });
@@ -442,6 +454,15 @@ mod tests {
                 "up"
             ]
         );
+    }
+
+    #[test]
+    fn the_reported_index_is_what_only_takes() {
+        let tl = gen::timeline(
+            7u64.wrapping_mul(1_000_003).wrapping_add(247),
+            BTreeSet::new(),
+        );
+        assert_eq!(index_of(&tl, 7), 247);
     }
 
     #[test]
