@@ -258,14 +258,7 @@ async fn a_reload_across_the_descriptor_budget_switches_keep_alive() {
         std::fs::write(&cfg, format!("targets:\n{targets}")).unwrap();
     };
     write(1);
-    let args = bitbucket_zdu_exporter::cli::Cli::try_parse_checked_from([
-        "bitbucket-zdu-exporter",
-        "--config.file",
-        cfg.to_str().unwrap(),
-    ])
-    .unwrap()
-    .exporter;
-    let config = Config::from_args(&args, &ProcessEnv).unwrap();
+    let (args, config) = crate::common::from_config_file(&cfg);
     let store = Arc::new(StateStore::in_memory());
     let rt = Exporter::start_with(
         &config,

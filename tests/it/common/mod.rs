@@ -142,6 +142,29 @@ pub async fn started(targets: Vec<TargetConfig>) -> Arc<bitbucket_zdu_exporter::
     rt
 }
 
+/// What `bitbucket-zdu-exporter --config.file PATH` parses into: the validated flags (kept
+/// for reloads) and the configuration read from the file (environment: the process's).
+pub fn from_config_file(
+    path: &std::path::Path,
+) -> (
+    bitbucket_zdu_exporter::config::ExporterArgs,
+    bitbucket_zdu_exporter::config::Config,
+) {
+    let args = bitbucket_zdu_exporter::cli::Cli::try_parse_checked_from([
+        "bitbucket-zdu-exporter",
+        "--config.file",
+        path.to_str().expect("a UTF-8 path"),
+    ])
+    .expect("the flags parse")
+    .exporter;
+    let config = bitbucket_zdu_exporter::config::Config::from_args(
+        &args,
+        &bitbucket_zdu_exporter::config::ProcessEnv,
+    )
+    .expect("the config file is valid");
+    (args, config)
+}
+
 /// Standard base64 of `input`.
 pub fn b64(input: impl AsRef<[u8]>) -> String {
     use base64::Engine as _;
