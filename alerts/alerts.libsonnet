@@ -135,11 +135,13 @@ local lib = import 'lib.libsonnet';
         alert(
           'BitbucketZduBitbucketUnreachable',
           t.bitbucketUnreachable,
+          // Read through scrapeGapBridge (found by alerts/verify.sh: Confluence unreachable for
+          // 21 min behind a scrape failing every 3rd minute never reached the 3m `for:`).
           |||
-            bitbucket_zdu:up:max == 0
+            max by (%(C)s) (last_over_time(bitbucket_zdu_up%(sel)s[%(B)s])) == 0
             unless on (%(C)s)
-              max by (%(C)s) (bitbucket_zdu_last_error_info%(selR)s)
-          ||| % { C: C, selR: sel('reason=~"unauthorized|forbidden|not_clustered|stale"') },
+              max by (%(C)s) (last_over_time(bitbucket_zdu_last_error_info%(selR)s[%(B)s]))
+          ||| % { C: C, B: c.scrapeGapBridge, sel: sel(), selR: sel('reason=~"unauthorized|forbidden|not_clustered|stale"') },
           'Bitbucket is unreachable from every ZDU exporter of ' + Cn,
           'No exporter of ' + Cn + ' has been able to poll /rest/zdu/cluster for more than ' + t.bitbucketUnreachable['for'] + ' (bitbucket_zdu_up == 0 on every exporter). The reason (timeout, connect, tls, not_found, server_error, not_json, ...) is in bitbucket_zdu_last_error_info; fd_exhausted means the exporter itself ran out of file descriptors and never reached Bitbucket (raise its open-files hard limit, LimitNOFILE=). The state of the cluster is unknown: firing upgrade alerts keep firing until it is known again.',
           c.healthKeepFiringFor,
@@ -147,7 +149,7 @@ local lib = import 'lib.libsonnet';
         alert(
           'BitbucketZduCredentialsRejected',
           t.credentialsRejected,
-          'max by (%s, reason) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason=~"unauthorized|forbidden"')],
+          'max by (%s, reason) (last_over_time(bitbucket_zdu_last_error_info%s[%s]))' % [C, sel('reason=~"unauthorized|forbidden"'), c.scrapeGapBridge],
           'Bitbucket rejects the ZDU exporter credentials on ' + Cn + ' ({{ $labels.reason }})',
           '{{ if eq $labels.reason "forbidden" }}Bitbucket answers 403 Forbidden: the exporter user is authenticated but lacks SYS_ADMIN (Admin is not enough).{{ else }}Bitbucket answers 401 Unauthorized: the username/password is wrong, expired or locked, an HTTP access token was used (tokens cannot carry SYS_ADMIN), or the user lacks SYS_ADMIN.{{ end }} At least one exporter of ' + Cn + ' has been refused for more than ' + t.credentialsRejected['for'] + '.',
           c.healthKeepFiringFor,
@@ -155,14 +157,14 @@ local lib = import 'lib.libsonnet';
         alert(
           'BitbucketZduNotClustered',
           t.notClustered,
-          'max by (%s) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason="not_clustered"')],
+          'max by (%s) (last_over_time(bitbucket_zdu_last_error_info%s[%s]))' % [C, sel('reason="not_clustered"'), c.scrapeGapBridge],
           'The Bitbucket behind ' + Cn + ' is not a clustered (Data Center) installation',
           'For more than ' + t.notClustered['for'] + ' Bitbucket has answered the exporter of ' + Cn + ' with "Rolling upgrades feature requires a clustered installation.": rolling upgrades are impossible on this instance.',
         ),
         alert(
           'BitbucketZduExporterStale',
           t.exporterStale,
-          'count by (%s) (bitbucket_zdu_last_error_info%s)' % [C, sel('reason="stale"')],
+          'count by (%s) (last_over_time(bitbucket_zdu_last_error_info%s[%s]))' % [C, sel('reason="stale"'), c.scrapeGapBridge],
           'Bitbucket ZDU exporter data is stale on ' + Cn,
           '{{ $value }} exporter(s) of ' + Cn + ' have reported stale data (no poll has completed within the freshness limit) for more than ' + t.exporterStale['for'] + '. The poll loop is hung or far slower than its interval; restart the exporter.',
           c.healthKeepFiringFor,

@@ -175,6 +175,9 @@ local PRODUCTS = {
       // 2-minute Jira outage cleared it mid-fault): nothing known is not resolved. The raw
       // series are read through scrapeGapBridge (also found by alerts/verify.sh: a node dead
       // for 107 min behind a scrape failing every 4th minute never reached its 10m `for:`).
+      // For the same reason the hold asks for no state within that window, not at this
+      // instant: with keep_firing_for, a hold taken at every failed scrape kept the alert
+      // firing for 100 min after the heartbeat came back (verify.sh --seed 2 --only 132).
       expr: |||
         max by (%(C)s, node_id, node_name) (
           (last_over_time(jira_zdu_node_alive%(sel)s[%(B)s]) == 0)
@@ -185,7 +188,7 @@ local PRODUCTS = {
         (
           max by (%(C)s, node_id, node_name) (ALERTS{alertname="JiraZduNodeNoHeartbeat"})
           unless on (%(C)s)
-            jira_zdu:cluster_state:max
+            max by (%(C)s) (max_over_time(jira_zdu:cluster_state:max[%(B)s]))
         )
       ||| % { C: std.join(', ', pc.clusterLabels), B: pc.scrapeGapBridge, sel: '{' + pc.selector + '}', active: '{' + lib.matchers([pc.selector, 'state="ACTIVE"']) + '}' },
       'for': pc.thresholds.nodeNoHeartbeat['for'],
