@@ -16,6 +16,36 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# free_ports N: prints N distinct TCP ports on 127.0.0.1, one a line, all free a moment ago
+# (held open together while chosen, so two calls of free_port cannot hand out one port twice),
+# from below the kernel's ephemeral range where one is free, so that the outgoing connections
+# of other processes (which take ephemeral ports) are less likely to take one first.
+free_ports() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+try:
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    lo = 32768
+below = range(20000, max(lo, 20000 + 8 * n))
+held, ports = [], []
+for p in random.sample(below, min(len(below), 4 * n + 200)):
+    if len(ports) == n:
+        break
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        s.close()
+        continue
+    held.append(s); ports.append(p)
+while len(ports) < n:  # the range below was full: the kernel's choice, still held together
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); held.append(s); ports.append(s.getsockname()[1])
+print("\n".join(map(str, ports)))
+PY
+}
+
 # as_root COMMAND...: runs the command as root (through sudo unless already root).
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -117,12 +117,15 @@ wait_http() {  # wait_http NAME URL: until URL answers 2xx (60 s), or NAME died
 }
 
 # ---- ports
-P_SIM_H=$(free_port); P_SIM_E=$(free_port); P_SIM_C=$(free_port)
-P_EXP_E=$(free_port); P_EXP_C=$(free_port); P_WH=$(free_port)
-P_PROM_A=$(free_port); P_PROM_B=$(free_port)
-P_AM_A=$(free_port); P_AM_B=$(free_port); P_AMC_A=$(free_port); P_AMC_B=$(free_port)
-P_SIDE=()
-for _ in $(seq 1 "$SIDECARS"); do P_SIDE+=("$(free_port)"); done
+# All at once and distinct (a baseline run once lost alertmanager-b's cluster port to a
+# clash: ports chosen one by one may repeat or sit in the ephemeral range).
+mapfile -t PORTS < <(free_ports $((12 + SIDECARS)))
+[ "${#PORTS[@]}" -eq $((12 + SIDECARS)) ] || fail "could not find $((12 + SIDECARS)) free ports"
+P_SIM_H=${PORTS[0]}; P_SIM_E=${PORTS[1]}; P_SIM_C=${PORTS[2]}
+P_EXP_E=${PORTS[3]}; P_EXP_C=${PORTS[4]}; P_WH=${PORTS[5]}
+P_PROM_A=${PORTS[6]}; P_PROM_B=${PORTS[7]}
+P_AM_A=${PORTS[8]}; P_AM_B=${PORTS[9]}; P_AMC_A=${PORTS[10]}; P_AMC_B=${PORTS[11]}
+P_SIDE=("${PORTS[@]:12}")
 
 # ---- rules: the fast thresholds, this set-up's selector, and NodeError fast enough to fire
 # before the stall alerts, as it does with the production thresholds (4 min against 22 min).
