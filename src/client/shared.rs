@@ -2,9 +2,10 @@
 //! configuration) per distinct set of TLS, timeout and keep-alive settings, instead of one per
 //! target. A client holds no credentials: each request carries its target's own.
 //!
-//! At most one connection per upstream origin is kept alive between polls (a poll's
-//! concurrent requests may open more; they are closed after it), and none when the exporter's
-//! file-descriptor budget could not hold one per origin ([`crate::sys::fds`]).
+//! At most one connection per upstream origin is kept alive between polls, and none when the
+//! exporter's file-descriptor budget could not hold one per origin ([`crate::sys::fds`]): then
+//! a poll's calls, one after the other, share the one connection the first opens, and the
+//! last asks for it to be closed (`Connection: close`, [`super::ZduClient::closing_connections`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
