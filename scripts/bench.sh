@@ -33,6 +33,11 @@
 #   BENCH_FLEET_NODES    nodes of each fleet target's cluster [8]
 #   BENCH_FLEET_NOFILE   the exporter's open-files limit in the fleet cells [1024]
 #   BENCH_FLEET_IDLE     idle-CPU window of a fleet cell, seconds [60]
+#   BENCH_FLEET_SIDE     1: instead of one fleet cell per exporter, run every exporter of
+#                        EXPORTERS at once against the one upstream (same config, same machine
+#                        load) and report idle CPU per window side by side, with each
+#                        exporter's ratio to the first [0]
+#   BENCH_FLEET_WINDOWS  idle-CPU windows of the side-by-side fleet, BENCH_FLEET_IDLE each [4]
 # --smoke sets WRK_DURATION=2s, BENCH_LOAD_NODES="4 100", BENCH_LATENCY_NODES="100 200",
 # BENCH_LATENCY_RUNS=5, BENCH_DECODE_NODES=200, BENCH_DECODE_POLLS=2, BENCH_IDLE_SECONDS=3
 # BENCH_FLEET_TARGETS=100, BENCH_FLEET_NOFILE=256 (too few descriptors to keep a connection
@@ -70,7 +75,7 @@ fi
 : "${BENCH_DECODE_NODES:=5000}" "${BENCH_DECODE_POLLS:=7}" "${BENCH_IDLE_SECONDS:=60}"
 : "${BENCH_LOAD_POLL:=5s}" "${BENCH_KEEP:=0}" "${FLEET_ONLY:=0}"
 : "${BENCH_FLEET_TARGETS:=100 1000}" "${BENCH_FLEET_NODES:=8}" "${BENCH_FLEET_NOFILE:=1024}"
-: "${BENCH_FLEET_IDLE:=60}"
+: "${BENCH_FLEET_IDLE:=60}" "${BENCH_FLEET_SIDE:=0}" "${BENCH_FLEET_WINDOWS:=4}"
 if [ -z "${BENCH_PIN:-}" ]; then
   if [ "$(nproc)" -ge 2 ]; then BENCH_PIN=1; else BENCH_PIN=0; fi
 fi
@@ -307,11 +312,55 @@ fleet_cell() {
   fi
 }
 
+# fleet_side N: every exporter at once against one fleet of N targets; rows of SIDE_ROWS,
+# one per window: idle CPU % (user + sys) of each exporter and its ratio to the first.
+fleet_side() {
+  local n="$1" cfg="$WORK/fleet-side-$1.yml" i port w pids=() addrs=() up
+  fleet_config "$n" "${UP_ADDR##*:}" "$cfg"
+  for i in "${!names[@]}"; do
+    port="$(free_port)"
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    "${SERVER_PIN[@]}" bash -c 'ulimit -n "$1" && shift && exec "$@"' _ "$BENCH_FLEET_NOFILE" \
+      "${bins[$i]}" --config.file="$cfg" --web.listen-address="127.0.0.1:$port" --log.level=warn \
+      >"$WORK/fleet-side-${names[$i]}.log" 2>&1 &
+    pids+=("$!"); PIDS+=("$!"); addrs+=("127.0.0.1:$port")
+    sleep 0.5 # the next free_port must not pick the same port before it is bound
+  done
+  for i in "${!names[@]}"; do
+    for _ in $(seq 1 600); do
+      kill -0 "${pids[$i]}" 2>/dev/null || die "fleet exporter ${names[$i]} exited"
+      up="$(curl -fsS --max-time 2 "http://${addrs[$i]}/api/v1/targets" 2>/dev/null | grep -o '"up":true' | wc -l || true)"
+      [ "$up" -ge "$n" ] && break
+      sleep 0.2
+    done
+    [ "$up" -ge "$n" ] || die "side-by-side fleet of $n: ${names[$i]} has only $up targets up"
+  done
+  sleep 5
+  for w in $(seq 1 "$BENCH_FLEET_WINDOWS"); do
+    local before=() row load first=""
+    for i in "${!pids[@]}"; do before+=("$(cpu_ticks "${pids[$i]}")"); done
+    load="$(cut -d' ' -f1 /proc/loadavg)"
+    sleep "$BENCH_FLEET_IDLE"
+    row="| $n | $w | $load |"
+    for i in "${!pids[@]}"; do
+      local pct
+      pct="$(awk -v d="$(( $(cpu_ticks "${pids[$i]}") - before[i] ))" -v h="$CLK_TCK" -v s="$BENCH_FLEET_IDLE" 'BEGIN {printf "%.3f", 100 * d / h / s}')"
+      [ -z "$first" ] && first="$pct"
+      row+=" $pct ($(awk -v a="$pct" -v b="$first" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')×) |"
+    done
+    SIDE_ROWS+=("$row")
+  done
+  row="| $n | RSS MiB | |"
+  for i in "${!pids[@]}"; do row+=" $(mib "$(rss_kib "${pids[$i]}")") |"; done
+  SIDE_ROWS+=("$row")
+  for i in "${!pids[@]}"; do stop "${pids[$i]}"; done
+}
+
 # --- the run -----------------------------------------------------------------------------
 started=$(date +%s)
 log "work directory $WORK; pinning: $([ "$BENCH_PIN" = 1 ] && echo 'servers CPU 0, client CPU 1' || echo off)"
 log "exporters: $EXPORTERS"
-LOAD_ROWS=(); LAT_ROWS=(); DEC_ROWS=(); IDLE_ROWS=(); SIZE_ROWS=(); FLEET_ROWS=()
+LOAD_ROWS=(); LAT_ROWS=(); DEC_ROWS=(); IDLE_ROWS=(); SIZE_ROWS=(); FLEET_ROWS=(); SIDE_ROWS=()
 
 if [ "$FLEET_ONLY" = 0 ]; then
 
@@ -421,12 +470,19 @@ start_upstream_on() { # start_upstream_on LISTEN NODES -> sets UP_PID, UP_ADDR
 }
 if [ -n "$BENCH_FLEET_TARGETS" ]; then
   start_upstream_on 0.0.0.0:0 "$BENCH_FLEET_NODES"
-  for i in "${!names[@]}"; do
+  if [ "$BENCH_FLEET_SIDE" = 1 ]; then
     for n in $BENCH_FLEET_TARGETS; do
-      log "fleet: ${names[$i]}, $n targets x $BENCH_FLEET_NODES nodes, ulimit -n $BENCH_FLEET_NOFILE"
-      fleet_cell "${names[$i]}" "${bins[$i]}" "$n"
+      log "fleet side by side: ${names[*]}, $n targets x $BENCH_FLEET_NODES nodes, ulimit -n $BENCH_FLEET_NOFILE"
+      fleet_side "$n"
     done
-  done
+  else
+    for i in "${!names[@]}"; do
+      for n in $BENCH_FLEET_TARGETS; do
+        log "fleet: ${names[$i]}, $n targets x $BENCH_FLEET_NODES nodes, ulimit -n $BENCH_FLEET_NOFILE"
+        fleet_cell "${names[$i]}" "${bins[$i]}" "$n"
+      done
+    done
+  fi
   stop "$UP_PID"
 fi
 
@@ -477,6 +533,16 @@ if [ ${#FLEET_ROWS[@]} -gt 0 ]; then
   echo "| exporter | targets | nodes | nofile soft/hard | all up after s | up | probes answered | poll errors | /-/healthy | RSS MiB | fds | fds peak | idle CPU % of one core | probe req/s | probe p99 ms | static req/s | static p99 ms | p99 ratio | wrk errors |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${FLEET_ROWS[@]}"
+  echo
+fi
+if [ ${#SIDE_ROWS[@]} -gt 0 ]; then
+  echo "### Fleet side by side: every exporter at once, N targets x $BENCH_FLEET_NODES nodes, ulimit -n $BENCH_FLEET_NOFILE, polls every 30 s"
+  echo
+  echo "idle CPU % of one core (user + sys) over ${BENCH_FLEET_IDLE}s windows with no scrapes, and its ratio to the first exporter's in the same window"
+  echo
+  printf '| targets | window | load | %s |\n' "$(printf '%s | ' "${names[@]}" | sed 's/ | $//')"
+  printf '|---|---|---|%s\n' "$(printf -- '---|%.0s' "${names[@]}")"
+  printf '%s\n' "${SIDE_ROWS[@]}"
   echo
 fi
 log "done in $(( $(date +%s) - started )) s"

@@ -3,7 +3,9 @@
 //!
 //! Targets share HTTP clients by settings ([`SharedClients`]), keep at most one connection
 //! alive per upstream origin when the descriptor budget holds it, poll under that budget's
-//! permits, and start staggered ([`crate::poller::first_poll_offset`]).
+//! permits, and start staggered ([`crate::poller::first_poll_offset`]); after their first
+//! poll, polls run on the ticks of one grid ([`crate::poller::on_tick`]) so that polls due
+//! together share a wake-up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +48,8 @@ pub struct Exporter {
     keep_alive: std::sync::atomic::AtomicBool,
     fds: FdBudget,
     poll_permits: Arc<tokio::sync::Semaphore>,
+    /// The start of the poll grid every poller shares.
+    poll_grid: tokio::time::Instant,
 }
 
 impl std::fmt::Debug for Exporter {
@@ -96,6 +100,7 @@ impl Exporter {
             clients: SharedClients::default(),
             keep_alive: std::sync::atomic::AtomicBool::new(true),
             poll_permits: Arc::new(tokio::sync::Semaphore::new(fds.concurrent_polls())),
+            poll_grid: tokio::time::Instant::now(),
             fds,
         });
         rt.apply(config.targets())?;
@@ -147,7 +152,7 @@ impl Exporter {
         for t in targets {
             let (key, http) = self.clients.get(t, keep_alive)?;
             keys.push(key);
-            clients.push(ZduClient::with_http(t.clone(), http));
+            clients.push(ZduClient::with_http(t.clone(), http).closing_connections(!keep_alive));
         }
         self.clients.retain(&keys);
         // A reload that changes it restarts every poller: none keeps a client of the other kind.
@@ -193,7 +198,9 @@ impl Exporter {
         for (index, poller) in starting.into_iter().enumerate() {
             let target = poller.target_name().to_string();
             let offset = first_poll_offset(index, count, poller.interval());
-            let poller = poller.with_schedule(offset, Some(self.poll_permits.clone()));
+            let poller = poller
+                .with_schedule(offset, Some(self.poll_permits.clone()))
+                .on_grid(self.poll_grid);
             pollers.insert(target, tokio::spawn(poller.run()));
         }
         let keep: Vec<String> = next

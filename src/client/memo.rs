@@ -10,7 +10,7 @@
 //! are remembered; a request that fails leaves the memo as it was.
 //!
 //! **The secret file** is checked (a `stat`) at most once per [`SECRET_RECHECK`] per target,
-//! not once per request: a poll's concurrent requests share one check, and a rotated secret
+//! not once per request: a poll's requests share one check, and a rotated secret
 //! is used from the next poll on.
 
 use std::any::Any;

@@ -8,9 +8,9 @@
 //! The unit tests are in `client/tests.rs`.
 
 use std::sync::{Arc, Once};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{HeaderValue, ACCEPT, CONNECTION, CONTENT_TYPE, USER_AGENT};
 use reqwest::StatusCode;
 
 use crate::config::TargetConfig;
@@ -65,6 +65,28 @@ pub struct ZduClient {
     /// Request URLs, last answers and the credential ([`memo`]), shared by clones.
     memo: Arc<Memo>,
     urls: Arc<Urls>,
+    /// The poll's last request asks the upstream to close its connection
+    /// ([`ZduClient::closing_connections`]).
+    close_after_poll: bool,
+}
+
+/// One request's place in a poll: the poll's deadline, and whether the connection is closed
+/// after it (the poll's last request, when connections are not kept alive between polls).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call {
+    deadline: Instant,
+    close: bool,
+}
+
+impl Call {
+    /// A request on its own: the target's whole timeout, the connection kept as the
+    /// client's pool decides.
+    fn alone(timeout: Duration) -> Self {
+        Call {
+            deadline: Instant::now() + timeout,
+            close: false,
+        }
+    }
 }
 
 impl ZduClient {
@@ -84,7 +106,17 @@ impl ZduClient {
             target,
             body_limit: DEFAULT_BODY_LIMIT,
             memo: Arc::new(Memo::default()),
+            close_after_poll: false,
         }
+    }
+
+    /// With `close`, the last request of each poll carries `Connection: close`: for a client
+    /// whose connections must not outlive a poll (the exporter's descriptor budget cannot
+    /// keep one per origin, [`crate::sys::fds`]), the poll's calls share one connection and
+    /// nothing stays open after it.
+    pub fn closing_connections(mut self, close: bool) -> Self {
+        self.close_after_poll = close;
+        self
     }
 
     /// The bounds an answer of this target must keep.
@@ -118,7 +150,8 @@ impl ZduClient {
 
     async fn get_url<T: Answer>(&self, url: reqwest::Url) -> Result<T, FetchError> {
         let limits = self.limits();
-        self.request(url, |ct, body| decode_success(&body, ct, limits))
+        let call = Call::alone(self.target.timeout());
+        self.request(url, call, |ct, body| decode_success(&body, ct, limits))
             .await
     }
 
@@ -129,22 +162,29 @@ impl ZduClient {
         &self,
         slot: Slot,
         url: &reqwest::Url,
+        call: Call,
         into: impl FnOnce(A) -> T,
     ) -> Result<Arc<T>, FetchError> {
         let limits = self.limits();
-        self.request(url.clone(), |ct, body| {
+        self.request(url.clone(), call, |ct, body| {
             self.memo.decode(slot, ct, body, limits, into)
         })
         .await
     }
 
-    /// GET `url` with the target's credential; a successful answer (its content type and
-    /// body) goes through `decode`. Every error text is redacted.
+    /// GET `url` with the target's credential, within `call`'s deadline; a successful answer
+    /// (its content type and body) goes through `decode`. Every error text is redacted.
     async fn request<T>(
         &self,
         url: reqwest::Url,
+        call: Call,
         decode: impl FnOnce(&str, Vec<u8>) -> Result<T, FetchError>,
     ) -> Result<T, FetchError> {
+        let remaining = call.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            // The poll's deadline passed before this call could start: it timed out too.
+            return Err(FetchError::Timeout(self.target.timeout()));
+        }
         let mut req = self
             .http
             .get(url)
@@ -152,7 +192,11 @@ impl ZduClient {
             .header(
                 USER_AGENT,
                 HeaderValue::from_static(crate::sys::version::USER_AGENT),
-            );
+            )
+            .timeout(remaining);
+        if call.close && self.close_after_poll {
+            req = req.header(CONNECTION, HeaderValue::from_static("close"));
+        }
         let cred = self.memo.credential(&self.target)?;
         if let Some(c) = &cred {
             req = c.apply(req);

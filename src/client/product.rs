@@ -16,13 +16,14 @@
 //! `credentials` (its message and the poll-failed log line tell the user to configure a
 //! token).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
 use super::memo::{ClusterReading, Slot};
-use super::{FetchError, ZduClient};
+use super::{Call, FetchError, ZduClient};
 use crate::config::TargetConfig;
 use crate::model::extras::{self, ClusterExtras};
 use crate::model::jira::{self, JiraNodes, JiraState};
@@ -82,49 +83,107 @@ pub type Timed<T> = (Duration, Result<T, FetchError>);
 /// [`super::memo`]).
 pub type Observation = (Timed<Arc<ClusterReading>>, Timed<Arc<StateResponse>>);
 
-async fn timed<T>(fut: impl std::future::Future<Output = Result<T, FetchError>>) -> Timed<T> {
+async fn timed<T>(fut: impl Future<Output = Result<T, FetchError>>) -> Timed<T> {
     let start = Instant::now();
     let out = fut.await;
     (start.elapsed(), out)
 }
 
+/// The longest a poll's second call waits for its first: a quarter of the timeout, at most
+/// this long.
+pub const MAX_HEAD_START: Duration = Duration::from_secs(1);
+
+/// How long the second call of a poll waits for the first to finish before it starts anyway.
+pub fn head_start(timeout: Duration) -> Duration {
+    (timeout / 4).min(MAX_HEAD_START)
+}
+
+/// Runs `first`, then `second` as soon as `first` has finished or `head_start` has passed,
+/// whichever comes first. An upstream that answers goes on answering on the connection the
+/// first call opened (one connection per poll, not one per call); one that hangs on the
+/// first call still has the second answered (on a connection of its own) within the poll's
+/// deadline, so a hang costs one timeout and each call's reason is its own, as when the two
+/// ran at once.
+pub async fn in_turn<A, B>(
+    first: impl Future<Output = A>,
+    second: impl Future<Output = B>,
+    head_start: Duration,
+) -> (A, B) {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let first = async move {
+        let a = first.await;
+        drop(done);
+        a
+    };
+    let second = async move {
+        // Ends when `done` is dropped (the first call finished) or at the head start.
+        let _ = tokio::time::timeout(head_start, finished).await;
+        second.await
+    };
+    tokio::join!(first, second)
+}
+
 impl ZduClient {
-    /// One poll's readings, concurrently: for Bitbucket and Confluence the `/rest/zdu/cluster`
-    /// and `/rest/zdu/state` calls; for Jira `zdu/state` (read once, it gives the cluster
-    /// state and the state reading) and `cluster/nodes`, the cluster reading taking as long
-    /// as the slower of the two and failing with the state call's error first.
+    /// One poll's readings, one call after the other on one connection (see [`in_turn`]):
+    /// for Bitbucket and Confluence `/rest/zdu/cluster` then `/rest/zdu/state`; for Jira
+    /// `zdu/state` (read once, it gives the cluster state and the state reading) then
+    /// `cluster/nodes`, the cluster reading taking as long as the two together and failing
+    /// with the state call's error first. Both calls end by the poll's one deadline (the
+    /// target's timeout from the start of the poll).
     pub async fn observe(&self) -> Observation {
-        let state = || timed(self.get_memo(Slot::State, &self.urls.state, |s: StateResponse| s));
+        let timeout = self.target().timeout();
+        let deadline = Instant::now() + timeout;
+        let (first, last) = (
+            Call {
+                deadline,
+                close: false,
+            },
+            Call {
+                deadline,
+                close: true,
+            },
+        );
+        let head_start = head_start(timeout);
         let cluster = &self.urls.cluster;
+        let state =
+            || timed(self.get_memo(Slot::State, &self.urls.state, last, |s: StateResponse| s));
         match self.target().product() {
             Product::Bitbucket => {
-                return tokio::join!(
-                    timed(self.get_memo(Slot::Cluster, cluster, |c: BitbucketCluster| c.0)),
-                    state()
-                );
+                let cluster =
+                    self.get_memo(Slot::Cluster, cluster, first, |c: BitbucketCluster| c.0);
+                return in_turn(timed(cluster), state(), head_start).await;
             }
             Product::Confluence => {
-                return tokio::join!(
-                    timed(self.get_memo(Slot::Cluster, cluster, |c: ConfluenceCluster| c.0)),
-                    state()
-                );
+                let cluster =
+                    self.get_memo(Slot::Cluster, cluster, first, |c: ConfluenceCluster| c.0);
+                return in_turn(timed(cluster), state(), head_start).await;
             }
             Product::Jira => {}
         }
-        let ((state_took, state), (nodes_took, nodes)) = tokio::join!(
-            timed(self.get_memo(Slot::JiraState, &self.urls.jira_state, |s: JiraState| s)),
-            timed(self.get_memo(Slot::JiraNodes, &self.urls.jira_nodes, |n: JiraNodes| n))
-        );
+        let started = Instant::now();
+        let ((state_took, state), (_, nodes)) = in_turn(
+            timed(self.get_memo(
+                Slot::JiraState,
+                &self.urls.jira_state,
+                first,
+                |s: JiraState| s,
+            )),
+            timed(self.get_memo(
+                Slot::JiraNodes,
+                &self.urls.jira_nodes,
+                last,
+                |n: JiraNodes| n,
+            )),
+            head_start,
+        )
+        .await;
         let cluster = match (&state, nodes) {
             (Ok(s), Ok(n)) => Ok(self.memo.jira_cluster(s, &n)),
             (Err(e), _) => Err(e.clone()),
             (Ok(_), Err(e)) => Err(e),
         };
         let responder = state.map(|s| self.memo.jira_responder(&s));
-        (
-            (state_took.max(nodes_took), cluster),
-            (state_took, responder),
-        )
+        ((started.elapsed(), cluster), (state_took, responder))
     }
 
     /// One reading of the cluster in the target's product: the [`Cluster`] every reader

@@ -2,9 +2,10 @@
 //! configuration) per distinct set of TLS, timeout and keep-alive settings, instead of one per
 //! target. A client holds no credentials: each request carries its target's own.
 //!
-//! At most one connection per upstream origin is kept alive between polls (a poll's
-//! concurrent requests may open more; they are closed after it), and none when the exporter's
-//! file-descriptor budget could not hold one per origin ([`crate::sys::fds`]).
+//! At most one connection per upstream origin is kept alive between polls, and none when the
+//! exporter's file-descriptor budget could not hold one per origin ([`crate::sys::fds`]): then
+//! a poll's calls, one after the other, share the one connection the first opens, and the
+//! last asks for it to be closed (`Connection: close`, [`super::ZduClient::closing_connections`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,6 +13,9 @@ use std::time::Duration;
 
 use super::{error_chain, install_crypto_provider, same_origin, ClientBuildError, MAX_REDIRECTS};
 use crate::config::TargetConfig;
+
+/// How long a connection that is not kept alive between polls may stay idle in the pool.
+pub const IDLE_AFTER_POLL: Duration = Duration::from_secs(1);
 
 /// What makes two targets' HTTP clients interchangeable. The CA bundle is keyed by its bytes,
 /// not its path: a reload after the file changed builds a new client.
@@ -64,8 +68,22 @@ impl ClientKey {
             .connect_timeout(self.timeout)
             .redirect(redirect)
             .no_proxy()
-            .pool_max_idle_per_host(usize::from(self.keep_alive))
+            // One idle connection per origin: kept between polls, or only between a poll's
+            // two calls when the last one asks for `Connection: close` (not kept alive).
+            .pool_max_idle_per_host(1)
             .tcp_nodelay(true);
+        if !self.keep_alive {
+            // A connection lives for one poll: TCP keep-alive probes would never fire, and
+            // the poll's deadline bounds it, so skip setting them on every socket; anything
+            // left idle (a second connection a slow first call made the poll open) is closed
+            // soon after the poll.
+            builder = builder
+                .pool_idle_timeout(IDLE_AFTER_POLL)
+                .tcp_keepalive(None)
+                .tcp_keepalive_interval(None)
+                .tcp_keepalive_retries(None)
+                .tcp_user_timeout(None);
+        }
         if self.insecure_skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         } else if let Some(pem) = &self.ca_pem {

@@ -562,6 +562,40 @@ async fn a_failing_state_endpoint_keeps_the_cluster_data() {
     assert!(h.metrics().contains("bitbucket_zdu_responder_info{"));
 }
 
+/// A poll against an upstream whose one endpoint hangs: it ends within one timeout (the
+/// poll's deadline; the calls run one after the other on one connection, the second
+/// starting anyway after its head start), the hung endpoint fails as `timeout` and the other
+/// answers.
+async fn one_endpoint_hangs(fault: Fault, hung: &str, answered: &str) {
+    let mock = Mock::start("127.0.0.1").await.unwrap();
+    let mut h = Harness::new(&mock.url(), SLOW_TIMEOUT);
+    mock.set(fault);
+    let started = std::time::Instant::now();
+    h.poll().await;
+    let took = started.elapsed();
+    // Two timeouts in turn would take 2 × SLOW_TIMEOUT; one is the deadline.
+    assert!(took < SLOW_TIMEOUT * 2, "the poll took {took:?}");
+    assert_eq!(h.errors(hung, Reason::Timeout), 1.0, "{}", h.metrics());
+    for reason in [Reason::Timeout, Reason::Connect] {
+        assert_eq!(h.errors(answered, reason), 0.0, "{}", h.metrics());
+    }
+    let polls = |ep| h.sample("bitbucket_zdu_polls_total", &[("endpoint", ep)]);
+    assert_eq!((polls(hung), polls(answered)), (Some(1.0), Some(1.0)));
+    h.assert_no_secret();
+}
+
+#[tokio::test]
+async fn a_hung_cluster_endpoint_costs_one_timeout_and_the_state_still_answers() {
+    let fault = Fault::ClusterOnly(Box::new(Fault::Hang));
+    one_endpoint_hangs(fault, "cluster", "state").await;
+}
+
+#[tokio::test]
+async fn a_hung_state_endpoint_costs_one_timeout_and_the_cluster_still_answers() {
+    let fault = Fault::StateOnly(Box::new(Fault::Hang));
+    one_endpoint_hangs(fault, "state", "cluster").await;
+}
+
 // ---- redirects -----------------------------------------------------------------------
 
 async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {

@@ -123,12 +123,15 @@ async fn a_tight_descriptor_budget_queues_polls_instead_of_failing_them() {
 }
 
 /// An upstream on its own origin that serves each connection's requests one after another
-/// (HTTP/1.1 keep-alive) and counts the requests, and those that came on a connection that
-/// had already carried one (a kept-alive connection used again).
+/// (HTTP/1.1 keep-alive) and counts the requests, those that came on a connection that had
+/// already carried one (a poll's second call on its first call's connection, or a
+/// kept-alive connection used again), and those that came on a connection that had already
+/// carried a request for the same path (a connection kept from one poll to the next).
 struct KeepAliveUpstream {
     url: String,
     requests: Arc<AtomicUsize>,
     reused: Arc<AtomicUsize>,
+    kept: Arc<AtomicUsize>,
 }
 
 impl KeepAliveUpstream {
@@ -138,28 +141,28 @@ impl KeepAliveUpstream {
             url: format!("http://{}", listener.local_addr().unwrap()),
             requests: Arc::default(),
             reused: Arc::default(),
+            kept: Arc::default(),
         };
-        let (requests, reused) = (up.requests.clone(), up.reused.clone());
+        let counters = [up.requests.clone(), up.reused.clone(), up.kept.clone()];
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, requests.clone(), reused.clone()));
+                tokio::spawn(serve(stream, counters.clone()));
             }
         });
         up
     }
 
-    fn counts(&self) -> (usize, usize) {
-        (
-            self.requests.load(Ordering::SeqCst),
-            self.reused.load(Ordering::SeqCst),
-        )
+    fn counts(&self) -> [usize; 3] {
+        [&self.requests, &self.reused, &self.kept].map(|c| c.load(Ordering::SeqCst))
     }
 }
 
-async fn serve(mut s: tokio::net::TcpStream, requests: Arc<AtomicUsize>, reused: Arc<AtomicUsize>) {
+/// Serves one connection; `counters`: requests, reused, kept ([`KeepAliveUpstream`]).
+async fn serve(mut s: tokio::net::TcpStream, counters: [Arc<AtomicUsize>; 3]) {
     use crate::common::upstream::{CLUSTER_JSON, STATE_JSON};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut buf, mut chunk, mut served) = (Vec::new(), [0u8; 4096], 0usize);
+    let [requests, reused, kept] = counters;
+    let (mut buf, mut chunk, mut paths) = (Vec::new(), [0u8; 4096], Vec::<String>::new());
     loop {
         let end = loop {
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -179,10 +182,13 @@ async fn serve(mut s: tokio::net::TcpStream, requests: Arc<AtomicUsize>, reused:
             STATE_JSON
         };
         requests.fetch_add(1, Ordering::SeqCst);
-        if served > 0 {
+        if !paths.is_empty() {
             reused.fetch_add(1, Ordering::SeqCst);
         }
-        served += 1;
+        if paths.iter().any(|p| p == path) {
+            kept.fetch_add(1, Ordering::SeqCst);
+        }
+        paths.push(path.to_string());
         let answer = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
@@ -210,14 +216,14 @@ async fn more_polls(rt: &Exporter, n: u64) {
     }
 }
 
-/// Requests and reused-connection requests over three polls of every target, counted after
-/// one poll each on the current configuration (a stopped poller's last requests may still
-/// land); every target up afterwards.
-async fn three_polls(rt: &Exporter, ups: &[KeepAliveUpstream]) -> (usize, usize) {
+/// Requests, reused-connection requests and kept-connection requests over three polls of
+/// every target, counted after one poll each on the current configuration (a stopped
+/// poller's last requests may still land); every target up afterwards.
+async fn three_polls(rt: &Exporter, ups: &[KeepAliveUpstream]) -> (usize, usize, usize) {
     let sum = || {
         ups.iter()
             .map(KeepAliveUpstream::counts)
-            .fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1))
+            .fold([0; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]])
     };
     more_polls(rt, 1).await;
     let before = sum();
@@ -228,7 +234,11 @@ async fn three_polls(rt: &Exporter, ups: &[KeepAliveUpstream]) -> (usize, usize)
         assert!(snap.cluster.is_some(), "{} is not up", snap.target);
         assert!(snap.endpoints[Endpoint::Cluster].last_error.is_none());
     }
-    (after.0 - before.0, after.1 - before.1)
+    (
+        after[0] - before[0],
+        after[1] - before[1],
+        after[2] - before[2],
+    )
 }
 
 #[tokio::test]
@@ -269,25 +279,27 @@ async fn a_reload_across_the_descriptor_budget_switches_keep_alive() {
     )
     .unwrap();
     // One origin: its connection is kept alive and used again by the next polls.
-    let (requests, reused) = three_polls(&rt, &ups).await;
+    let (requests, _, kept) = three_polls(&rt, &ups).await;
     assert!(
-        requests >= 6 && reused >= 2,
-        "{requests} requests, {reused} on a reused connection"
+        requests >= 6 && kept >= 2,
+        "{requests} requests, {kept} on a connection kept from an earlier poll"
     );
-    // Three origins do not fit: every request opens its own connection, and polls go on.
+    // Three origins do not fit: each poll opens one connection for its two calls and
+    // closes it after, and polls go on.
     write(3);
     rt.reload().await.unwrap();
     assert_eq!(rt.targets.load().len(), 3);
-    let (requests, reused) = three_polls(&rt, &ups).await;
+    let (requests, reused, kept) = three_polls(&rt, &ups).await;
     assert!(requests >= 18, "{requests} requests");
-    assert_eq!(reused, 0, "a connection was kept alive beyond the budget");
+    assert_eq!(kept, 0, "a connection was kept alive beyond the budget");
+    assert!(reused >= 1, "no poll made its two calls on one connection");
     // Back to one: kept alive again.
     write(1);
     rt.reload().await.unwrap();
-    let (requests, reused) = three_polls(&rt, &ups).await;
+    let (requests, _, kept) = three_polls(&rt, &ups).await;
     assert!(
-        requests >= 6 && reused >= 2,
-        "{requests} requests, {reused} on a reused connection"
+        requests >= 6 && kept >= 2,
+        "{requests} requests, {kept} on a connection kept from an earlier poll"
     );
     rt.shutdown();
 }

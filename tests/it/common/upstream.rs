@@ -41,6 +41,8 @@ pub enum Fault {
     Redirect(String),
     /// The inner fault on `/state` only; `/cluster` answers correctly.
     StateOnly(Box<Fault>),
+    /// The inner fault on `/cluster` only; `/state` answers correctly.
+    ClusterOnly(Box<Fault>),
     /// Whatever the script answers, given the request's number (from 0) and its head.
     Scripted(Script),
 }
@@ -202,6 +204,8 @@ impl Mock {
         match self.fault.lock().unwrap().clone() {
             Fault::StateOnly(inner) if path.ends_with("/rest/zdu/state") => *inner,
             Fault::StateOnly(_) => Fault::Good,
+            Fault::ClusterOnly(inner) if path.ends_with("/rest/zdu/cluster") => *inner,
+            Fault::ClusterOnly(_) => Fault::Good,
             Fault::Redirect(_) if path.starts_with("/moved") => Fault::Good,
             f => f,
         }
@@ -303,7 +307,7 @@ impl Mock {
                 let _ = s.write_all(head.as_bytes()).await;
                 let _ = s.shutdown().await;
             }
-            Fault::StateOnly(_) => unreachable!("resolved by fault_for"),
+            Fault::StateOnly(_) | Fault::ClusterOnly(_) => unreachable!("resolved by fault_for"),
             Fault::Scripted(script) => {
                 let n = self.seen.lock().unwrap().len().saturating_sub(1);
                 let c = (script.0)(n, head);
