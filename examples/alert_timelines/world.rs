@@ -75,6 +75,9 @@ pub struct World {
     pub noise: Noise,
     /// Readable event log: (minute, event).
     pub log: Vec<(u32, String)>,
+    /// Minutes in which Prometheus saw the cluster: at least one scrape succeeded and its
+    /// exporter had the product's answer (not unreachable, not a starting pod's sidecar).
+    pub seen: BTreeSet<u32>,
 }
 
 fn l(k: &str, v: &str) -> (String, String) {
@@ -102,6 +105,7 @@ impl World {
             store: Store::new(wanted),
             noise: Noise::default(),
             log: Vec::new(),
+            seen: BTreeSet::new(),
         };
         let count = if central { 1 } else { n };
         for i in 0..count {
@@ -246,9 +250,12 @@ impl World {
                 tk == k && t >= from && t < to && t.is_multiple_of(every)
             });
             let scrape_ok = process_alive && !flap && !self.noise.failed_scrapes.contains(&(t, k));
+            let answers = reachable && pod != Pod::Starting;
+            if scrape_ok && answers {
+                self.seen.insert(t);
+            }
             let body = if process_alive {
                 let local = if self.central { None } else { Some(k) };
-                let answers = reachable && pod != Pod::Starting;
                 let sim = &self.sim;
                 Some(self.targets[k].exporter.poll_and_expose(
                     answers.then_some((sim, local)),
